@@ -1,0 +1,38 @@
+// JSON Lines input and output. Readers report the file and line of a malformed record; writers
+// write atomically (temporary file, then rename) so a killed job leaves no half-written output.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/atomic_file.h"
+
+namespace align {
+
+// Where a record came from, for error messages: "file.jsonl:12".
+struct JsonlLocation {
+  std::string path;
+  size_t line = 0;
+  std::string str() const { return path + ":" + std::to_string(line); }
+};
+
+// Calls `fn` for each non-blank line of `path` parsed as JSON. A line that is not valid JSON
+// throws InputError naming the file and line. Exceptions thrown by `fn` that derive from
+// align::Error are re-thrown with the location prefixed.
+void for_each_jsonl(const std::string& path,
+                    const std::function<void(const nlohmann::json&, const JsonlLocation&)>& fn);
+
+// Writes one JSON object per line; the file appears only after commit().
+class JsonlWriter {
+ public:
+  explicit JsonlWriter(const std::string& path) : file_(path) {}
+  void write(const nlohmann::json& record);
+  void commit() { file_.commit(); }
+
+ private:
+  AtomicFile file_;
+};
+
+}  // namespace align
