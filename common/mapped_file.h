@@ -1,5 +1,5 @@
-// A read-only memory map of a whole file. Shared ownership lets tensors created over the mapping
-// keep it alive.
+// A private (copy-on-write) memory map of a whole file: writes through it never reach the file.
+// Shared ownership lets tensors created over the mapping keep it alive.
 #pragma once
 
 #include <cstddef>

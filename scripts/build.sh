@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, configures once and builds. The align binary lands at build/bin/align.
-# Usage: scripts/build.sh [cmake --build args...]   (BUILD_DIR overrides ./build)
+# Usage: scripts/build.sh [target...]   (all targets by default; BUILD_DIR overrides ./build)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,4 +11,8 @@ if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DALIGN_WERROR="${ALIGN_WERROR:-ON}" \
     -Wno-dev > "$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 fi
-cmake --build "$build" "$@"
+if [ $# -gt 0 ]; then
+  cmake --build "$build" --target "$@"
+else
+  cmake --build "$build"
+fi
