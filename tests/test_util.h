@@ -17,7 +17,9 @@ inline std::string golden_path(const std::string& relative) {
   return source_path("tests/golden/" + relative);
 }
 
-inline std::string align_binary() { return std::string(ALIGN_BINARY_DIR) + "/bin/align"; }
+inline std::string align_binary() {
+  return std::string(ALIGN_BINARY_DIR) + "/bin/align";
+}
 
 class TempDir {
  public:
