@@ -1,0 +1,63 @@
+#include "model/kernels/rms_norm_op.h"
+
+#include "common/error.h"
+
+#ifdef ALIGN_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+
+#include "model/kernels/rms_norm.h"
+#endif
+
+namespace align {
+
+#ifdef ALIGN_WITH_CUDA
+bool cuda_kernels_built() {
+  return true;
+}
+
+torch::Tensor rms_norm_cuda(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  const int64_t cols = x.size(-1);
+  if (!x.is_cuda() || !weight.is_cuda() || x.device() != weight.device()) {
+    throw Error("rms_norm_cuda: x and weight must be on the same CUDA device");
+  }
+  if (x.scalar_type() != weight.scalar_type() ||
+      (x.scalar_type() != torch::kFloat32 && x.scalar_type() != torch::kBFloat16)) {
+    throw Error("rms_norm_cuda: x and weight must both be fp32 or both bf16");
+  }
+  if (weight.dim() != 1 || weight.size(0) != cols) {
+    throw Error("rms_norm_cuda: weight must be [" + std::to_string(cols) + "]");
+  }
+  // Rows may be strided; columns must be contiguous.
+  torch::Tensor rows = x.reshape({-1, cols});
+  if (rows.stride(1) != 1) rows = rows.contiguous();
+  torch::Tensor w = weight.contiguous();
+  torch::Tensor out = torch::empty({rows.size(0), cols}, x.options());
+  kernels::RmsNormParams p;
+  p.x = rows.data_ptr();
+  p.x_row_stride = rows.stride(0);
+  p.weight = w.data_ptr();
+  p.out = out.data_ptr();
+  p.out_row_stride = cols;
+  p.rows = rows.size(0);
+  p.cols = cols;
+  p.eps = static_cast<float>(eps);
+  const auto dtype =
+      x.scalar_type() == torch::kFloat32 ? kernels::DType::F32 : kernels::DType::BF16;
+  const cudaError_t status =
+      kernels::launch_rms_norm(p, dtype, c10::cuda::getCurrentCUDAStream(x.get_device()).stream());
+  if (status != cudaSuccess) {
+    throw Error(std::string("rms_norm_cuda: launch failed: ") + cudaGetErrorString(status));
+  }
+  return out.view(x.sizes());
+}
+#else
+bool cuda_kernels_built() {
+  return false;
+}
+
+torch::Tensor rms_norm_cuda(const torch::Tensor&, const torch::Tensor&, double) {
+  throw Error("rms_norm_cuda: this build has no CUDA kernels (nvcc was not found)");
+}
+#endif
+
+}  // namespace align
