@@ -1,0 +1,12 @@
+// Each subcommand registers its flags and its action on the top-level CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace align {
+
+void add_init_command(CLI::App& app);      // align init: a random model directory in HF layout
+void add_tokenize_command(CLI::App& app);  // align tokenize: text or messages -> token ids
+void add_logprobs_command(CLI::App& app);  // align logprobs: teacher-forced per-token log-probs
+
+}  // namespace align

@@ -1,0 +1,88 @@
+// align logprobs --model DIR --input FILE.jsonl --output FILE.jsonl [--dtype] [--device] [--chat]
+// Teacher-forced scoring: each output line has "token_ids" and "logprobs", where logprobs[i] is
+// log p(token i | tokens before i) under the model and logprobs[0] is null (nothing precedes it).
+#include <filesystem>
+
+#include "align/commands.h"
+#include "align/device_options.h"
+#include "align/token_input.h"
+#include "common/error.h"
+#include "common/jsonl.h"
+#include "common/progress.h"
+#include "model/logprobs.h"
+#include "model/phi3_model.h"
+
+namespace align {
+namespace {
+
+struct LogprobsOptions {
+  std::string model, input, output;
+  std::string dtype = "auto", device = "auto";
+  bool chat = false;
+};
+
+// The model directory's tokenizer, if it has one; a broken one is an error, a missing one is not
+// (records must then carry token_ids).
+std::optional<Tokenizer> load_optional_tokenizer(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(fs::path(dir) / "tokenizer.json") && !fs::exists(fs::path(dir) / "vocab.json")) {
+    return std::nullopt;
+  }
+  return Tokenizer::load(dir);
+}
+
+void run_logprobs(const LogprobsOptions& opt) {
+  const torch::Device device = parse_device(opt.device);
+  const torch::ScalarType dtype = parse_dtype_flag(opt.dtype, device);
+  const Phi3Model model = Phi3Model::load(opt.model, dtype, device);
+  const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(opt.model);
+  const int64_t vocab = model.config().vocab_size;
+
+  // Read and check every record first: a bad line fails before any compute and before any output.
+  std::vector<TokenInput> inputs;
+  for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {
+    TokenInput in = read_token_input(record, tokenizer ? &*tokenizer : nullptr, opt.chat, vocab);
+    if (in.ids.empty()) throw InputError("the sequence is empty");
+    if (static_cast<int64_t>(in.ids.size()) > model.config().max_position_embeddings) {
+      throw InputError("the sequence has " + std::to_string(in.ids.size()) +
+                       " tokens, more than max_position_embeddings = " +
+                       std::to_string(model.config().max_position_embeddings));
+    }
+    inputs.push_back(std::move(in));
+  });
+
+  JsonlWriter writer(opt.output);
+  ProgressBar progress("logprobs", static_cast<int64_t>(inputs.size()));
+  torch::NoGradGuard no_grad;
+  for (const TokenInput& in : inputs) {
+    std::vector<int64_t> ids(in.ids.begin(), in.ids.end());
+    torch::Tensor tokens = torch::tensor(ids, torch::kInt64).view({1, -1}).to(device);
+    torch::Tensor lp = token_logprobs(model, tokens).to(torch::kCPU).view({-1});
+    nlohmann::json values = nlohmann::json::array({nullptr});
+    const float* data = lp.data_ptr<float>();
+    for (int64_t i = 1; i < lp.size(0); ++i) values.push_back(data[i]);
+    nlohmann::json out = {{"token_ids", in.ids}, {"logprobs", values}};
+    if (in.assistant_mask) out["assistant_mask"] = *in.assistant_mask;
+    writer.write(out);
+    progress.advance();
+  }
+  writer.commit();
+}
+
+}  // namespace
+
+void add_logprobs_command(CLI::App& app) {
+  auto opt = std::make_shared<LogprobsOptions>();
+  CLI::App* cmd = app.add_subcommand("logprobs", "Per-token log-probabilities of sequences");
+  cmd->add_option("--model", opt->model, "Hugging Face model directory")->required();
+  cmd->add_option("--input", opt->input,
+                  "JSONL; each line has \"token_ids\", \"text\" or \"messages\"")
+      ->required();
+  cmd->add_option("--output", opt->output, "JSONL output (written atomically)")->required();
+  cmd->add_option("--dtype", opt->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16");
+  cmd->add_option("--device", opt->device, "auto, cpu or cuda");
+  cmd->add_flag("--chat", opt->chat, "Wrap \"text\" as a user turn in the chat format");
+  cmd->callback([opt] { run_logprobs(*opt); });
+}
+
+}  // namespace align

@@ -1,0 +1,33 @@
+// The `align` command line. Library code throws typed errors; this is the one place that catches
+// them, prints one clear message and exits non-zero.
+#include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "align/commands.h"
+#include "common/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"align: SFT, Pivotal Token Search and DPO for Phi-4-class models", "align"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "align 0.1.0");
+  align::add_init_command(app);
+  align::add_tokenize_command(app);
+  align::add_logprobs_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const align::Error& e) {
+    std::cerr << "align: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "align: error (torch): " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "align: internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

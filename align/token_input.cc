@@ -1,0 +1,58 @@
+#include "align/token_input.h"
+
+#include "common/error.h"
+#include "data/chat_format.h"
+
+namespace align {
+
+TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat) {
+  if (!chat) return {tokenizer.encode(text), std::nullopt};
+  ChatTokens tokens = apply_chat_format(tokenizer, {{"user", text}}, true);
+  return {std::move(tokens.ids), std::move(tokens.assistant_mask)};
+}
+
+TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* tokenizer, bool chat,
+                            int64_t vocab_size) {
+  if (!record.is_object()) throw InputError("expected a JSON object, found " + record.dump());
+  const int keys = static_cast<int>(record.contains("token_ids")) +
+                   static_cast<int>(record.contains("text")) +
+                   static_cast<int>(record.contains("messages"));
+  if (keys != 1) {
+    throw InputError("expected exactly one of \"token_ids\", \"text\" or \"messages\", found " +
+                     std::to_string(keys));
+  }
+  if (record.contains("token_ids")) {
+    const auto& ids = record["token_ids"];
+    if (!ids.is_array()) throw InputError("\"token_ids\" must be an array of integers");
+    TokenInput input;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!ids[i].is_number_integer()) {
+        throw InputError("\"token_ids\"[" + std::to_string(i) + "] must be an integer, found " +
+                         ids[i].dump());
+      }
+      const int64_t id = ids[i].get<int64_t>();
+      if (id < 0 || id >= vocab_size) {
+        throw InputError("\"token_ids\"[" + std::to_string(i) + "] = " + std::to_string(id) +
+                         " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
+      }
+      input.ids.push_back(static_cast<TokenId>(id));
+    }
+    return input;
+  }
+  if (!tokenizer) {
+    throw InputError(
+        "this record needs a tokenizer (\"text\"/\"messages\"), but the model "
+        "directory has none: pass \"token_ids\" instead");
+  }
+  if (record.contains("text")) {
+    if (!record["text"].is_string()) throw InputError("\"text\" must be a string");
+    return text_token_input(record["text"].get<std::string>(), *tokenizer, chat);
+  }
+  std::vector<ChatMessage> messages = parse_chat_messages(record["messages"]);
+  if (messages.empty()) throw InputError("\"messages\" is empty");
+  const bool generation_prompt = messages.back().role != "assistant";
+  ChatTokens tokens = apply_chat_format(*tokenizer, messages, generation_prompt);
+  return {std::move(tokens.ids), std::move(tokens.assistant_mask)};
+}
+
+}  // namespace align

@@ -1,0 +1,66 @@
+// Pre-tokenization: cutting text into the pieces ("pre-tokens") that BPE encodes one by one, as
+// tokenizer.json's "pre_tokenizer" describes. Supported, which covers Phi-4 and GPT-2 files:
+//   - Split {pattern: {Regex|String}, behavior: "Isolated", invert}: every match and every gap
+//     becomes a piece. `invert` swaps which pieces count as matches, which "Isolated" ignores.
+//   - ByteLevel {add_prefix_space, use_regex}: last step. Prepends a space to each piece that does
+//     not start with one (when add_prefix_space), then splits with GPT-2's regex (when use_regex).
+//     Mapping bytes to the byte-level alphabet is left to the BPE model, which works on raw bytes.
+//   - Sequence of the above (nested sequences are flattened): Splits, then one ByteLevel.
+// Anything else throws InputError: tokenizing with a step we do not run would be silently wrong.
+//
+// Regexes run on PCRE2 (UTF + UCP); Hugging Face runs them on Oniguruma. The golden Unicode sweep
+// (tests/golden/tokenizer/unicode_classes.json) checks both agree on every code point.
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/json_fields.h"
+#include "data/regex.h"
+
+namespace align {
+
+// Phi-4's (OpenAI cl100k_base) pre-tokenizer regex.
+inline constexpr const char* kCl100kPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+    R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// GPT-2's regex, used by ByteLevel with use_regex.
+inline constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+// One piece: its bytes are (prefix_space ? " " : "") + text, with `text` a view into the input.
+struct PreToken {
+  std::string_view text;
+  bool prefix_space = false;
+};
+
+class PreTokenizer {
+ public:
+  // Parses tokenizer.json's "pre_tokenizer" value found at `at`.
+  static PreTokenizer from_json(const nlohmann::json& value, const JsonPath& at);
+  // Phi-4's: Split(cl100k, Isolated) then ByteLevel(add_prefix_space=false, use_regex=false).
+  static PreTokenizer phi4();
+
+  // Calls `sink` with each piece of `text` (valid UTF-8), in order; views point into `text`.
+  // Streams: memory does not grow with the length of `text`.
+  void for_each(std::string_view text, const std::function<void(const PreToken&)>& sink) const;
+  // Appends the pieces to `out`.
+  void split(std::string_view text, std::vector<PreToken>& out) const;
+
+ private:
+  PreTokenizer() = default;
+  void run(size_t step, std::string_view piece,
+           const std::function<void(const PreToken&)>& sink) const;
+  void byte_level(std::string_view piece, const std::function<void(const PreToken&)>& sink) const;
+
+  std::vector<Regex> splits_;             // Split steps, in order
+  bool add_prefix_space_ = false;         // ByteLevel step
+  std::optional<Regex> byte_level_regex_; // ByteLevel with use_regex
+};
+
+}  // namespace align

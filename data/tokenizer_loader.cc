@@ -1,0 +1,294 @@
+// Tokenizer::load: reading tokenizer.json, or vocab.json + merges.txt, plus tokenizer_config.json.
+#include <filesystem>
+#include <fstream>
+#include <unordered_set>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "data/byte_level.h"
+#include "data/json_fields.h"
+#include "data/tokenizer_state.h"
+#include "data/utf8.h"
+
+namespace align {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kMaxId = (int64_t{1} << 31) - 2;
+
+// HF's AddedToken fields and defaults (normalized defaults to !special).
+AddedToken parse_added_token(const json& value, TokenId id, const JsonPath& at) {
+  if (!value.is_object()) throw_json_error(at, "expected an object, got " + describe_json(value));
+  AddedToken token;
+  token.id = id;
+  token.content = json_string(json_member(value, "content", at), at / "content");
+  if (token.content.empty()) throw_json_error(at / "content", "is empty");
+  token.special = json_bool(value, "special", false, at);
+  token.lstrip = json_bool(value, "lstrip", false, at);
+  token.rstrip = json_bool(value, "rstrip", false, at);
+  token.single_word = json_bool(value, "single_word", false, at);
+  token.normalized = json_bool(value, "normalized", !token.special, at);
+  return token;
+}
+
+// tokenizer.json "added_tokens": [{"id": 100264, "content": "<|im_start|>", ...}, ...]
+std::vector<AddedToken> parse_added_token_list(const json& list, const JsonPath& at) {
+  if (!list.is_array()) throw_json_error(at, "expected an array, got " + describe_json(list));
+  std::vector<AddedToken> tokens;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const JsonPath item = at[i];
+    const auto id = json_index(json_member(list[i], "id", item), kMaxId, item / "id");
+    tokens.push_back(parse_added_token(list[i], static_cast<TokenId>(id), item));
+  }
+  return tokens;
+}
+
+// tokenizer_config.json "added_tokens_decoder": {"100264": {"content": "<|im_start|>", ...}, ...}
+std::vector<AddedToken> parse_added_token_map(const json& map, const JsonPath& at) {
+  if (!map.is_object()) throw_json_error(at, "expected an object, got " + describe_json(map));
+  std::vector<AddedToken> tokens;
+  for (const auto& [key, value] : map.items()) {
+    const JsonPath item = at / key;
+    char* end = nullptr;
+    const long long id = std::strtoll(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || id < 0 || id > kMaxId) {
+      throw_json_error(item, "key must be a token id, got \"" + key + "\"");
+    }
+    tokens.push_back(parse_added_token(value, static_cast<TokenId>(id), item));
+  }
+  return tokens;
+}
+
+// Added tokens must not contradict each other or the model vocabulary.
+void check_added_tokens(const std::vector<AddedToken>& tokens, const Bpe& bpe,
+                        const JsonPath& at) {
+  std::unordered_map<TokenId, const AddedToken*> by_id;
+  std::unordered_map<std::string, const AddedToken*> by_content;
+  for (const AddedToken& token : tokens) {
+    const std::string name = "added token \"" + token.content + "\" (id " +
+                             std::to_string(token.id) + ")";
+    if (auto [it, fresh] = by_id.emplace(token.id, &token); !fresh) {
+      throw_json_error(at, name + ": id already used by \"" + it->second->content + "\"");
+    }
+    if (auto [it, fresh] = by_content.emplace(token.content, &token); !fresh) {
+      throw_json_error(at, name + ": content already has id " + std::to_string(it->second->id));
+    }
+    if (auto model_id = bpe.token_to_id(token.content); model_id && *model_id != token.id) {
+      throw_json_error(at, name + ": the model vocabulary gives it id " +
+                               std::to_string(*model_id));
+    }
+    if (const std::string* model_token = bpe.id_to_token(token.id);
+        model_token && *model_token != token.content) {
+      throw_json_error(at, name + ": the id belongs to model token \"" + *model_token + "\"");
+    }
+  }
+}
+
+void require_null(const json& object, const std::string& key, const JsonPath& at,
+                  const std::string& why) {
+  if (const json* value = json_optional(object, key)) {
+    throw_json_error(at / key, "expected null, got " + describe_json(*value) + " (" + why + ")");
+  }
+}
+
+void require_empty_string(const json& object, const std::string& key, const JsonPath& at) {
+  if (const json* value = json_optional(object, key)) {
+    if (!value->is_string() || !value->get<std::string>().empty()) {
+      throw_json_error(at / key, "expected null or \"\", got " + describe_json(*value) +
+                                     " (subword prefixes/suffixes are not supported)");
+    }
+  }
+}
+
+Bpe::Vocab parse_vocab(const json& vocab, const JsonPath& at) {
+  if (!vocab.is_object()) throw_json_error(at, "expected an object, got " + describe_json(vocab));
+  Bpe::Vocab out;
+  out.reserve(vocab.size());
+  for (const auto& [token, id] : vocab.items()) {
+    out.emplace_back(token, static_cast<TokenId>(json_index(id, kMaxId, at / token)));
+  }
+  return out;
+}
+
+// A merge "a b" (one space) as in merges.txt and older tokenizer.json files.
+bool split_merge(const std::string& line, std::pair<std::string, std::string>* merge) {
+  const size_t space = line.find(' ');
+  if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
+      line.find(' ', space + 1) != std::string::npos) {
+    return false;
+  }
+  *merge = {line.substr(0, space), line.substr(space + 1)};
+  return true;
+}
+
+Bpe::Merges parse_merges(const json& merges, const JsonPath& at) {
+  if (!merges.is_array()) throw_json_error(at, "expected an array, got " + describe_json(merges));
+  Bpe::Merges out;
+  out.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const json& m = merges[i];
+    std::pair<std::string, std::string> merge;
+    if (m.is_string()) {
+      if (!split_merge(m.get<std::string>(), &merge)) {
+        throw_json_error(at[i], "expected \"left right\" (one space), got " + describe_json(m));
+      }
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      merge = {m[0].get<std::string>(), m[1].get<std::string>()};
+    } else {
+      throw_json_error(at[i], "expected [\"left\", \"right\"] or \"left right\", got " +
+                                  describe_json(m));
+    }
+    out.push_back(std::move(merge));
+  }
+  return out;
+}
+
+Bpe parse_model(const json& model, const JsonPath& at) {
+  const std::string type = json_string(json_member(model, "type", at), at / "type");
+  if (type != "BPE") {
+    throw_json_error(at / "type", "unsupported model type \"" + type + "\" (only BPE)");
+  }
+  require_null(model, "dropout", at, "BPE dropout is for training; inference needs null");
+  if (json_bool(model, "byte_fallback", false, at)) {
+    throw_json_error(at / "byte_fallback", "true is not supported (byte-level BPE needs false)");
+  }
+  require_empty_string(model, "continuing_subword_prefix", at);
+  require_empty_string(model, "end_of_word_suffix", at);
+  const bool ignore_merges = json_bool(model, "ignore_merges", false, at);
+  const Bpe::Vocab vocab = parse_vocab(json_member(model, "vocab", at), at / "vocab");
+  const Bpe::Merges merges = parse_merges(json_member(model, "merges", at), at / "merges");
+  return Bpe(vocab, merges, ignore_merges, at.str());
+}
+
+void check_decoder(const json& root, const JsonPath& at) {
+  const json* decoder = json_optional(root, "decoder");
+  if (!decoder) throw_json_error(at / "decoder", "is null; only ByteLevel is supported");
+  const std::string type = json_string(json_member(*decoder, "type", at / "decoder"),
+                                       at / "decoder" / "type");
+  if (type != "ByteLevel") {
+    throw_json_error(at / "decoder" / "type",
+                     "unsupported decoder type \"" + type + "\" (only ByteLevel)");
+  }
+}
+
+struct Loaded {
+  Bpe bpe;
+  PreTokenizer pre;
+  std::vector<AddedToken> added;
+};
+
+Loaded load_tokenizer_json(const std::string& path) {
+  const json root = read_json_file(path);
+  const JsonPath at{path, ""};
+  if (!root.is_object()) throw_json_error(at, "expected an object, got " + describe_json(root));
+  if (const json* normalizer = json_optional(root, "normalizer")) {
+    const json* type = json_optional(*normalizer, "type");
+    throw_json_error(at / "normalizer", "unsupported normalizer " +
+                                            (type ? describe_json(*type) : describe_json(*normalizer)) +
+                                            " (only null)");
+  }
+  require_null(root, "truncation", at, "HF would truncate every encoding");
+  require_null(root, "padding", at, "HF would pad every encoding");
+  check_decoder(root, at);
+  Bpe bpe = parse_model(json_member(root, "model", at), at / "model");
+  PreTokenizer pre =
+      PreTokenizer::from_json(json_member(root, "pre_tokenizer", at), at / "pre_tokenizer");
+  std::vector<AddedToken> added;
+  if (const json* list = json_optional(root, "added_tokens")) {
+    added = parse_added_token_list(*list, at / "added_tokens");
+  }
+  check_added_tokens(added, bpe, at / "added_tokens");
+  return {std::move(bpe), std::move(pre), std::move(added)};
+}
+
+Bpe::Merges read_merges_txt(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open " + path);
+  Bpe::Merges merges;
+  std::string line;
+  size_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.rfind("#version", 0) == 0) continue;
+    std::pair<std::string, std::string> merge;
+    if (!split_merge(line, &merge)) {
+      throw InputError(path + ":" + std::to_string(number) +
+                       ": expected \"left right\" (two tokens, one space), got \"" + line + "\"");
+    }
+    merges.push_back(std::move(merge));
+  }
+  return merges;
+}
+
+// bos_token may be a string or an AddedToken object {"content": ...}.
+std::optional<std::string> special_name(const json& config, const std::string& key,
+                                        const JsonPath& at) {
+  const json* value = json_optional(config, key);
+  if (!value) return std::nullopt;
+  if (value->is_object()) return json_string(json_member(*value, "content", at / key), at / key / "content");
+  return json_string(*value, at / key);
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::load(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string tokenizer_json = dir + "/tokenizer.json";
+  const std::string vocab_json = dir + "/vocab.json";
+  const std::string merges_txt = dir + "/merges.txt";
+  const std::string config_json = dir + "/tokenizer_config.json";
+
+  json config = json::object();
+  const bool has_config = fs::exists(config_json);
+  if (has_config) {
+    config = read_json_file(config_json);
+    if (!config.is_object()) {
+      throw InputError(config_json + ": expected an object, got " + describe_json(config));
+    }
+  }
+  const JsonPath config_at{config_json, ""};
+
+  std::optional<Loaded> loaded;
+  std::string source;
+  if (fs::exists(tokenizer_json)) {
+    source = tokenizer_json;
+    loaded.emplace(load_tokenizer_json(tokenizer_json));
+  } else if (fs::exists(vocab_json)) {
+    source = vocab_json;
+    if (!fs::exists(merges_txt)) {
+      throw InputError(merges_txt + ": missing (needed next to " + vocab_json + ")");
+    }
+    const json vocab = read_json_file(vocab_json);
+    Bpe bpe(parse_vocab(vocab, JsonPath{vocab_json, ""}), read_merges_txt(merges_txt), false,
+            vocab_json + " + " + merges_txt);
+    std::vector<AddedToken> added;
+    if (const json* map = json_optional(config, "added_tokens_decoder")) {
+      added = parse_added_token_map(*map, config_at / "added_tokens_decoder");
+    }
+    check_added_tokens(added, bpe, config_at / "added_tokens_decoder");
+    loaded.emplace(Loaded{std::move(bpe), PreTokenizer::phi4(), std::move(added)});
+  } else {
+    throw InputError(dir + ": no tokenizer found (expected tokenizer.json, or vocab.json and "
+                           "merges.txt)");
+  }
+
+  auto state = std::make_shared<TokenizerState>(std::move(loaded->bpe), std::move(loaded->pre),
+                                                std::move(loaded->added), source);
+  auto resolve = [&](const std::string& key) -> std::optional<TokenId> {
+    const auto name = special_name(config, key, config_at);
+    if (!name) return std::nullopt;
+    auto it = state->added_ids.find(*name);
+    if (it != state->added_ids.end()) return it->second;
+    if (auto id = state->bpe.token_to_id(*name)) return id;
+    throw_json_error(config_at / key, "\"" + *name + "\" is not a token of " + source);
+  };
+  state->bos = resolve("bos_token");
+  state->eos = resolve("eos_token");
+  state->pad = resolve("pad_token");
+  return make_tokenizer(std::move(state));
+}
+
+}  // namespace align

@@ -1,0 +1,23 @@
+#include "model/ops.h"
+
+#include <ATen/ATen.h>
+
+namespace align {
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  auto h = x.to(at::kFloat);
+  auto variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(variance + eps);
+  return weight * h.to(x.scalar_type());
+}
+
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight) {
+  return at::linear(x, weight);
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate_up) {
+  auto halves = gate_up.chunk(2, -1);
+  return halves[1] * at::silu(halves[0]);
+}
+
+}  // namespace align

@@ -1,0 +1,112 @@
+// Phi3ForCausalLM (Phi-4, Phi-4-mini) in LibTorch, with Hugging Face's exact semantics.
+//
+// Dimensions: B batch rows, T new tokens per row, S key slots, C hidden, H query heads, Hkv KV
+// heads, D head dim, R rotary dims, I intermediate, V vocab, L layers.
+//
+// Per layer (pre-norm, fused projections kept fused as in the checkpoint):
+//   x = rms_norm(h); q|k|v = split(x W_qkv^T, [H*D, Hkv*D, Hkv*D]); RoPE on q and k (positions);
+//   h += attention(q, k, v) W_o^T;  x = rms_norm(h);  h += swiglu(x W_gate_up^T) W_down^T.
+// Then rms_norm(h) and logits = h W_lm_head^T (W_lm_head = W_embed when tied).
+// Works in fp32 or bf16 on CPU or CUDA: the dtype and device are the weights'.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/rope.h"
+
+namespace align {
+
+struct LayerWeights {
+  torch::Tensor input_norm;  // [C]
+  torch::Tensor qkv;         // [H*D + 2*Hkv*D, C], rows Q | K | V
+  torch::Tensor o;           // [C, H*D]
+  torch::Tensor post_norm;   // [C]
+  torch::Tensor gate_up;     // [2I, C], rows gate | up
+  torch::Tensor down;        // [C, I]
+};
+
+struct ModelWeights {
+  torch::Tensor embed;  // [V, C]
+  std::vector<LayerWeights> layers;
+  torch::Tensor norm;     // [C]
+  torch::Tensor lm_head;  // [V, C]; the embed tensor itself when the config ties them
+};
+
+// Builds the weights from a source of named tensors (Hugging Face names), in checkpoint order.
+ModelWeights assemble_weights(const ModelConfig& config,
+                              const std::function<torch::Tensor(const std::string&)>& get);
+// (Hugging Face name, tensor) for every stored tensor; lm_head is left out when tied.
+std::vector<std::pair<std::string, torch::Tensor>> named_weights(const ModelConfig& config,
+                                                                 const ModelWeights& weights);
+
+enum class LogitsAt {
+  kNone,   // no logits (prefill that only fills the cache; hidden states for chunked log-probs)
+  kLast,   // [B, V] at each row's last valid token
+  kAll,    // [B, T, V]
+  kIndex,  // [N, V] at logits_index (flat b * T + t)
+};
+
+struct ForwardInput {
+  torch::Tensor tokens;        // [B, T] int64
+  torch::Tensor positions;     // [B, T] int64 RoPE positions; undefined: cached length + t
+  torch::Tensor segments;      // [B, T] int64, optional: packed sequences (no cache); tokens attend
+                               // only within their segment
+  std::vector<int64_t> valid;  // [B] real tokens per row, the rest is right padding; empty: T
+  // [B] longrope only: the sequence length that picks short/long factors per row (e.g. the full
+  // prompt length during chunked prefill); empty: max valid position + 1 of the row (per segment).
+  std::vector<int64_t> rope_lengths;
+  LogitsAt logits = LogitsAt::kLast;
+  torch::Tensor logits_index;  // [N] int64 for kIndex
+  bool return_hidden = false;
+};
+
+struct ForwardOutput {
+  torch::Tensor logits;  // fp32, shape per LogitsAt; undefined for kNone
+  torch::Tensor hidden;  // [B, T, C] model dtype, after the final norm, when return_hidden
+};
+
+class Phi3Model {
+ public:
+  Phi3Model(ModelConfig config, ModelWeights weights);
+
+  // Reads config.json and the checkpoint in `dir`, checks every tensor name and shape (one
+  // InputError lists all missing, unexpected and misshaped tensors), then loads them as `dtype`
+  // on `device`. CPU tensors whose dtype matches the file may view its read-only mapping: clone()
+  // before writing into them.
+  static Phi3Model load(const std::string& dir, torch::ScalarType dtype, torch::Device device);
+
+  // One forward pass over B rows of T new tokens.
+  // Without a cache: token t of a row attends to tokens [0, t] of its row (and segment).
+  // With a cache (see kv_cache.h): the row's new keys/values are written after its cached
+  // length, queries see the cached prefix plus the causal part of the new tokens, and the
+  // cached length grows by the row's valid count.
+  // Throws InputError for malformed inputs, Error for a longrope row that needs a re-prefill.
+  ForwardOutput forward(const ForwardInput& input, KvCache* cache = nullptr) const;
+
+  // hidden [..., C] (model dtype, after the final norm) -> logits [..., V] fp32.
+  torch::Tensor logits(const torch::Tensor& hidden) const;
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  ModelWeights& mutable_weights() { return weights_; }
+  torch::ScalarType dtype() const { return weights_.embed.scalar_type(); }
+  torch::Device device() const { return weights_.embed.device(); }
+  Phi3Model to(torch::ScalarType dtype, torch::Device device) const;
+
+ private:
+  ModelConfig config_;
+  ModelWeights weights_;
+  Rope rope_;
+};
+
+// "bfloat16" / "float16" / "float32" (a config's dtype) -> Torch dtype; throws InputError.
+torch::ScalarType parse_model_dtype(const std::string& name);
+
+}  // namespace align

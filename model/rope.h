@@ -1,0 +1,43 @@
+// Rotary position embedding with Hugging Face's exact numerics (Phi3RotaryEmbedding):
+//   inv_freq[i] = 1 / (ext[i] * theta^(2i / R)),  i < R/2, in fp32 (ext = 1, or the longrope
+//                                                  short / long factors)
+//   angle = float(position) * inv_freq (fp32); emb = cat(angle, angle);
+//   cos = cos(emb) * s, sin = sin(emb) * s (s = rope_attention_scaling), then cast to the model
+//   dtype; x[..., :R] = x[..., :R] * cos + rotate_half(x[..., :R]) * sin, rotate_half(y) = cat(-y2,
+//   y1): dim d pairs with d + R/2 (NeoX style); dims [R, D) pass through (partial rotary).
+#pragma once
+
+#include <torch/types.h>
+
+#include "model/config.h"
+
+namespace align {
+
+class Rope {
+ public:
+  explicit Rope(const ModelConfig& config);
+
+  // cos and sin for `positions` [B, T] int64 -> each [B, T, R] in `dtype` on the positions' device.
+  // `use_long` [B, T] bool picks the longrope long factors per token (undefined: short factors
+  // everywhere; ignored for default RoPE).
+  std::pair<torch::Tensor, torch::Tensor> cos_sin(const torch::Tensor& positions,
+                                                  const torch::Tensor& use_long,
+                                                  torch::ScalarType dtype) const;
+
+  const torch::Tensor& inv_freq_short() const { return inv_freq_short_; }  // [R/2] fp32, CPU
+  const torch::Tensor& inv_freq_long() const { return inv_freq_long_; }    // [R/2] fp32, CPU
+  bool longrope() const { return longrope_; }
+
+ private:
+  torch::Tensor inv_freq_short_;  // also the default-RoPE frequencies
+  torch::Tensor inv_freq_long_;   // undefined unless longrope
+  double scaling_ = 1.0;
+  bool longrope_ = false;
+};
+
+// Rotates the first cos.size(-1) dims of each head. x [B, T, heads, D]; cos, sin [B, T, R] in x's
+// dtype. Returns a new tensor [B, T, heads, D].
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
+                         const torch::Tensor& sin);
+
+}  // namespace align

@@ -1,0 +1,130 @@
+// BPE merging on a hand-written vocabulary: the 256 byte characters with id = byte value, plus
+// five merges. Expected ids are derived by hand from HF's rule: merge the adjacent pair of lowest
+// rank, the leftmost on ties, until no pair has a merge.
+#include "data/bpe.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "common/error.h"
+#include "data/byte_level.h"
+
+namespace align {
+namespace {
+
+constexpr TokenId kBC = 256, kAB = 257, kLL = 258, kHE = 259, kHELL = 260, kHELLO = 261;
+
+Bpe::Vocab hand_vocab() {
+  Bpe::Vocab vocab;
+  for (int b = 0; b < 256; ++b) {
+    vocab.emplace_back(bytes_to_byte_level(std::string(1, static_cast<char>(b))), b);
+  }
+  vocab.emplace_back("bc", kBC);
+  vocab.emplace_back("ab", kAB);
+  vocab.emplace_back("ll", kLL);
+  vocab.emplace_back("he", kHE);
+  vocab.emplace_back("hell", kHELL);
+  vocab.emplace_back("hello", kHELLO);  // in the vocabulary, but no merge builds it
+  return vocab;
+}
+
+const Bpe::Merges kMerges = {{"b", "c"}, {"a", "b"}, {"l", "l"}, {"h", "e"}, {"he", "ll"}};
+
+std::vector<TokenId> run(const Bpe& bpe, const std::string& word) {
+  std::vector<TokenId> ids;
+  bpe.encode(word, ids);
+  return ids;
+}
+
+TEST(Bpe, MergesByRankThenPosition) {
+  const Bpe bpe(hand_vocab(), kMerges, /*ignore_merges=*/false, "test");
+  using V = std::vector<TokenId>;
+  EXPECT_EQ(run(bpe, "abc"), (V{'a', kBC}));   // "b c" has rank 0, beats "a b" to its left
+  EXPECT_EQ(run(bpe, "ab"), (V{kAB}));
+  EXPECT_EQ(run(bpe, "abab"), (V{kAB, kAB}));
+  EXPECT_EQ(run(bpe, "lll"), (V{kLL, 'l'}));  // tie between two "l l": the leftmost wins
+  EXPECT_EQ(run(bpe, "hell"), (V{kHELL}));    // "l l" (rank 2) first, then "h e", then "he ll"
+  EXPECT_EQ(run(bpe, "hello"), (V{kHELL, 'o'}));
+  EXPECT_EQ(run(bpe, "hhell"), (V{'h', kHELL}));
+  EXPECT_EQ(run(bpe, "xyz"), (V{'x', 'y', 'z'}));
+  EXPECT_EQ(run(bpe, " \n"), (V{' ', '\n'}));
+  EXPECT_EQ(run(bpe, "\xE4\xBD\xA0"), (V{0xE4, 0xBD, 0xA0}));
+  EXPECT_EQ(run(bpe, ""), V{});
+}
+
+TEST(Bpe, LongWordsAndCacheGiveTheSameIds) {
+  const Bpe bpe(hand_vocab(), kMerges, false, "test");
+  std::vector<TokenId> expected(500, kLL);
+  expected.push_back('l');
+  const std::string word(1001, 'l');  // longer than the cache takes
+  EXPECT_EQ(run(bpe, word), expected);
+  // Same word twice: the second comes from the cache.
+  EXPECT_EQ(run(bpe, "hello"), run(bpe, "hello"));
+}
+
+TEST(Bpe, IgnoreMergesEmitsWholeVocabularyWords) {
+  const Bpe merging(hand_vocab(), kMerges, false, "test");
+  const Bpe ignoring(hand_vocab(), kMerges, true, "test");
+  EXPECT_EQ(run(merging, "hello"), (std::vector<TokenId>{kHELL, 'o'}));
+  EXPECT_EQ(run(ignoring, "hello"), (std::vector<TokenId>{kHELLO}));
+  EXPECT_EQ(run(ignoring, "hellox"), (std::vector<TokenId>{kHELL, 'o', 'x'}));  // not whole
+}
+
+TEST(Bpe, Lookups) {
+  const Bpe bpe(hand_vocab(), kMerges, false, "test");
+  EXPECT_EQ(bpe.token_to_id("\xC4\xA0"), std::optional<TokenId>(' '));  // "Ġ"
+  EXPECT_EQ(bpe.token_to_id("hell"), std::optional<TokenId>(kHELL));
+  EXPECT_FALSE(bpe.token_to_id("nope").has_value());
+  ASSERT_NE(bpe.id_to_token(kAB), nullptr);
+  EXPECT_EQ(*bpe.id_to_token(kAB), "ab");
+  EXPECT_EQ(bpe.id_to_token(9999), nullptr);
+  EXPECT_EQ(bpe.max_id(), kHELLO);
+}
+
+TEST(Bpe, ThreadsShareTheCache) {
+  const Bpe bpe(hand_vocab(), kMerges, false, "test");
+  const std::vector<std::string> words = {"abc", "hello", "lll", "hhell", "abab", "xyz"};
+  std::vector<std::vector<TokenId>> expected;
+  for (const auto& w : words) expected.push_back(run(bpe, w));
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 2000; ++round) {
+        for (size_t i = 0; i < words.size(); ++i) {
+          // Vary the words so that inserts and lookups interleave.
+          const std::string w = words[i] + std::string(round % 7, 'z');
+          std::vector<TokenId> want = expected[i];
+          want.insert(want.end(), round % 7, 'z');
+          if (run(bpe, w) != want) ++failures[t];
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int f : failures) EXPECT_EQ(f, 0);
+}
+
+TEST(Bpe, RejectsBadVocabularies) {
+  auto expect_error = [](const Bpe::Vocab& vocab, const Bpe::Merges& merges, const char* part) {
+    try {
+      Bpe bpe(vocab, merges, false, "file.json: model");
+      FAIL() << "no error; expected one containing " << part;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_error(hand_vocab(), {{"b", "c"}, {"q", "zz"}}, "model.merges[1]");
+  expect_error(hand_vocab(), {{"b", "c"}, {"q", "zz"}}, "\"zz\" is not in the vocabulary");
+  expect_error(hand_vocab(), {{"x", "y"}}, "the merged token \"xy\" is not in the vocabulary");
+  Bpe::Vocab missing_byte = hand_vocab();
+  missing_byte.erase(missing_byte.begin() + 'q');
+  expect_error(missing_byte, {}, "missing the byte-level character \"q\"");
+  Bpe::Vocab duplicate = hand_vocab();
+  duplicate.emplace_back("zz", kAB);
+  expect_error(duplicate, {}, "id 257 is given to both");
+}
+
+}  // namespace
+}  // namespace align

@@ -1,0 +1,168 @@
+// Parity of the forward pass with Hugging Face transformers (golden files from
+// tools/golden_model.py) and checkpoint validation when loading.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/error.h"
+#include "model/checkpoint.h"
+#include "model/init.h"
+#include "model/logprobs.h"
+#include "model/phi3_model.h"
+#include "tests/model/model_test_util.h"
+
+namespace align {
+namespace {
+
+// fp32: transformers and align run the same LibTorch kernels with the same op order; the measured
+// maximum error is ~1e-6 (reported below), the tolerance is the 1e-4 the project asks for.
+constexpr double kFp32Tolerance = 1e-4;
+// bf16: both sides round every intermediate to bf16 (8 bits of mantissa) in the same places, but
+// the grouped-query matmuls run as [G*T, D] x [D, S] per KV head instead of transformers'
+// repeat_kv layout, and a one-ulp difference in a bf16 activation moves a log-prob by up to
+// ~2^-8 * |logit spread|. The measured maximum is printed below; the tolerance leaves about 3x
+// margin over it. For scale: bf16 transformers differs from fp32 transformers by up to 0.26 on
+// these sequences.
+constexpr double kBf16Tolerance = 0.05;
+
+// Max |align - transformers| over every sequence of a golden model (positions >= 1).
+double golden_logprob_error(const std::string& name, torch::ScalarType dtype) {
+  const Phi3Model model = Phi3Model::load(testing::golden_model_dir(name), dtype, torch::kCPU);
+  const auto record = testing::golden_record(name);
+  const std::string key = dtype == torch::kFloat ? "logprobs_fp32" : "logprobs_bf16";
+  torch::NoGradGuard no_grad;
+  double worst = 0;
+  for (const auto& seq : record["sequences"]) {
+    auto ids = seq["tokens"].get<std::vector<int64_t>>();
+    auto expected = seq[key].get<std::vector<double>>();
+    auto got = token_logprobs(model, testing::token_row(ids))[0];
+    EXPECT_EQ(got.size(0), static_cast<int64_t>(ids.size()));
+    for (size_t i = 1; i < ids.size(); ++i) {
+      worst = std::max(worst, std::abs(got[static_cast<int64_t>(i)].item<double>() - expected[i]));
+    }
+  }
+  return worst;
+}
+
+TEST(Forward, Phi4TinyMatchesTransformersFp32) {
+  double err = golden_logprob_error("phi4_tiny", torch::kFloat);
+  std::cout << "phi4_tiny fp32 max |dlogprob| = " << err << "\n";
+  RecordProperty("max_error", std::to_string(err));
+  EXPECT_LT(err, kFp32Tolerance);
+}
+
+TEST(Forward, Phi4TinyMatchesTransformersBf16) {
+  double err = golden_logprob_error("phi4_tiny", torch::kBFloat16);
+  std::cout << "phi4_tiny bf16 max |dlogprob| = " << err << "\n";
+  RecordProperty("max_error", std::to_string(err));
+  EXPECT_LT(err, kBf16Tolerance);
+}
+
+TEST(Forward, MiniTinyMatchesTransformersFp32) {
+  // Tied embeddings, partial rotary, longrope on both sides of the switch, sliding window.
+  double err = golden_logprob_error("mini_tiny", torch::kFloat);
+  std::cout << "mini_tiny fp32 max |dlogprob| = " << err << "\n";
+  RecordProperty("max_error", std::to_string(err));
+  EXPECT_LT(err, kFp32Tolerance);
+}
+
+TEST(Forward, MiniTinyMatchesTransformersBf16) {
+  double err = golden_logprob_error("mini_tiny", torch::kBFloat16);
+  std::cout << "mini_tiny bf16 max |dlogprob| = " << err << "\n";
+  RecordProperty("max_error", std::to_string(err));
+  EXPECT_LT(err, kBf16Tolerance);
+}
+
+TEST(Forward, TiedModelSharesTheEmbedding) {
+  const Phi3Model model =
+      Phi3Model::load(testing::golden_model_dir("mini_tiny"), torch::kFloat, torch::kCPU);
+  EXPECT_TRUE(model.weights().lm_head.is_same(model.weights().embed));
+  EXPECT_EQ(named_weights(model.config(), model.weights()).size(),
+            model_tensor_shapes(model.config()).size());
+}
+
+TEST(Forward, ToMovesDtype) {
+  const Phi3Model model =
+      Phi3Model::load(testing::golden_model_dir("phi4_tiny"), torch::kBFloat16, torch::kCPU);
+  const Phi3Model fp32 = model.to(torch::kFloat, torch::kCPU);
+  EXPECT_EQ(fp32.dtype(), torch::kFloat);
+  EXPECT_EQ(model.dtype(), torch::kBFloat16);
+}
+
+TEST(Forward, RejectsMalformedInputs) {
+  const Phi3Model model = random_model(model_preset("tiny"), 1, torch::kFloat);
+  ForwardInput in;
+  in.tokens = torch::zeros({2, 3}, torch::kInt);  // wrong dtype
+  EXPECT_THROW(model.forward(in), InputError);
+  in.tokens = torch::zeros({2, 3}, torch::kLong);
+  in.positions = torch::zeros({2, 4}, torch::kLong);
+  EXPECT_THROW(model.forward(in), InputError);
+  in.positions = torch::Tensor();
+  in.valid = {3};
+  EXPECT_THROW(model.forward(in), InputError);
+  in.valid = {3, 0};  // kLast on an empty row
+  EXPECT_THROW(model.forward(in), InputError);
+  in.valid = {};
+  in.segments = torch::zeros({2, 3}, torch::kLong);
+  KvCache cache = KvCache::allocate(model.config(), 2, 8, torch::kFloat, torch::kCPU);
+  EXPECT_THROW(model.forward(in, &cache), InputError);  // segments with a cache
+  in.segments = torch::Tensor();
+  KvCache small = KvCache::allocate(model.config(), 2, 2, torch::kFloat, torch::kCPU);
+  EXPECT_THROW(model.forward(in, &small), InputError);  // over capacity
+}
+
+// A copy of the phi4_tiny checkpoint with tensors removed, added or reshaped.
+std::string broken_checkpoint(const testing::TempDir& dir) {
+  const Phi3Model model =
+      Phi3Model::load(testing::golden_model_dir("phi4_tiny"), torch::kBFloat16, torch::kCPU);
+  auto named = named_weights(model.config(), model.weights());
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& [name, t] : named) {
+    if (name == "model.layers.1.mlp.down_proj.weight") continue;  // missing
+    if (name == "model.layers.0.self_attn.o_proj.weight") {
+      tensors.emplace_back(name, t.narrow(0, 0, 32).clone());  // misshaped [32, 64]
+      continue;
+    }
+    tensors.emplace_back(name, t);
+  }
+  tensors.emplace_back("model.layers.0.self_attn.q_proj.weight", torch::zeros({64, 64}));
+  save_checkpoint(dir.path(), tensors);
+  std::filesystem::copy_file(testing::golden_model_dir("phi4_tiny") + "/config.json",
+                             dir.file("config.json"));
+  return dir.path();
+}
+
+TEST(Forward, LoadingAWrongCheckpointNamesEveryProblem) {
+  testing::TempDir dir;
+  const std::string path = broken_checkpoint(dir);
+  try {
+    Phi3Model::load(path, torch::kFloat, torch::kCPU);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model.layers.1.mlp.down_proj.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("model.layers.0.self_attn.o_proj.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[64, 64]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[32, 64]"), std::string::npos) << msg;
+  }
+}
+
+TEST(Forward, UntiedConfigWithoutLmHeadIsMissingIt) {
+  testing::TempDir dir;
+  const Phi3Model model =
+      Phi3Model::load(testing::golden_model_dir("mini_tiny"), torch::kBFloat16, torch::kCPU);
+  save_checkpoint(dir.path(), named_weights(model.config(), model.weights()));
+  ModelConfig untied = model.config();
+  untied.tie_word_embeddings = false;
+  testing::write_text(dir.file("config.json"), to_hf_json(untied).dump());
+  try {
+    Phi3Model::load(dir.path(), torch::kFloat, torch::kCPU);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("lm_head.weight"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace align

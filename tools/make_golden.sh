@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Dev-only: regenerates the golden files in tests/golden/ from Hugging Face's own implementations
+# (transformers, tokenizers, safetensors from PyPI, pinned below) installed into align's venv.
+# The tests never run Python; they read the committed golden files.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$(scripts/setup.sh --quiet | tail -n 1)"
+"$venv/bin/pip" install -q --disable-pip-version-check \
+  transformers==5.23.0 tokenizers==0.23.3 safetensors
+"$venv/bin/python" tools/golden_tokenizer.py
+"$venv/bin/python" tools/golden_model.py
