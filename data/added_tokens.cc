@@ -10,7 +10,8 @@ namespace {
 // The code point that ends at text[end) (text valid UTF-8, end > 0); sets *begin to its start.
 char32_t code_point_before(std::string_view text, size_t end, size_t* begin) {
   size_t pos = end - 1;
-  while (pos > 0 && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) --pos;
+  while (pos > 0 && (static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80)
+    --pos;
   *begin = pos;
   return next_code_point(text, pos);
 }
@@ -49,10 +50,9 @@ bool in_ranges(char32_t c, const Range* ranges, size_t count) {
 }  // namespace
 
 bool is_unicode_whitespace(char32_t c) {
-  static constexpr Range kWhiteSpace[] = {{0x09, 0x0D}, {0x20, 0x20},     {0x85, 0x85},
-                                          {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},
-                                          {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F},
-                                          {0x3000, 0x3000}};
+  static constexpr Range kWhiteSpace[] = {
+      {0x09, 0x0D},     {0x20, 0x20},     {0x85, 0x85},     {0xA0, 0xA0},     {0x1680, 0x1680},
+      {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}};
   return in_ranges(c, kWhiteSpace, sizeof(kWhiteSpace) / sizeof(kWhiteSpace[0]));
 }
 
@@ -61,9 +61,24 @@ bool is_word_char(char32_t c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
   }
   // Rust regex's Unicode \w: Alphabetic, marks, decimal numbers, connector punctuation,
-  // Join_Control.
-  static const Regex word(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}])",
-                          Regex::Syntax::kRegex, "word character class");
+  // Join_Control. PCRE2 10.42 knows Unicode 14; the listed ranges add the word characters of
+  // Unicode 15-16 that HF (tokenizers 0.23.3) has, from `golden_tokenizer.py --unicode-delta`
+  // (some, like circled letters, are already Alphabetic in PCRE2 and listed only for
+  // completeness). The Unicode sweep test checks every code point.
+  static const Regex word(
+      R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D})"
+      R"(\x{897}\x{CF3}\x{ECE}\x{1C89}-\x{1C8A}\x{24B6}-\x{24E9}\x{A7CB}-\x{A7CD}\x{A7DA}-\x{A7DC})"
+      R"(\x{105C0}-\x{105F3}\x{10D40}-\x{10D65}\x{10D69}-\x{10D6D}\x{10D6F}-\x{10D85})"
+      R"(\x{10EC2}-\x{10EC4}\x{10EFC}-\x{10EFF}\x{1123F}-\x{11241}\x{11380}-\x{11389}\x{1138B})"
+      R"(\x{1138E}\x{11390}-\x{113B5}\x{113B7}-\x{113C0}\x{113C2}\x{113C5}\x{113C7}-\x{113CA})"
+      R"(\x{113CC}-\x{113D3}\x{113E1}-\x{113E2}\x{116D0}-\x{116E3}\x{11BC0}-\x{11BE0})"
+      R"(\x{11BF0}-\x{11BF9}\x{11F00}-\x{11F10}\x{11F12}-\x{11F3A}\x{11F3E}-\x{11F42})"
+      R"(\x{11F50}-\x{11F5A}\x{1342F}\x{13440}-\x{13455}\x{13460}-\x{143FA}\x{16100}-\x{16139})"
+      R"(\x{16D40}-\x{16D6C}\x{16D70}-\x{16D79}\x{18CFF}\x{1B132}\x{1B155}\x{1CCF0}-\x{1CCF9})"
+      R"(\x{1DF25}-\x{1DF2A}\x{1E030}-\x{1E06D}\x{1E08F}\x{1E4D0}-\x{1E4F9}\x{1E5D0}-\x{1E5FA})"
+      R"(\x{1F130}-\x{1F149}\x{1F150}-\x{1F169}\x{1F170}-\x{1F189}\x{2B739}\x{2EBF0}-\x{2EE5D})"
+      R"(\x{31350}-\x{323AF}])",
+      Regex::Syntax::kRegex, "word character class");
   std::string utf8;
   append_utf8(utf8, c);
   size_t begin = 0, end = 0;

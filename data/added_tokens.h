@@ -6,8 +6,9 @@
 //   - In each pass, matches are leftmost-longest and do not overlap. A match that is then
 //     rejected (single_word, or a special token when specials are off) is still consumed: the
 //     search resumes after it, so it can hide an overlapping token.
-//   - single_word: the match counts only if no word character (Unicode \w: alphabetic, marks,
-//     decimal digits, connector punctuation, ZWJ/ZWNJ) touches it on either side.
+//   - single_word: the match counts only if no word character (Rust regex's Unicode \w:
+//     alphabetic, marks, decimal digits, connector punctuation, ZWJ/ZWNJ; Unicode 16 as in HF)
+//     touches it on either side.
 //   - lstrip / rstrip: the token also takes the whitespace (Unicode White_Space) on its left /
 //     right; lstrip never reaches back into an earlier match.
 //   - allow_special=false: special tokens are never matched (HF's encode_special_tokens);

@@ -42,7 +42,8 @@ const Bpe::Merge* Bpe::PairMap::find(TokenId left, TokenId right) const {
 Bpe::Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std::string& where)
     : ignore_merges_(ignore_merges), cache_(std::make_unique<WordCache>()) {
   TokenId max_id = -1;
-  for (const auto& [token, id] : vocab) max_id = std::max(max_id, id);
+  for (const auto& [token, id] : vocab)
+    max_id = std::max(max_id, id);
   tokens_.resize(static_cast<size_t>(max_id) + 1);
   vocab_.reserve(vocab.size());
   for (const auto& [token, id] : vocab) {
@@ -61,8 +62,8 @@ Bpe::Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std
     append_utf8(c, byte_to_char(static_cast<uint8_t>(b)));
     auto it = vocab_.find(c);
     if (it == vocab_.end()) {
-      throw InputError(where + ".vocab: missing the byte-level character \"" + c +
-                       "\" for byte " + std::to_string(b) +
+      throw InputError(where + ".vocab: missing the byte-level character \"" + c + "\" for byte " +
+                       std::to_string(b) +
                        "; a byte-level BPE needs all 256 (is this a byte-level tokenizer?)");
     }
     byte_ids_[b] = it->second;
@@ -70,8 +71,8 @@ Bpe::Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std
   merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
-    const std::string at = where + ".merges[" + std::to_string(rank) + "] (\"" + left + " " +
-                           right + "\"): ";
+    const std::string at =
+        where + ".merges[" + std::to_string(rank) + "] (\"" + left + " " + right + "\"): ";
     auto l = vocab_.find(left);
     if (l == vocab_.end()) throw InputError(at + "\"" + left + "\" is not in the vocabulary");
     auto r = vocab_.find(right);
@@ -101,6 +102,17 @@ void Bpe::encode(std::string_view bytes, std::vector<TokenId>& out) const {
   if (bytes.empty()) return;
   if (bytes.size() == 1) {
     out.push_back(byte_ids_[static_cast<uint8_t>(bytes[0])]);
+    return;
+  }
+  if (bytes.size() == 2 && !ignore_merges_) {  // one possible merge: cheaper than the cache
+    const TokenId a = byte_ids_[static_cast<uint8_t>(bytes[0])];
+    const TokenId b = byte_ids_[static_cast<uint8_t>(bytes[1])];
+    if (const Merge* m = merges_.find(a, b)) {
+      out.push_back(m->result);
+    } else {
+      out.push_back(a);
+      out.push_back(b);
+    }
     return;
   }
   const uint64_t hash = hash_bytes(bytes);
@@ -149,7 +161,8 @@ void Bpe::merge_word(std::string_view bytes, std::vector<TokenId>& out) const {
       std::push_heap(heap.begin(), heap.end());
     }
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  for (int32_t i = 0; i + 1 < n; ++i)
+    push(i);
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
     const Candidate top = heap.back();
@@ -167,7 +180,8 @@ void Bpe::merge_word(std::string_view bytes, std::vector<TokenId>& out) const {
     if (left.prev >= 0) push(left.prev);
     push(top.pos);
   }
-  for (int32_t i = 0; i >= 0; i = symbols[i].next) out.push_back(symbols[i].id);
+  for (int32_t i = 0; i >= 0; i = symbols[i].next)
+    out.push_back(symbols[i].id);
 }
 
 }  // namespace align

@@ -25,8 +25,8 @@ namespace align {
 
 class Bpe {
  public:
-  using Vocab = std::vector<std::pair<std::string, TokenId>>;               // token -> id
-  using Merges = std::vector<std::pair<std::string, std::string>>;         // in rank order
+  using Vocab = std::vector<std::pair<std::string, TokenId>>;       // token -> id
+  using Merges = std::vector<std::pair<std::string, std::string>>;  // in rank order
 
   // Throws InputError prefixed with `where` (e.g. "dir/tokenizer.json: model") when a merge names
   // a token missing from the vocabulary, an id repeats, or a byte character is missing.
@@ -66,9 +66,9 @@ class Bpe {
 
   void merge_word(std::string_view bytes, std::vector<TokenId>& out) const;
 
-  std::unordered_map<std::string, TokenId> vocab_;        // byte-level string -> id
-  std::unordered_map<std::string, TokenId> raw_vocab_;    // raw bytes -> id (ignore_merges)
-  std::vector<std::optional<std::string>> tokens_;        // id -> byte-level string
+  std::unordered_map<std::string, TokenId> vocab_;      // byte-level string -> id
+  std::unordered_map<std::string, TokenId> raw_vocab_;  // raw bytes -> id (ignore_merges)
+  std::vector<std::optional<std::string>> tokens_;      // id -> byte-level string
   std::array<TokenId, 256> byte_ids_{};
   PairMap merges_;
   size_t merge_count_ = 0;

@@ -33,7 +33,9 @@ const Tables& tables() {
 
 }  // namespace
 
-char32_t byte_to_char(uint8_t byte) { return tables().to_char[byte]; }
+char32_t byte_to_char(uint8_t byte) {
+  return tables().to_char[byte];
+}
 
 std::optional<uint8_t> char_to_byte(char32_t c) {
   if (c >= tables().to_byte.size() || tables().to_byte[c] < 0) return std::nullopt;
@@ -43,7 +45,8 @@ std::optional<uint8_t> char_to_byte(char32_t c) {
 std::string bytes_to_byte_level(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size() * 2);
-  for (char b : bytes) append_utf8(out, byte_to_char(static_cast<uint8_t>(b)));
+  for (char b : bytes)
+    append_utf8(out, byte_to_char(static_cast<uint8_t>(b)));
   return out;
 }
 

@@ -10,7 +10,8 @@ namespace {
 TokenId control_token(const Tokenizer& tok, const char* name) {
   const auto id = tok.token_to_id(name);
   if (!id) {
-    throw InputError(tok.source() + ": no token \"" + name + "\", which the Phi-4 chat format needs");
+    throw InputError(tok.source() + ": no token \"" + name +
+                     "\", which the Phi-4 chat format needs");
   }
   return *id;
 }

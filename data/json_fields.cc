@@ -65,15 +65,15 @@ int64_t json_index(const nlohmann::json& value, int64_t max, const JsonPath& at)
   if (value.is_number_unsigned()) {
     const auto v = value.get<uint64_t>();
     if (v > static_cast<uint64_t>(max)) {
-      throw_json_error(at, "id " + std::to_string(v) + " is out of range [0, " +
-                               std::to_string(max) + "]");
+      throw_json_error(
+          at, "id " + std::to_string(v) + " is out of range [0, " + std::to_string(max) + "]");
     }
     return static_cast<int64_t>(v);
   }
   const auto v = value.get<int64_t>();
   if (v < 0 || v > max) {
-    throw_json_error(at, "id " + std::to_string(v) + " is out of range [0, " +
-                             std::to_string(max) + "]");
+    throw_json_error(
+        at, "id " + std::to_string(v) + " is out of range [0, " + std::to_string(max) + "]");
   }
   return v;
 }

@@ -16,7 +16,9 @@ struct JsonPath {
   JsonPath operator/(const std::string& key) const {
     return {file, path.empty() ? key : path + "." + key};
   }
-  JsonPath operator[](size_t index) const { return {file, path + "[" + std::to_string(index) + "]"}; }
+  JsonPath operator[](size_t index) const {
+    return {file, path + "[" + std::to_string(index) + "]"};
+  }
   std::string str() const { return path.empty() ? file : file + ": " + path; }
 };
 

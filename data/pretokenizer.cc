@@ -1,5 +1,7 @@
 #include "data/pretokenizer.h"
 
+#include "data/cl100k_splitter.h"
+
 namespace align {
 
 namespace {
@@ -13,7 +15,8 @@ void flatten(const nlohmann::json& value, const JsonPath& at,
     if (!list.is_array()) {
       throw_json_error(at / "pretokenizers", "expected an array, got " + describe_json(list));
     }
-    for (size_t i = 0; i < list.size(); ++i) flatten(list[i], (at / "pretokenizers")[i], steps);
+    for (size_t i = 0; i < list.size(); ++i)
+      flatten(list[i], (at / "pretokenizers")[i], steps);
     return;
   }
   steps.emplace_back(&value, at);
@@ -36,13 +39,19 @@ Regex parse_split(const nlohmann::json& step, const JsonPath& at) {
     return Regex(json_string(*literal, pattern_at / "String"), Regex::Syntax::kLiteral,
                  (pattern_at / "String").str());
   }
-  throw_json_error(pattern_at, "expected {\"Regex\": ...} or {\"String\": ...}, got " +
-                                   describe_json(pattern));
+  throw_json_error(pattern_at,
+                   "expected {\"Regex\": ...} or {\"String\": ...}, got " + describe_json(pattern));
 }
 
 }  // namespace
 
-PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath& at) {
+PreTokenizer::SplitStep PreTokenizer::make_split(Regex regex, bool fast_paths) {
+  const bool cl100k = fast_paths && regex.pattern() == kCl100kPattern;
+  return SplitStep{std::move(regex), cl100k};
+}
+
+PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath& at,
+                                     bool fast_paths) {
   if (value.is_null()) {
     throw_json_error(at, "is null; a byte-level BPE needs a ByteLevel pre-tokenizer");
   }
@@ -53,11 +62,12 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath
   for (const auto& [step, step_at] : steps) {
     const std::string type = json_string(json_member(*step, "type", step_at), step_at / "type");
     if (byte_level) {
-      throw_json_error(step_at, "\"" + type + "\" after ByteLevel is not supported (ByteLevel "
-                                              "must be the last pre-tokenizer)");
+      throw_json_error(step_at, "\"" + type +
+                                    "\" after ByteLevel is not supported (ByteLevel "
+                                    "must be the last pre-tokenizer)");
     }
     if (type == "Split") {
-      pre.splits_.push_back(parse_split(*step, step_at));
+      pre.splits_.push_back(make_split(parse_split(*step, step_at), fast_paths));
     } else if (type == "ByteLevel") {
       byte_level = true;
       // Hugging Face's defaults when a field is absent: both true.
@@ -74,9 +84,10 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath
   return pre;
 }
 
-PreTokenizer PreTokenizer::phi4() {
+PreTokenizer PreTokenizer::phi4(bool fast_paths) {
   PreTokenizer pre;
-  pre.splits_.emplace_back(kCl100kPattern, Regex::Syntax::kRegex, "cl100k pre-tokenizer");
+  pre.splits_.push_back(
+      make_split(Regex(kCl100kPattern, Regex::Syntax::kRegex, "cl100k pre-tokenizer"), fast_paths));
   return pre;
 }
 
@@ -95,8 +106,12 @@ void PreTokenizer::run(size_t step, std::string_view piece,
     byte_level(piece, sink);
     return;
   }
-  for_each_isolated(splits_[step], piece,
-                    [&](std::string_view sub) { run(step + 1, sub, sink); });
+  const SplitStep& split = splits_[step];
+  if (split.cl100k) {
+    for_each_cl100k_piece(piece, [&](std::string_view sub) { run(step + 1, sub, sink); });
+  } else {
+    for_each_isolated(split.regex, piece, [&](std::string_view sub) { run(step + 1, sub, sink); });
+  }
 }
 
 void PreTokenizer::byte_level(std::string_view piece,
@@ -107,8 +122,7 @@ void PreTokenizer::byte_level(std::string_view piece,
     return;
   }
   if (!prefix) {
-    for_each_isolated(*byte_level_regex_, piece,
-                      [&](std::string_view sub) { sink({sub, false}); });
+    for_each_isolated(*byte_level_regex_, piece, [&](std::string_view sub) { sink({sub, false}); });
     return;
   }
   // Run the regex on " " + piece, then map the pieces back: the one at offset 0 owns the

@@ -8,8 +8,10 @@
 //   - Sequence of the above (nested sequences are flattened): Splits, then one ByteLevel.
 // Anything else throws InputError: tokenizing with a step we do not run would be silently wrong.
 //
-// Regexes run on PCRE2 (UTF + UCP); Hugging Face runs them on Oniguruma. The golden Unicode sweep
-// (tests/golden/tokenizer/unicode_classes.json) checks both agree on every code point.
+// Regexes run on PCRE2 (UTF + UCP, classes adapted to Oniguruma by onig_compat.h); Hugging Face
+// runs them on Oniguruma. A Split on exactly the cl100k pattern runs a hand-written matcher
+// (cl100k_splitter.h) instead, unless fast paths are turned off. The golden Unicode sweep
+// (tests/golden/tokenizer/unicode_classes.json) checks both paths against HF on every code point.
 #pragma once
 
 #include <functional>
@@ -41,10 +43,12 @@ struct PreToken {
 
 class PreTokenizer {
  public:
-  // Parses tokenizer.json's "pre_tokenizer" value found at `at`.
-  static PreTokenizer from_json(const nlohmann::json& value, const JsonPath& at);
+  // Parses tokenizer.json's "pre_tokenizer" value found at `at`. fast_paths=false runs every
+  // Split with PCRE2 (the reference the fast path is tested against).
+  static PreTokenizer from_json(const nlohmann::json& value, const JsonPath& at,
+                                bool fast_paths = true);
   // Phi-4's: Split(cl100k, Isolated) then ByteLevel(add_prefix_space=false, use_regex=false).
-  static PreTokenizer phi4();
+  static PreTokenizer phi4(bool fast_paths = true);
 
   // Calls `sink` with each piece of `text` (valid UTF-8), in order; views point into `text`.
   // Streams: memory does not grow with the length of `text`.
@@ -58,9 +62,15 @@ class PreTokenizer {
            const std::function<void(const PreToken&)>& sink) const;
   void byte_level(std::string_view piece, const std::function<void(const PreToken&)>& sink) const;
 
-  std::vector<Regex> splits_;             // Split steps, in order
-  bool add_prefix_space_ = false;         // ByteLevel step
-  std::optional<Regex> byte_level_regex_; // ByteLevel with use_regex
+  struct SplitStep {
+    Regex regex;
+    bool cl100k = false;  // run for_each_cl100k_piece instead of the regex
+  };
+  static SplitStep make_split(Regex regex, bool fast_paths);
+
+  std::vector<SplitStep> splits_;          // Split steps, in order
+  bool add_prefix_space_ = false;          // ByteLevel step
+  std::optional<Regex> byte_level_regex_;  // ByteLevel with use_regex
 };
 
 }  // namespace align

@@ -29,7 +29,8 @@ TokenizerState::TokenizerState(Bpe bpe_model, PreTokenizer pre, std::vector<Adde
       pre_tokenizer(std::move(pre)),
       added(std::move(tokens)) {
   TokenId max_id = bpe.max_id();
-  for (const AddedToken& token : added.tokens()) max_id = std::max(max_id, token.id);
+  for (const AddedToken& token : added.tokens())
+    max_id = std::max(max_id, token.id);
   kinds.assign(static_cast<size_t>(max_id) + 1, Kind::kNone);
   decoded.resize(kinds.size());
   for (TokenId id = 0; id <= bpe.max_id(); ++id) {
@@ -57,7 +58,7 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool allow_special
   }
   const TokenizerState& s = *state_;
   std::vector<TokenId> ids;
-  ids.reserve(text.size() / 4 + 1);
+  ids.reserve(text.size() / 2 + 8);
   std::vector<TextSegment> segments;
   s.added.split(text, allow_special, segments);
   std::string spaced;
@@ -105,7 +106,8 @@ std::optional<TokenId> Tokenizer::token_to_id(std::string_view token) const {
 std::string Tokenizer::id_to_token(TokenId id) const {
   const TokenizerState& s = *state_;
   if (id >= 0 && static_cast<size_t>(id) < s.kinds.size()) {
-    if (s.kinds[id] == TokenizerState::Kind::kAdded || s.kinds[id] == TokenizerState::Kind::kSpecial) {
+    if (s.kinds[id] == TokenizerState::Kind::kAdded ||
+        s.kinds[id] == TokenizerState::Kind::kSpecial) {
       for (const AddedToken& token : s.added.tokens()) {
         if (token.id == id) return token.content;
       }
@@ -115,16 +117,26 @@ std::string Tokenizer::id_to_token(TokenId id) const {
   throw InputError("token id " + std::to_string(id) + " is not in the vocabulary of " + s.source);
 }
 
-int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(state_->kinds.size()); }
+int64_t Tokenizer::vocab_size() const {
+  return static_cast<int64_t>(state_->kinds.size());
+}
 
 bool Tokenizer::is_special(TokenId id) const {
   return id >= 0 && static_cast<size_t>(id) < state_->kinds.size() &&
          state_->kinds[id] == TokenizerState::Kind::kSpecial;
 }
 
-std::optional<TokenId> Tokenizer::bos_id() const { return state_->bos; }
-std::optional<TokenId> Tokenizer::eos_id() const { return state_->eos; }
-std::optional<TokenId> Tokenizer::pad_id() const { return state_->pad; }
-const std::string& Tokenizer::source() const { return state_->source; }
+std::optional<TokenId> Tokenizer::bos_id() const {
+  return state_->bos;
+}
+std::optional<TokenId> Tokenizer::eos_id() const {
+  return state_->eos;
+}
+std::optional<TokenId> Tokenizer::pad_id() const {
+  return state_->pad;
+}
+const std::string& Tokenizer::source() const {
+  return state_->source;
+}
 
 }  // namespace align

@@ -1,14 +1,10 @@
 // Tokenizer::load: reading tokenizer.json, or vocab.json + merges.txt, plus tokenizer_config.json.
 #include <filesystem>
 #include <fstream>
-#include <unordered_set>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
-#include "data/byte_level.h"
 #include "data/json_fields.h"
 #include "data/tokenizer_state.h"
-#include "data/utf8.h"
 
 namespace align {
 
@@ -34,19 +30,22 @@ AddedToken parse_added_token(const json& value, TokenId id, const JsonPath& at) 
 }
 
 // tokenizer.json "added_tokens": [{"id": 100264, "content": "<|im_start|>", ...}, ...]
-std::vector<AddedToken> parse_added_token_list(const json& list, const JsonPath& at) {
+std::vector<AddedToken> parse_added_token_list(const json& list, const JsonPath& at,
+                                               std::vector<JsonPath>& paths) {
   if (!list.is_array()) throw_json_error(at, "expected an array, got " + describe_json(list));
   std::vector<AddedToken> tokens;
   for (size_t i = 0; i < list.size(); ++i) {
     const JsonPath item = at[i];
     const auto id = json_index(json_member(list[i], "id", item), kMaxId, item / "id");
     tokens.push_back(parse_added_token(list[i], static_cast<TokenId>(id), item));
+    paths.push_back(item);
   }
   return tokens;
 }
 
 // tokenizer_config.json "added_tokens_decoder": {"100264": {"content": "<|im_start|>", ...}, ...}
-std::vector<AddedToken> parse_added_token_map(const json& map, const JsonPath& at) {
+std::vector<AddedToken> parse_added_token_map(const json& map, const JsonPath& at,
+                                              std::vector<JsonPath>& paths) {
   if (!map.is_object()) throw_json_error(at, "expected an object, got " + describe_json(map));
   std::vector<AddedToken> tokens;
   for (const auto& [key, value] : map.items()) {
@@ -57,32 +56,63 @@ std::vector<AddedToken> parse_added_token_map(const json& map, const JsonPath& a
       throw_json_error(item, "key must be a token id, got \"" + key + "\"");
     }
     tokens.push_back(parse_added_token(value, static_cast<TokenId>(id), item));
+    paths.push_back(item);
   }
   return tokens;
 }
 
 // Added tokens must not contradict each other or the model vocabulary.
 void check_added_tokens(const std::vector<AddedToken>& tokens, const Bpe& bpe,
-                        const JsonPath& at) {
+                        const std::vector<JsonPath>& at) {
   std::unordered_map<TokenId, const AddedToken*> by_id;
   std::unordered_map<std::string, const AddedToken*> by_content;
-  for (const AddedToken& token : tokens) {
-    const std::string name = "added token \"" + token.content + "\" (id " +
-                             std::to_string(token.id) + ")";
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const AddedToken& token = tokens[i];
+    const std::string name = "\"" + token.content + "\" (id " + std::to_string(token.id) + ")";
     if (auto [it, fresh] = by_id.emplace(token.id, &token); !fresh) {
-      throw_json_error(at, name + ": id already used by \"" + it->second->content + "\"");
+      throw_json_error(at[i], name + ": id already used by \"" + it->second->content + "\"");
     }
     if (auto [it, fresh] = by_content.emplace(token.content, &token); !fresh) {
-      throw_json_error(at, name + ": content already has id " + std::to_string(it->second->id));
+      throw_json_error(at[i], name + ": content already has id " + std::to_string(it->second->id));
     }
     if (auto model_id = bpe.token_to_id(token.content); model_id && *model_id != token.id) {
-      throw_json_error(at, name + ": the model vocabulary gives it id " +
-                               std::to_string(*model_id));
+      throw_json_error(at[i],
+                       name + ": the model vocabulary gives it id " + std::to_string(*model_id));
     }
     if (const std::string* model_token = bpe.id_to_token(token.id);
         model_token && *model_token != token.content) {
-      throw_json_error(at, name + ": the id belongs to model token \"" + *model_token + "\"");
+      throw_json_error(at[i], name + ": the id belongs to model token \"" + *model_token + "\"");
     }
+  }
+}
+
+// Hugging Face does not take the ids in tokenizer.json's added_tokens as given: it adds the
+// tokens in order, giving each the model's id for its content, or else the next id after the
+// model vocabulary and the added tokens so far (AddedVocabulary::add_tokens). A file whose ids
+// differ loads in HF with other ids than written (and a warning); reject it.
+void check_hf_added_ids(const std::vector<AddedToken>& tokens, const Bpe& bpe,
+                        const std::vector<JsonPath>& at) {
+  const auto model_size = static_cast<int64_t>(bpe.size());
+  std::optional<int64_t> max_added;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const AddedToken& token = tokens[i];
+    int64_t expected;
+    if (auto model_id = bpe.token_to_id(token.content)) {
+      expected = *model_id;
+    } else if (!max_added || (*max_added < model_size && model_size > 0)) {
+      expected = model_size;
+    } else {
+      expected = *max_added + 1;
+    }
+    if (expected != token.id) {
+      throw_json_error(at[i] / "id", "is " + std::to_string(token.id) +
+                                         " but Hugging Face would "
+                                         "give \"" +
+                                         token.content + "\" id " + std::to_string(expected) +
+                                         " (added tokens not in the model vocabulary take the next "
+                                         "free id, in file order)");
+    }
+    max_added = std::max(max_added.value_or(expected), expected);
   }
 }
 
@@ -137,8 +167,8 @@ Bpe::Merges parse_merges(const json& merges, const JsonPath& at) {
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
       merge = {m[0].get<std::string>(), m[1].get<std::string>()};
     } else {
-      throw_json_error(at[i], "expected [\"left\", \"right\"] or \"left right\", got " +
-                                  describe_json(m));
+      throw_json_error(at[i],
+                       "expected [\"left\", \"right\"] or \"left right\", got " + describe_json(m));
     }
     out.push_back(std::move(merge));
   }
@@ -165,8 +195,8 @@ Bpe parse_model(const json& model, const JsonPath& at) {
 void check_decoder(const json& root, const JsonPath& at) {
   const json* decoder = json_optional(root, "decoder");
   if (!decoder) throw_json_error(at / "decoder", "is null; only ByteLevel is supported");
-  const std::string type = json_string(json_member(*decoder, "type", at / "decoder"),
-                                       at / "decoder" / "type");
+  const std::string type =
+      json_string(json_member(*decoder, "type", at / "decoder"), at / "decoder" / "type");
   if (type != "ByteLevel") {
     throw_json_error(at / "decoder" / "type",
                      "unsupported decoder type \"" + type + "\" (only ByteLevel)");
@@ -185,9 +215,10 @@ Loaded load_tokenizer_json(const std::string& path) {
   if (!root.is_object()) throw_json_error(at, "expected an object, got " + describe_json(root));
   if (const json* normalizer = json_optional(root, "normalizer")) {
     const json* type = json_optional(*normalizer, "type");
-    throw_json_error(at / "normalizer", "unsupported normalizer " +
-                                            (type ? describe_json(*type) : describe_json(*normalizer)) +
-                                            " (only null)");
+    throw_json_error(at / "normalizer",
+                     "unsupported normalizer " +
+                         (type ? describe_json(*type) : describe_json(*normalizer)) +
+                         " (only null)");
   }
   require_null(root, "truncation", at, "HF would truncate every encoding");
   require_null(root, "padding", at, "HF would pad every encoding");
@@ -196,10 +227,12 @@ Loaded load_tokenizer_json(const std::string& path) {
   PreTokenizer pre =
       PreTokenizer::from_json(json_member(root, "pre_tokenizer", at), at / "pre_tokenizer");
   std::vector<AddedToken> added;
+  std::vector<JsonPath> paths;
   if (const json* list = json_optional(root, "added_tokens")) {
-    added = parse_added_token_list(*list, at / "added_tokens");
+    added = parse_added_token_list(*list, at / "added_tokens", paths);
   }
-  check_added_tokens(added, bpe, at / "added_tokens");
+  check_added_tokens(added, bpe, paths);
+  check_hf_added_ids(added, bpe, paths);
   return {std::move(bpe), std::move(pre), std::move(added)};
 }
 
@@ -228,7 +261,8 @@ std::optional<std::string> special_name(const json& config, const std::string& k
                                         const JsonPath& at) {
   const json* value = json_optional(config, key);
   if (!value) return std::nullopt;
-  if (value->is_object()) return json_string(json_member(*value, "content", at / key), at / key / "content");
+  if (value->is_object())
+    return json_string(json_member(*value, "content", at / key), at / key / "content");
   return json_string(*value, at / key);
 }
 
@@ -264,15 +298,18 @@ Tokenizer Tokenizer::load(const std::string& dir) {
     const json vocab = read_json_file(vocab_json);
     Bpe bpe(parse_vocab(vocab, JsonPath{vocab_json, ""}), read_merges_txt(merges_txt), false,
             vocab_json + " + " + merges_txt);
+    // transformers takes these ids as written.
     std::vector<AddedToken> added;
+    std::vector<JsonPath> paths;
     if (const json* map = json_optional(config, "added_tokens_decoder")) {
-      added = parse_added_token_map(*map, config_at / "added_tokens_decoder");
+      added = parse_added_token_map(*map, config_at / "added_tokens_decoder", paths);
     }
-    check_added_tokens(added, bpe, config_at / "added_tokens_decoder");
+    check_added_tokens(added, bpe, paths);
     loaded.emplace(Loaded{std::move(bpe), PreTokenizer::phi4(), std::move(added)});
   } else {
-    throw InputError(dir + ": no tokenizer found (expected tokenizer.json, or vocab.json and "
-                           "merges.txt)");
+    throw InputError(dir +
+                     ": no tokenizer found (expected tokenizer.json, or vocab.json and "
+                     "merges.txt)");
   }
 
   auto state = std::make_shared<TokenizerState>(std::move(loaded->bpe), std::move(loaded->pre),

@@ -7,7 +7,9 @@ namespace align {
 
 namespace {
 
-bool is_continuation(uint8_t b) { return (b & 0xC0) == 0x80; }
+bool is_continuation(uint8_t b) {
+  return (b & 0xC0) == 0x80;
+}
 
 }  // namespace
 

@@ -1,10 +1,23 @@
 #include "data/word_cache.h"
 
-#include <algorithm>
 #include <cstring>
-#include <mutex>
 
 namespace align {
+
+struct WordCache::Entry {
+  uint64_t hash;
+  uint32_t key_size;
+  uint32_t ids_size;
+  // Followed by TokenId ids[ids_size], then char key[key_size].
+  const TokenId* ids() const { return reinterpret_cast<const TokenId*>(this + 1); }
+  const char* key() const { return reinterpret_cast<const char*>(ids() + ids_size); }
+};
+
+namespace {
+
+constexpr size_t kChunkBytes = size_t{1} << 20;
+
+}  // namespace
 
 uint64_t hash_bytes(std::string_view bytes) {
   constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
@@ -20,61 +33,67 @@ uint64_t hash_bytes(std::string_view bytes) {
   std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
   h = (h ^ tail) * kMul;
   h ^= h >> 32;
-  return h | 1;  // never 0, which marks an empty slot
+  return h | 1;
 }
 
-WordCache::WordCache(size_t slots_per_shard) : slots_per_shard_(slots_per_shard) {
-  for (auto& shard : shards_) {
-    shard = std::make_unique<Shard>();
-    shard->slots.resize(slots_per_shard_);
-  }
+WordCache::WordCache(size_t max_entries) : max_entries_(max_entries) {
+  size_t slots = 16;
+  while (slots < 2 * max_entries)
+    slots *= 2;
+  slots_ = std::make_unique<std::atomic<const Entry*>[]>(slots);
+  for (size_t i = 0; i < slots; ++i)
+    slots_[i].store(nullptr, std::memory_order_relaxed);
+  mask_ = slots - 1;
 }
 
-const WordCache::Slot* WordCache::find(const Shard& shard, std::string_view word,
-                                       uint64_t hash) const {
-  const size_t mask = shard.slots.size() - 1;
-  for (size_t i = (hash >> 4) & mask;; i = (i + 1) & mask) {
-    const Slot& slot = shard.slots[i];
-    if (slot.hash == 0) return &slot;
-    if (slot.hash == hash && slot.key_size == word.size() &&
-        std::memcmp(shard.keys.data() + slot.key_offset, word.data(), word.size()) == 0) {
-      return &slot;
+WordCache::~WordCache() = default;
+
+bool WordCache::lookup(std::string_view word, uint64_t hash, std::vector<TokenId>& out) const {
+  if (word.size() > kMaxWordBytes) return false;
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Entry* e = slots_[i].load(std::memory_order_acquire);
+    if (!e) return false;
+    if (e->hash == hash && e->key_size == word.size() &&
+        std::memcmp(e->key(), word.data(), word.size()) == 0) {
+      out.insert(out.end(), e->ids(), e->ids() + e->ids_size);
+      return true;
     }
   }
 }
 
-bool WordCache::lookup(std::string_view word, uint64_t hash, std::vector<TokenId>& out) const {
-  if (word.size() > kMaxWordBytes) return false;
-  const Shard& shard = *shards_[hash % kShards];
-  std::shared_lock lock(shard.mutex);
-  const Slot* slot = find(shard, word, hash);
-  if (slot->hash == 0) return false;
-  const TokenId* ids = shard.ids.data() + slot->ids_offset;
-  out.insert(out.end(), ids, ids + slot->ids_size);
-  return true;
+WordCache::Entry* WordCache::allocate(size_t bytes) {
+  bytes = (bytes + 7) & ~size_t{7};
+  if (chunks_.empty() || chunk_used_ + bytes > kChunkBytes) {
+    chunks_.push_back(std::make_unique<char[]>(kChunkBytes));
+    chunk_used_ = 0;
+  }
+  char* p = chunks_.back().get() + chunk_used_;
+  chunk_used_ += bytes;
+  return reinterpret_cast<Entry*>(p);
 }
 
 void WordCache::insert(std::string_view word, uint64_t hash, const TokenId* ids, size_t count) {
   if (word.size() > kMaxWordBytes || count > word.size()) return;
-  Shard& shard = *shards_[hash % kShards];
-  std::unique_lock lock(shard.mutex);
-  // Keep the table at most half full; beyond that, start over.
-  if (2 * (shard.used + 1) > shard.slots.size()) {
-    std::fill(shard.slots.begin(), shard.slots.end(), Slot{});
-    shard.keys.clear();
-    shard.ids.clear();
-    shard.used = 0;
+  if (size_.load(std::memory_order_relaxed) >= max_entries_) return;
+  std::lock_guard<std::mutex> lock(insert_mutex_);
+  if (size_.load(std::memory_order_relaxed) >= max_entries_) return;
+  size_t i = hash & mask_;
+  for (;; i = (i + 1) & mask_) {
+    const Entry* e = slots_[i].load(std::memory_order_relaxed);
+    if (!e) break;
+    if (e->hash == hash && e->key_size == word.size() &&
+        std::memcmp(e->key(), word.data(), word.size()) == 0) {
+      return;  // another thread got there first
+    }
   }
-  Slot* slot = const_cast<Slot*>(find(shard, word, hash));
-  if (slot->hash != 0) return;  // another thread got there first
-  slot->hash = hash;
-  slot->key_offset = static_cast<uint32_t>(shard.keys.size());
-  slot->key_size = static_cast<uint16_t>(word.size());
-  slot->ids_offset = static_cast<uint32_t>(shard.ids.size());
-  slot->ids_size = static_cast<uint16_t>(count);
-  shard.keys.append(word);
-  shard.ids.insert(shard.ids.end(), ids, ids + count);
-  ++shard.used;
+  Entry* entry = allocate(sizeof(Entry) + count * sizeof(TokenId) + word.size());
+  entry->hash = hash;
+  entry->key_size = static_cast<uint32_t>(word.size());
+  entry->ids_size = static_cast<uint32_t>(count);
+  std::memcpy(const_cast<TokenId*>(entry->ids()), ids, count * sizeof(TokenId));
+  std::memcpy(const_cast<char*>(entry->key()), word.data(), word.size());
+  slots_[i].store(entry, std::memory_order_release);
+  size_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace align

@@ -5,13 +5,16 @@
 // Contract with Phi3Model::forward (see phi3_model.h):
 //   - new tokens of row b are written to slots [lengths[b], lengths[b] + T) of every layer;
 //     lengths[b] then grows by the row's valid token count (the rest is right padding, overwritten
-//     by the next call);
+//     by the next call), so every call needs lengths[b] + T <= capacity;
 //   - the query at slot lengths[b] + t sees slots [0, lengths[b] + t] (its cached prefix plus the
-//     causal part of the new tokens), within the sliding window when the config has one;
+//     causal part of the new tokens), within the sliding window when the config has one (the
+//     cache keeps every token; the window only masks);
 //   - keys are cached after RoPE. Longrope rotates every position of a sequence with the short or
 //     the long factors depending on the sequence's length, so a row cached with the short factors
 //     cannot be extended past original_max_position_embeddings: needs_reprefill() says when, and
 //     the forward throws; prefill the whole row again (transformers' generate() does the same).
+//     A chunked prefill whose final length is known passes it as ForwardInput::rope_lengths so
+//     every chunk uses the same factors.
 #pragma once
 
 #include <torch/types.h>

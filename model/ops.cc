@@ -2,9 +2,21 @@
 
 #include <ATen/ATen.h>
 
+#include "model/kernels/rms_norm_op.h"
+
 namespace align {
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  // The fused kernel computes exactly this; it serves CUDA tensors of its dtypes.
+  const bool kernel_dtype = x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16;
+  if (x.is_cuda() && cuda_kernels_built() && kernel_dtype &&
+      weight.scalar_type() == x.scalar_type()) {
+    return rms_norm_cuda(x, weight, eps);
+  }
+  return rms_norm_reference(x, weight, eps);
+}
+
+torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   auto h = x.to(at::kFloat);
   auto variance = h.pow(2).mean(-1, /*keepdim=*/true);
   h = h * at::rsqrt(variance + eps);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include "common/error.h"
 #include "model/attention.h"
@@ -167,111 +168,128 @@ torch::Tensor Phi3Model::logits(const torch::Tensor& hidden) const {
   return project(hidden, weights_.lm_head).to(at::kFloat);
 }
 
-ForwardOutput Phi3Model::forward(const ForwardInput& in, KvCache* cache) const {
-  check_inputs(in, cache);
-  const ModelConfig& c = config_;
-  const auto device = this->device();
-  const auto dtype = this->dtype();
+namespace {
+
+// What every layer of one forward call shares.
+struct CallState {
+  std::vector<int64_t> valid;     // [B] real tokens per row
+  std::vector<uint8_t> row_long;  // [B] longrope: the row uses the long factors
+  torch::Tensor slots;            // [B, T] int64 cache slot of each new token
+  torch::Tensor rows;             // [B, T] int64 row index, for cache writes
+  torch::Tensor cos, sin;         // [B, T, R] model dtype
+  torch::Tensor allowed;          // [B, T, S] bool
+  int64_t num_keys = 0;           // S
+};
+
+// Throws when a cached row's keys were rotated with the other longrope factor set.
+void check_cached_factors(const ModelConfig& c, const KvCache& cache,
+                          const std::vector<uint8_t>& row_long) {
+  for (size_t r = 0; r < row_long.size(); ++r) {
+    if (cache.lengths[r] == 0 || row_long[r] == cache.long_rope[r]) continue;
+    throw Error("Phi3Model::forward: row " + std::to_string(r) + " was cached with the longrope " +
+                (cache.long_rope[r] ? "long" : "short") + " factors but now needs the " +
+                (row_long[r] ? "long" : "short") +
+                " ones (its sequence crosses original_max_position_embeddings " +
+                std::to_string(c.original_max_position_embeddings) +
+                "); reset the row and prefill it again");
+  }
+}
+
+CallState prepare_call(const ModelConfig& c, const Rope& rope, const ForwardInput& in,
+                       const KvCache* cache, torch::ScalarType dtype, torch::Device device) {
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1);
-  const auto long_opts = at::TensorOptions().dtype(at::kLong);
+  CallState s;
+  s.valid = in.valid.empty() ? std::vector<int64_t>(static_cast<size_t>(B), T) : in.valid;
+  s.row_long.assign(static_cast<size_t>(B), 0);
+  std::vector<int64_t> start = cache ? cache->lengths : std::vector<int64_t>(B, 0);
+  s.num_keys = *std::max_element(start.begin(), start.end()) + T;
 
-  std::vector<int64_t> valid = in.valid.empty() ? std::vector<int64_t>(B, T) : in.valid;
-  std::vector<int64_t> start(static_cast<size_t>(B), 0);  // cached tokens per row
-  if (cache) start = cache->lengths;
-  int64_t num_keys = T;
-  if (cache) num_keys = *std::max_element(start.begin(), start.end()) + T;
-
-  auto steps = at::arange(T, long_opts).view({1, T});
-  auto slots = (at::tensor(start, at::kLong).view({B, 1}) + steps).to(device);  // [B, T]
-  auto valid_mask = (steps < at::tensor(valid, at::kLong).view({B, 1})).to(device);
-  auto positions = in.positions.defined() ? in.positions.to(device) : slots;
-  auto tokens = in.tokens.to(device);
+  auto steps = at::arange(T, at::kLong).view({1, T});
+  s.slots = (at::tensor(start, at::kLong).view({B, 1}) + steps).to(device);
+  s.rows = at::arange(B, at::kLong).view({B, 1}).expand({B, T}).to(device);
+  auto positions = in.positions.defined() ? in.positions.to(device) : s.slots;
   auto segments = in.segments.defined() ? in.segments.to(device) : torch::Tensor();
 
-  torch::Tensor use_long;
-  std::vector<uint8_t> row_long(static_cast<size_t>(B), 0);
+  torch::Tensor use_long;  // [B, T] bool
   if (c.rope_type == RopeType::kLongrope) {
+    auto valid_mask = (steps < at::tensor(s.valid, at::kLong).view({B, 1})).to(device);
     use_long = long_factor_mask(c, in, positions, valid_mask);
     if (cache) {
       auto any_long = use_long.any(-1).to(at::kCPU);
-      for (int64_t b = 0; b < B; ++b) {
-        const size_t r = static_cast<size_t>(b);
-        const uint8_t wants = any_long[b].item<bool>() ? 1 : 0;
-        row_long[r] = wants;
-        if (cache->lengths[r] > 0 && wants != cache->long_rope[r]) {
-          throw Error("Phi3Model::forward: row " + std::to_string(b) +
-                      " was cached with the longrope " + (cache->long_rope[r] ? "long" : "short") +
-                      " factors but now needs the " + (wants ? "long" : "short") +
-                      " ones (its sequence crosses original_max_position_embeddings " +
-                      std::to_string(c.original_max_position_embeddings) +
-                      "); reset the row and prefill it again");
-        }
-      }
+      for (int64_t b = 0; b < B; ++b)
+        s.row_long[static_cast<size_t>(b)] = any_long[b].item<bool>();
+      check_cached_factors(c, *cache, s.row_long);
     }
   }
-  auto [cos, sin] = rope_.cos_sin(positions, use_long, dtype);                 // [B, T, R]
-  auto allowed = attention_mask(slots, num_keys, c.sliding_window, segments);  // [B, T, S]
-  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);
-  auto rows = at::arange(B, long_opts).to(device).view({B, 1}).expand({B, T});
+  std::tie(s.cos, s.sin) = rope.cos_sin(positions, use_long, dtype);
+  s.allowed = attention_mask(s.slots, s.num_keys, c.sliding_window, segments);
+  return s;
+}
 
-  auto h = weights_.embed.index_select(0, tokens.reshape(-1)).view({B, T, c.hidden_size});
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& w = weights_.layers[static_cast<size_t>(l)];
-    auto x = rms_norm(h, w.input_norm, c.rms_norm_eps);
-    auto qkv = project(x, w.qkv);  // [B, T, H*D + 2*Hkv*D]
-    auto q = qkv.narrow(-1, 0, c.q_size).view({B, T, c.num_heads, c.head_dim});
-    auto k = qkv.narrow(-1, c.q_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
-    auto v =
-        qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).reshape({B, T, c.num_kv_heads, c.head_dim});
-    q = apply_rope(q, cos, sin);
-    k = apply_rope(k, cos, sin);
-    torch::Tensor keys, values;  // [B, Hkv, S, D]
-    if (cache) {
-      auto& ck = cache->k[static_cast<size_t>(l)];
-      auto& cv = cache->v[static_cast<size_t>(l)];
-      using torch::indexing::Slice;
-      ck.index_put_({rows, Slice(), slots}, k);  // k [B, T, Hkv, D] into slots of each row
-      cv.index_put_({rows, Slice(), slots}, v);
-      keys = ck.narrow(2, 0, num_keys);
-      values = cv.narrow(2, 0, num_keys);
-    } else {
-      keys = k.transpose(1, 2);
-      values = v.transpose(1, 2);
-    }
-    auto attn = attention(q, keys, values, allowed, scale).reshape({B, T, c.q_size});
-    h = h + project(attn, w.o);
-    x = rms_norm(h, w.post_norm, c.rms_norm_eps);
-    h = h + project(swiglu(project(x, w.gate_up)), w.down);
+// h + attention(rms_norm(h)) W_o^T, writing this layer's keys and values into the cache.
+torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const torch::Tensor& h,
+                              const CallState& s, KvCache* cache, size_t layer) {
+  const int64_t B = h.size(0), T = h.size(1);
+  auto qkv = project(rms_norm(h, w.input_norm, c.rms_norm_eps), w.qkv);  // [B, T, H*D + 2*Hkv*D]
+  auto q = qkv.narrow(-1, 0, c.q_size).view({B, T, c.num_heads, c.head_dim});
+  auto k = qkv.narrow(-1, c.q_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
+  auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
+  q = apply_rope(q, s.cos, s.sin);
+  k = apply_rope(k, s.cos, s.sin);
+  torch::Tensor keys = k.transpose(1, 2), values = v.transpose(1, 2);  // [B, Hkv, S, D]
+  if (cache) {
+    using torch::indexing::Slice;
+    cache->k[layer].index_put_({s.rows, Slice(), s.slots}, k);  // row b, slots start_b + t
+    cache->v[layer].index_put_({s.rows, Slice(), s.slots}, v);
+    keys = cache->k[layer].narrow(2, 0, s.num_keys);
+    values = cache->v[layer].narrow(2, 0, s.num_keys);
   }
-  h = rms_norm(h, weights_.norm, c.rms_norm_eps);  // [B, T, C]
+  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);  // Python's D**-0.5
+  auto attn = attention(q, keys, values, s.allowed, scale).reshape({B, T, c.q_size});
+  return h + project(attn, w.o);
+}
+
+// h + swiglu(rms_norm(h) W_gate_up^T) W_down^T.
+torch::Tensor mlp_block(const ModelConfig& c, const LayerWeights& w, const torch::Tensor& h) {
+  auto x = rms_norm(h, w.post_norm, c.rms_norm_eps);
+  return h + project(swiglu(project(x, w.gate_up)), w.down);
+}
+
+}  // namespace
+
+ForwardOutput Phi3Model::forward(const ForwardInput& in, KvCache* cache) const {
+  check_inputs(in, cache);
+  const ModelConfig& c = config_;
+  const int64_t B = in.tokens.size(0), T = in.tokens.size(1), C = c.hidden_size;
+  const CallState s = prepare_call(c, rope_, in, cache, dtype(), device());
+
+  auto tokens = in.tokens.to(device()).reshape(-1);
+  auto h = weights_.embed.index_select(0, tokens).view({B, T, C});  // [B, T, C]
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    h = attention_block(c, weights_.layers[l], h, s, cache, l);
+    h = mlp_block(c, weights_.layers[l], h);
+  }
+  h = rms_norm(h, weights_.norm, c.rms_norm_eps);
 
   if (cache) {
-    for (int64_t b = 0; b < B; ++b) {
-      const size_t r = static_cast<size_t>(b);
-      if (valid[r] > 0) cache->long_rope[r] = row_long[r];
-      cache->lengths[r] += valid[r];
+    for (size_t r = 0; r < s.valid.size(); ++r) {
+      if (s.valid[r] > 0) cache->long_rope[r] = s.row_long[r];
+      cache->lengths[r] += s.valid[r];
     }
   }
 
   ForwardOutput out;
-  switch (in.logits) {
-    case LogitsAt::kNone:
-      break;
-    case LogitsAt::kLast: {
-      std::vector<int64_t> last(static_cast<size_t>(B));
+  if (in.logits == LogitsAt::kAll) {
+    out.logits = logits(h);
+  } else if (in.logits == LogitsAt::kLast || in.logits == LogitsAt::kIndex) {
+    torch::Tensor index = in.logits_index;
+    if (in.logits == LogitsAt::kLast) {
+      std::vector<int64_t> last;
       for (int64_t b = 0; b < B; ++b)
-        last[static_cast<size_t>(b)] = b * T + valid[static_cast<size_t>(b)] - 1;
-      auto index = at::tensor(last, at::kLong).to(device);
-      out.logits = logits(h.reshape({B * T, c.hidden_size}).index_select(0, index));
-      break;
+        last.push_back(b * T + s.valid[static_cast<size_t>(b)] - 1);
+      index = at::tensor(last, at::kLong);
     }
-    case LogitsAt::kAll:
-      out.logits = logits(h);
-      break;
-    case LogitsAt::kIndex:
-      out.logits =
-          logits(h.reshape({B * T, c.hidden_size}).index_select(0, in.logits_index.to(device)));
-      break;
+    out.logits = logits(h.reshape({B * T, C}).index_select(0, index.to(device())));
   }
   if (in.return_hidden) out.hidden = h;
   return out;

@@ -21,6 +21,7 @@ Outputs (all small):
 Usage: ~/.cache/align/venv/bin/python tools/golden_tokenizer.py [--out tests/golden/tokenizer]
        (about 3 minutes, most of it the Unicode sweep; --skip-sweep leaves it out)
        tools/golden_tokenizer.py --unicode-delta   prints the tables of data/onig_compat.cc
+       tools/golden_tokenizer.py --phi4-from-tiktoken cl100k_base.tiktoken DIR   (benchmarks)
 """
 
 import argparse
@@ -447,23 +448,36 @@ def unicode_sweep(pre_tok, signatures):
     return ranges
 
 
-def unicode_delta(pre_tok):
-    """Prints the letters and numbers HF's Oniguruma knows but Unicode 14 (Python 3.11's
-    unicodedata, and PCRE2 10.42) does not, as PCRE2 class items for data/onig_compat.cc."""
+def hf_word_chars(tok, single_word_token):
+    """Code points HF's single_word check counts as word characters (Rust regex \\w): those that
+    stop `single_word_token` from matching right before them."""
+    mask = tok.token_to_id(single_word_token)
+    return {cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and
+            tok.encode(single_word_token + chr(cp), add_special_tokens=False).ids[0] != mask}
+
+
+def to_ranges(points):
+    out = []
+    for cp in sorted(points):
+        if out and out[-1][1] == cp - 1:
+            out[-1][1] = cp
+        else:
+            out.append([cp, cp])
+    return out
+
+
+def unicode_delta(tok):
+    """Prints the letters, numbers and word characters HF knows but Unicode 14 (Python 3.11's
+    unicodedata, and PCRE2 10.42) does not, as PCRE2 class items for data/onig_compat.cc and
+    data/added_tokens.cc."""
     import unicodedata
 
     def pieces(text):
-        return len(pre_tok.pre_tokenize_str(text))
+        return len(tok.pre_tokenizer.pre_tokenize_str(text))
 
     def ranges(points):
-        out = []
-        for cp in sorted(points):
-            if out and out[-1][1] == cp - 1:
-                out[-1][1] = cp
-            else:
-                out.append([cp, cp])
         return "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}"
-                       for a, b in out)
+                       for a, b in to_ranges(points))
 
     letters, numbers, u14_letters, u14_numbers = set(), set(), set(), set()
     for cp in range(0x110000):
@@ -484,6 +498,74 @@ def unicode_delta(pre_tok):
     print("numbers only HF knows:", ranges(numbers - u14_numbers))
     print("Unicode 14 letters HF rejects:", ranges(u14_letters - letters) or "none")
     print("Unicode 14 numbers HF rejects:", ranges(u14_numbers - numbers) or "none")
+    # \\w: Alphabetic, marks, Nd, Pc, ZWJ/ZWNJ. unicodedata has no Alphabetic property, so the
+    # delta also lists Unicode 14 Other_Alphabetic symbols (circled letters), which PCRE2 has.
+    tok.add_tokens([AddedToken("<mask>", single_word=True, normalized=False)])
+    word = hf_word_chars(tok, "<mask>")
+    u14_word = {cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and (
+        unicodedata.category(chr(cp))[0] in "LM" or unicodedata.category(chr(cp)) in
+        ("Nd", "Pc", "Nl") or cp in (0x200C, 0x200D))}
+    print("word characters beyond Unicode 14 L, M, Nd, Nl, Pc:", ranges(word - u14_word))
+    print("Unicode 14 word characters HF rejects:", ranges(u14_word - word) or "none")
+
+
+def phi4_from_tiktoken(ranks_path, out):
+    """Builds a Phi-4-equivalent tokenizer directory (cl100k_base ranks + Phi-4's pipeline and
+    special tokens) from a cl100k_base.tiktoken file, for benchmarks and spot checks with the
+    real vocabulary. Not used by the tests (the file is not shipped)."""
+    import base64
+
+    ranks = {}
+    with open(ranks_path, "rb") as f:
+        for line in f:
+            if line.strip():
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+    byte_char = {b: chr(c) for b, c in zip(
+        list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100)),
+        list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100)))}
+    n = 0
+    for b in range(256):
+        if b not in byte_char:
+            byte_char[b] = chr(256 + n)
+            n += 1
+
+    def to_str(token):
+        return "".join(byte_char[b] for b in token)
+
+    def split_at(token, max_rank):  # BPE on `token` with merges of rank < max_rank only
+        parts = [bytes([b]) for b in token]
+        while True:
+            best = None
+            for i in range(len(parts) - 1):
+                r = ranks.get(parts[i] + parts[i + 1])
+                if r is not None and r < max_rank and (best is None or r < best[0]):
+                    best = (r, i)
+            if best is None:
+                return parts
+            i = best[1]
+            parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
+
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(token) > 1:
+            parts = split_at(token, rank)
+            assert len(parts) == 2, (token, parts)
+            merges.append([to_str(parts[0]), to_str(parts[1])])
+    tok = Tokenizer(models.BPE(vocab={to_str(t): r for t, r in ranks.items()},
+                               merges=[tuple(m) for m in merges]))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(CL100K), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(s, lstrip=True, rstrip=True, normalized=False, special=True)
+                            for s in phi4_special_tokens()])
+    os.makedirs(out, exist_ok=True)
+    tok.save(os.path.join(out, "tokenizer.json"))
+    assert tok.token_to_id("<|im_start|>") == 100264 and tok.token_to_id("<|dummy_85|>") == 100349
+    assert tok.encode("hello world").ids == [15339, 1917]
+    print(f"wrote {out}/tokenizer.json ({len(ranks)} tokens, {len(merges)} merges)", file=sys.stderr)
 
 
 def main():
@@ -493,10 +575,15 @@ def main():
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--unicode-delta", action="store_true",
                         help="print the class deltas for data/onig_compat.cc and exit")
+    parser.add_argument("--phi4-from-tiktoken", nargs=2, metavar=("RANKS", "OUT_DIR"),
+                        help="build a Phi-4-equivalent tokenizer.json from cl100k_base.tiktoken")
     args = parser.parse_args()
+    if args.phi4_from_tiktoken:
+        phi4_from_tiktoken(*args.phi4_from_tiktoken)
+        return
     if args.unicode_delta:
         tok, _ = train_main()
-        unicode_delta(tok.pre_tokenizer)
+        unicode_delta(tok)
         return
     out = os.path.abspath(args.out)
     if os.path.isdir(out) and not args.skip_sweep:
@@ -546,7 +633,8 @@ def main():
         legacy_ranges = unicode_sweep(legacy_tok.pre_tokenizer, signatures)
         save_json(os.path.join(out, "unicode_classes.json"), {
             "probes": PROBES, "signatures": signatures, "main": main_ranges,
-            "legacy": legacy_ranges})
+            "legacy": legacy_ranges,
+            "word_chars": to_ranges(hf_word_chars(legacy_tok, "<mask>"))})
     print(f"wrote {out}: base vocab {base}, removed merges {removed}", file=sys.stderr)
 
 

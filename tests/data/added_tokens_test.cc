@@ -15,7 +15,8 @@ AddedToken token(TokenId id, std::string content) {
 }
 
 // Renders segments as "text" for plain runs and "[id:text]" for tokens.
-std::string render(const AddedVocabulary& vocab, const std::string& text, bool allow_special = true) {
+std::string render(const AddedVocabulary& vocab, const std::string& text,
+                   bool allow_special = true) {
   std::vector<TextSegment> segments;
   vocab.split(text, allow_special, segments);
   std::string out;

@@ -40,7 +40,7 @@ std::vector<TokenId> run(const Bpe& bpe, const std::string& word) {
 TEST(Bpe, MergesByRankThenPosition) {
   const Bpe bpe(hand_vocab(), kMerges, /*ignore_merges=*/false, "test");
   using V = std::vector<TokenId>;
-  EXPECT_EQ(run(bpe, "abc"), (V{'a', kBC}));   // "b c" has rank 0, beats "a b" to its left
+  EXPECT_EQ(run(bpe, "abc"), (V{'a', kBC}));  // "b c" has rank 0, beats "a b" to its left
   EXPECT_EQ(run(bpe, "ab"), (V{kAB}));
   EXPECT_EQ(run(bpe, "abab"), (V{kAB, kAB}));
   EXPECT_EQ(run(bpe, "lll"), (V{kLL, 'l'}));  // tie between two "l l": the leftmost wins
@@ -86,7 +86,8 @@ TEST(Bpe, ThreadsShareTheCache) {
   const Bpe bpe(hand_vocab(), kMerges, false, "test");
   const std::vector<std::string> words = {"abc", "hello", "lll", "hhell", "abab", "xyz"};
   std::vector<std::vector<TokenId>> expected;
-  for (const auto& w : words) expected.push_back(run(bpe, w));
+  for (const auto& w : words)
+    expected.push_back(run(bpe, w));
   std::vector<std::thread> threads;
   std::vector<int> failures(4, 0);
   for (int t = 0; t < 4; ++t) {
@@ -102,8 +103,39 @@ TEST(Bpe, ThreadsShareTheCache) {
       }
     });
   }
-  for (auto& thread : threads) thread.join();
-  for (int f : failures) EXPECT_EQ(f, 0);
+  for (auto& thread : threads)
+    thread.join();
+  for (int f : failures)
+    EXPECT_EQ(f, 0);
+}
+
+TEST(WordCache, FillsUpThenStopsTakingWords) {
+  WordCache cache(/*max_entries=*/4);
+  auto ids_of = [](int i) { return std::vector<TokenId>{i, i + 1}; };
+  for (int i = 0; i < 10; ++i) {
+    const std::string word = "word" + std::to_string(i);
+    cache.insert(word, hash_bytes(word), ids_of(i).data(), 2);
+    cache.insert(word, hash_bytes(word), ids_of(i).data(), 2);  // repeated: no second entry
+  }
+  EXPECT_EQ(cache.size(), 4u);
+  for (int i = 0; i < 10; ++i) {
+    const std::string word = "word" + std::to_string(i);
+    std::vector<TokenId> out = {-1};
+    const bool hit = cache.lookup(word, hash_bytes(word), out);
+    EXPECT_EQ(hit, i < 4) << word;
+    if (hit) {
+      EXPECT_EQ(out, (std::vector<TokenId>{-1, i, i + 1}));  // appended
+    } else {
+      EXPECT_EQ(out, std::vector<TokenId>{-1});
+    }
+  }
+  WordCache roomy;
+  const std::string long_word(WordCache::kMaxWordBytes + 1, 'x');
+  const TokenId id = 1;
+  roomy.insert(long_word, hash_bytes(long_word), &id, 1);
+  EXPECT_EQ(roomy.size(), 0u);
+  EXPECT_NE(hash_bytes("ab"), hash_bytes("ba"));
+  EXPECT_NE(hash_bytes(""), 0u);
 }
 
 TEST(Bpe, RejectsBadVocabularies) {

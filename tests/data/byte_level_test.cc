@@ -41,12 +41,13 @@ TEST(ByteLevel, IsABijection) {
 
 TEST(ByteLevel, Strings) {
   EXPECT_EQ(bytes_to_byte_level(" hello\n"), "\xC4\xA0hello\xC4\x8A");  // "Ġhello" + "Ċ"
-  EXPECT_EQ(bytes_to_byte_level("\xC3\xA9"), "\xC3\x83\xC2\xA9");         // é -> "Ã©"
+  EXPECT_EQ(bytes_to_byte_level("\xC3\xA9"), "\xC3\x83\xC2\xA9");       // é -> "Ã©"
   EXPECT_EQ(byte_level_to_bytes("\xC4\xA0hello"), std::optional<std::string>(" hello"));
   EXPECT_EQ(byte_level_to_bytes("<|im_end|>"), std::optional<std::string>("<|im_end|>"));
   EXPECT_FALSE(byte_level_to_bytes("hello world").has_value());  // ' ' is not in the alphabet
   std::string all;
-  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  for (int b = 0; b < 256; ++b)
+    all.push_back(static_cast<char>(b));
   EXPECT_EQ(byte_level_to_bytes(bytes_to_byte_level(all)), std::optional<std::string>(all));
 }
 

@@ -66,7 +66,8 @@ TEST(TokenizerErrors, ModelFields) {
                               {"model.continuing_subword_prefix"});
   expect_tokenizer_json_error([](json& j) { j["model"]["ignore_merges"] = "yes"; },
                               {"model.ignore_merges", "expected true or false"});
-  expect_tokenizer_json_error([](json& j) { j["model"].erase("vocab"); }, {"model.vocab", "missing"});
+  expect_tokenizer_json_error([](json& j) { j["model"].erase("vocab"); },
+                              {"model.vocab", "missing"});
   expect_tokenizer_json_error([](json& j) { j["model"]["vocab"]["\xC4\xA0the"] = "x"; },
                               {"model.vocab.\xC4\xA0the", "expected an integer id"});
   expect_tokenizer_json_error([](json& j) { j["model"]["vocab"]["zz"] = -3; },
@@ -74,8 +75,11 @@ TEST(TokenizerErrors, ModelFields) {
 }
 
 TEST(TokenizerErrors, Merges) {
-  expect_tokenizer_json_error([](json& j) { j["model"]["merges"][0] = json::array({"t", "nope"}); },
-                              {"model.merges[0]", "\"nope\" is not in the vocabulary"});
+  expect_tokenizer_json_error(
+      [](json& j) {
+        j["model"]["merges"][0] = json::array({"t", "nope"});
+      },
+      {"model.merges[0]", "\"nope\" is not in the vocabulary"});
   expect_tokenizer_json_error([](json& j) { j["model"]["merges"][2] = "a b c"; },
                               {"model.merges[2]", "one space"});
   expect_tokenizer_json_error([](json& j) { j["model"]["merges"][1] = 7; },
@@ -83,10 +87,15 @@ TEST(TokenizerErrors, Merges) {
 }
 
 TEST(TokenizerErrors, PipelineSteps) {
-  expect_tokenizer_json_error([](json& j) { j["normalizer"] = {{"type", "NFC"}}; },
-                              {"normalizer", "NFC"});
   expect_tokenizer_json_error(
-      [](json& j) { j["pre_tokenizer"]["pretokenizers"][0] = {{"type", "Metaspace"}}; },
+      [](json& j) {
+        j["normalizer"] = {{"type", "NFC"}};
+      },
+      {"normalizer", "NFC"});
+  expect_tokenizer_json_error(
+      [](json& j) {
+        j["pre_tokenizer"]["pretokenizers"][0] = {{"type", "Metaspace"}};
+      },
       {"pre_tokenizer.pretokenizers[0].type", "Metaspace"});
   expect_tokenizer_json_error(
       [](json& j) { j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Removed"; },
@@ -97,11 +106,17 @@ TEST(TokenizerErrors, PipelineSteps) {
   expect_tokenizer_json_error(
       [](json& j) { j["pre_tokenizer"] = j["pre_tokenizer"]["pretokenizers"][0]; },
       {"pre_tokenizer", "no ByteLevel step"});
-  expect_tokenizer_json_error([](json& j) { j["decoder"] = {{"type", "WordPiece"}}; },
-                              {"decoder.type", "WordPiece"});
+  expect_tokenizer_json_error(
+      [](json& j) {
+        j["decoder"] = {{"type", "WordPiece"}};
+      },
+      {"decoder.type", "WordPiece"});
   expect_tokenizer_json_error([](json& j) { j["decoder"] = nullptr; }, {"decoder", "null"});
-  expect_tokenizer_json_error([](json& j) { j["truncation"] = {{"max_length", 8}}; },
-                              {"truncation", "expected null"});
+  expect_tokenizer_json_error(
+      [](json& j) {
+        j["truncation"] = {{"max_length", 8}};
+      },
+      {"truncation", "expected null"});
 }
 
 TEST(TokenizerErrors, AddedTokens) {
@@ -111,10 +126,21 @@ TEST(TokenizerErrors, AddedTokens) {
                               {"added_tokens[0].id", "expected an integer id"});
   expect_tokenizer_json_error([](json& j) { j["added_tokens"][2]["lstrip"] = 1; },
                               {"added_tokens[2].lstrip", "expected true or false"});
-  expect_tokenizer_json_error([](json& j) { j["added_tokens"][1]["id"] = j["added_tokens"][0]["id"]; },
-                              {"added_tokens", "id already used"});
+  expect_tokenizer_json_error(
+      [](json& j) { j["added_tokens"][1]["id"] = j["added_tokens"][0]["id"]; },
+      {"added_tokens[1]", "id already used"});
   expect_tokenizer_json_error([](json& j) { j["added_tokens"][1]["content"] = "\xC4\xA0the"; },
-                              {"added_tokens", "the model vocabulary gives it id"});
+                              {"added_tokens[1]", "the model vocabulary gives it id"});
+  expect_tokenizer_json_error([](json& j) { j["added_tokens"][2]["id"] = 7; },
+                              {"added_tokens[2]", "the id belongs to model token"});
+  // HF assigns ids in file order after the vocabulary (verified with tokenizers 0.23.3: shifting
+  // every added id by 10 loads with the original ids); a file that says otherwise is rejected.
+  expect_tokenizer_json_error(
+      [](json& j) {
+        for (json& t : j["added_tokens"])
+          t["id"] = t["id"].get<int>() + 10;
+      },
+      {"added_tokens[0].id", "Hugging Face would give \"<|dummy_0|>\" id"});
 }
 
 TEST(TokenizerErrors, VocabJsonAndMergesTxt) {
@@ -146,7 +172,8 @@ TEST(TokenizerErrors, VocabJsonAndMergesTxt) {
 }
 
 TEST(TokenizerErrors, TokenizerConfig) {
-  auto with_config = [](const std::function<void(json&)>& edit, const std::vector<std::string>& parts) {
+  auto with_config = [](const std::function<void(json&)>& edit,
+                        const std::vector<std::string>& parts) {
     TempDir dir;
     std::filesystem::copy_file(tokenizer_golden("main/tokenizer.json"), dir.file("tokenizer.json"));
     json config = read_golden_json("main/tokenizer_config.json");
@@ -158,7 +185,11 @@ TEST(TokenizerErrors, TokenizerConfig) {
   };
   with_config([](json& c) { c["eos_token"] = "<|nope|>"; }, {"eos_token", "<|nope|>"});
   with_config([](json& c) { c["pad_token"] = 5; }, {"pad_token", "expected a string"});
-  with_config([](json& c) { c["bos_token"] = {{"lstrip", false}}; }, {"bos_token.content", "missing"});
+  with_config(
+      [](json& c) {
+        c["bos_token"] = {{"lstrip", false}};
+      },
+      {"bos_token.content", "missing"});
 }
 
 TEST(TokenizerErrors, BadIds) {

@@ -13,20 +13,20 @@ TEST(Utf8, RepairMatchesPythonReplace) {
   const struct {
     std::string in, out;
   } cases[] = {
-      {"\xC3", r},                                    // truncated 2-byte
-      {"\xE2\x82", r},                                // truncated 3-byte: one subpart
-      {"\xF0\x9F\x98", r},                            // truncated 4-byte: one subpart
-      {"\xC0\xAF", r + r},                            // overlong lead C0: each byte alone
-      {"\xE0\x80\xAF", r + r + r},                    // overlong 3-byte
-      {"\xF0\x80\x80\x80", r + r + r + r},            // overlong 4-byte
-      {"\xC1\xBF", r + r},                            // overlong lead C1
-      {"\xED\xA0\x80", r + r + r},                    // surrogate U+D800
-      {"\xED\xBF\xBF", r + r + r},                    // surrogate U+DFFF
-      {"\xF4\x90\x80\x80", r + r + r + r},            // above U+10FFFF
-      {"\xF8\x88\x80\x80\x80", r + r + r + r + r},    // 5-byte form
-      {"\x80\x80\x80", r + r + r},                    // lone continuation bytes
+      {"\xC3", r},                                  // truncated 2-byte
+      {"\xE2\x82", r},                              // truncated 3-byte: one subpart
+      {"\xF0\x9F\x98", r},                          // truncated 4-byte: one subpart
+      {"\xC0\xAF", r + r},                          // overlong lead C0: each byte alone
+      {"\xE0\x80\xAF", r + r + r},                  // overlong 3-byte
+      {"\xF0\x80\x80\x80", r + r + r + r},          // overlong 4-byte
+      {"\xC1\xBF", r + r},                          // overlong lead C1
+      {"\xED\xA0\x80", r + r + r},                  // surrogate U+D800
+      {"\xED\xBF\xBF", r + r + r},                  // surrogate U+DFFF
+      {"\xF4\x90\x80\x80", r + r + r + r},          // above U+10FFFF
+      {"\xF8\x88\x80\x80\x80", r + r + r + r + r},  // 5-byte form
+      {"\x80\x80\x80", r + r + r},                  // lone continuation bytes
       {"\xBF", r},
-      {"a\xC3(b", "a" + r + "(b"},                    // the bad byte is not swallowed
+      {"a\xC3(b", "a" + r + "(b"},  // the bad byte is not swallowed
       {"\xE2\x82 x", r + " x"},
       {"\xF0\x9F\x91\x8D\xF0\x9F", "\xF0\x9F\x91\x8D" + r},
       {"\xFE\xFE\xFF\xFF", r + r + r + r},
@@ -42,7 +42,8 @@ TEST(Utf8, RepairMatchesPythonReplace) {
 }
 
 TEST(Utf8, ValidTextIsUnchanged) {
-  const std::string text = "h\xC3\xA9llo \xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\x91\x8D \xF4\x8F\xBF\xBF";
+  const std::string text =
+      "h\xC3\xA9llo \xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\x91\x8D \xF4\x8F\xBF\xBF";
   EXPECT_TRUE(is_valid_utf8(text));
   EXPECT_EQ(repair_utf8(text), text);
   // Long ASCII runs take the 8-byte fast path; an error after them must still be found.

@@ -153,7 +153,7 @@ TEST(ModelConfig, EveryValidationErrorNamesTheFileAndField) {
        [](json& j) {
          j["rope_scaling"]["long_factor"] = {1.0, 2.0};
        },
-       "'rope_scaling.long_factor'"},
+       "rope_parameters.long_factor'"},
       {"short factor missing", [](json& j) { j["rope_scaling"].erase("short_factor"); },
        "'rope_scaling.short_factor'"},
       {"factor not a number", [](json& j) { j["rope_scaling"]["short_factor"][0] = "x"; },
