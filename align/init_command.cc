@@ -26,11 +26,16 @@ struct InitOptions {
   bool overwrite = false;
 };
 
-constexpr const char* kTokenizerFiles[] = {"tokenizer.json",          "tokenizer_config.json",
-                                           "special_tokens_map.json", "added_tokens.json",
-                                           "vocab.json",              "merges.txt"};
+constexpr const char* kTokenizerFiles[] = {"tokenizer.json",
+                                           "tokenizer_config.json",
+                                           "special_tokens_map.json",
+                                           "added_tokens.json",
+                                           "vocab.json",
+                                           "merges.txt"};
 
-int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+int64_t round_up(int64_t n, int64_t multiple) {
+  return (n + multiple - 1) / multiple * multiple;
+}
 
 // Vocabulary size and special ids follow the tokenizer.
 void adopt_tokenizer(ModelConfig& config, const Tokenizer& tokenizer) {

@@ -60,7 +60,8 @@ void run_logprobs(const LogprobsOptions& opt) {
     torch::Tensor lp = token_logprobs(model, tokens).to(torch::kCPU).view({-1});
     nlohmann::json values = nlohmann::json::array({nullptr});
     const float* data = lp.data_ptr<float>();
-    for (int64_t i = 1; i < lp.size(0); ++i) values.push_back(data[i]);
+    for (int64_t i = 1; i < lp.size(0); ++i)
+      values.push_back(data[i]);
     nlohmann::json out = {{"token_ids", in.ids}, {"logprobs", values}};
     if (in.assistant_mask) out["assistant_mask"] = *in.assistant_mask;
     writer.write(out);

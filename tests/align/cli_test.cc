@@ -28,7 +28,8 @@ Result run(const std::string& args) {
   if (!pipe) return result;
   char buffer[4096];
   size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    result.output.append(buffer, n);
   const int status = ::pclose(pipe);
   result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
@@ -38,7 +39,8 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> records;
   std::ifstream in(path);
   std::string line;
-  while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
+  while (std::getline(in, line))
+    records.push_back(nlohmann::json::parse(line));
   return records;
 }
 
@@ -46,8 +48,8 @@ const std::string kTokenizer = testing::golden_path("tokenizer/main");
 
 TEST(CliInit, TinyModelWithTokenizerIsCompleteAndDeterministic) {
   testing::TempDir dir;
-  Result r = run("init --preset tiny --tokenizer " + kTokenizer + " --out " + dir.file("a") +
-                 " --seed 3");
+  Result r =
+      run("init --preset tiny --tokenizer " + kTokenizer + " --out " + dir.file("a") + " --seed 3");
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* f : {"config.json", "generation_config.json", "model.safetensors",
                         "tokenizer.json", "tokenizer_config.json"}) {
@@ -57,8 +59,10 @@ TEST(CliInit, TinyModelWithTokenizerIsCompleteAndDeterministic) {
   // The vocabulary follows the tokenizer: its largest id + 1, padded to a multiple of 64.
   auto tok = nlohmann::json::parse(read_file(kTokenizer + "/tokenizer.json"));
   int64_t max_id = 0;
-  for (const auto& [token, id] : tok["model"]["vocab"].items()) max_id = std::max<int64_t>(max_id, id);
-  for (const auto& added : tok["added_tokens"]) max_id = std::max<int64_t>(max_id, added["id"]);
+  for (const auto& [token, id] : tok["model"]["vocab"].items())
+    max_id = std::max<int64_t>(max_id, id);
+  for (const auto& added : tok["added_tokens"])
+    max_id = std::max<int64_t>(max_id, added["id"]);
   auto config = nlohmann::json::parse(read_file(dir.file("a/config.json")));
   const int64_t vocab = config["vocab_size"].get<int64_t>();
   EXPECT_GE(vocab, max_id + 1);
@@ -66,10 +70,14 @@ TEST(CliInit, TinyModelWithTokenizerIsCompleteAndDeterministic) {
   EXPECT_EQ(vocab % 64, 0);
   EXPECT_EQ(config["architectures"][0], "Phi3ForCausalLM");
 
-  ASSERT_EQ(run("init --preset tiny --tokenizer " + kTokenizer + " --out " + dir.file("b") +
-                " --seed 3").code, 0);
-  ASSERT_EQ(run("init --preset tiny --tokenizer " + kTokenizer + " --out " + dir.file("c") +
-                " --seed 4").code, 0);
+  ASSERT_EQ(
+      run("init --preset tiny --tokenizer " + kTokenizer + " --out " + dir.file("b") + " --seed 3")
+          .code,
+      0);
+  ASSERT_EQ(
+      run("init --preset tiny --tokenizer " + kTokenizer + " --out " + dir.file("c") + " --seed 4")
+          .code,
+      0);
   EXPECT_EQ(read_file(dir.file("a/model.safetensors")), read_file(dir.file("b/model.safetensors")));
   EXPECT_NE(read_file(dir.file("a/model.safetensors")), read_file(dir.file("c/model.safetensors")));
 }
@@ -98,7 +106,8 @@ TEST(CliInit, BadPresetAndBadConfigAreNamed) {
 }
 
 TEST(CliTokenize, MatchesHuggingFaceGoldenEncodings) {
-  auto golden = nlohmann::json::parse(read_file(testing::golden_path("tokenizer/encode_main.json")));
+  auto golden =
+      nlohmann::json::parse(read_file(testing::golden_path("tokenizer/encode_main.json")));
   ASSERT_TRUE(golden.is_array() || golden.is_object());
   const auto& cases = golden.is_array() ? golden : golden.at("cases");
   testing::TempDir dir;
@@ -124,10 +133,9 @@ TEST(CliTokenize, MatchesHuggingFaceGoldenEncodings) {
 
 TEST(CliTokenize, ChatMessagesGetTheChatFormatAndAMask) {
   testing::TempDir dir;
-  testing::write_text(dir.file("in.jsonl"),
-                      R"({"messages": [{"role": "user", "content": "hi"}, )"
-                      R"({"role": "assistant", "content": "ok"}]})"
-                      "\n");
+  testing::write_text(dir.file("in.jsonl"), R"({"messages": [{"role": "user", "content": "hi"}, )"
+                                            R"({"role": "assistant", "content": "ok"}]})"
+                                            "\n");
   Result r = run("tokenize --model " + kTokenizer + " --input " + dir.file("in.jsonl"));
   ASSERT_EQ(r.code, 0) << r.output;
   auto out = nlohmann::json::parse(r.output);
@@ -179,8 +187,8 @@ TEST(CliLogprobs, BadInputNamesTheLineAndWritesNothing) {
   testing::TempDir dir;
   const std::string model = testing::golden_path("model/phi4_tiny");
   testing::write_text(dir.file("bad.jsonl"), "{\"token_ids\": [1, 2]}\n{\"token_ids\": [1, \n");
-  Result r = run("logprobs --model " + model + " --input " + dir.file("bad.jsonl") +
-                 " --output " + dir.file("out.jsonl"));
+  Result r = run("logprobs --model " + model + " --input " + dir.file("bad.jsonl") + " --output " +
+                 dir.file("out.jsonl"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find(dir.file("bad.jsonl") + ":2"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.file("out.jsonl")));
