@@ -1,0 +1,82 @@
+#include "common/config_reader.h"
+
+#include "common/atomic_file.h"
+
+namespace align {
+
+const nlohmann::json ConfigReader::kEmpty = nlohmann::json::object();
+
+nlohmann::json load_config_file(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw InputError(path + ": a config must be a JSON object of sections");
+  return j;
+}
+
+void apply_override(nlohmann::json& j, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw InputError("--set " + assignment + ": expected section.key=value");
+  }
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  nlohmann::json value;
+  try {
+    value = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error&) {
+    value = text;
+  }
+  nlohmann::json* node = &j;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = path.find('.', start);
+    const std::string key = path.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (key.empty()) throw InputError("--set " + assignment + ": empty key in '" + path + "'");
+    if (!node->is_object()) {
+      throw InputError("--set " + assignment + ": '" + path.substr(0, start - 1) +
+                       "' is not a section");
+    }
+    if (dot == std::string::npos) {
+      (*node)[key] = value;
+      return;
+    }
+    node = &(*node)[key];
+    if (node->is_null()) *node = nlohmann::json::object();
+    start = dot + 1;
+  }
+}
+
+ConfigReader::ConfigReader(const nlohmann::json& object, std::string source, std::string path)
+    : object_(object.is_null() ? kEmpty : object),
+      source_(std::move(source)),
+      path_(std::move(path)),
+      seen_(std::make_shared<std::set<std::string>>()) {
+  if (!object_.is_object()) {
+    throw InputError(source_ + ": " + (path_.empty() ? "the config" : path_) +
+                     " must be an object, found " + object_.dump());
+  }
+}
+
+ConfigReader ConfigReader::section(const std::string& key) {
+  if (!object_.contains(key)) return ConfigReader(kEmpty, source_, full(key));
+  seen_->insert(key);
+  return ConfigReader(object_.at(key), source_, full(key));
+}
+
+void ConfigReader::finish() const {
+  std::vector<std::string> unknown;
+  for (const auto& [key, value] : object_.items()) {
+    if (!seen_->count(key)) unknown.push_back(full(key));
+  }
+  if (unknown.empty()) return;
+  std::string message = source_ + ": unknown config key";
+  message += unknown.size() > 1 ? "s " : " ";
+  for (size_t i = 0; i < unknown.size(); ++i) message += (i ? ", " : "") + unknown[i];
+  throw InputError(message);
+}
+
+}  // namespace align
