@@ -8,5 +8,6 @@ namespace align {
 void add_init_command(CLI::App& app);      // align init: a random model directory in HF layout
 void add_tokenize_command(CLI::App& app);  // align tokenize: text or messages -> token ids
 void add_logprobs_command(CLI::App& app);  // align logprobs: teacher-forced per-token log-probs
+void add_sft_command(CLI::App& app);       // align sft: supervised fine-tuning
 
 }  // namespace align

@@ -9,7 +9,8 @@ namespace align {
 // x [..., C] -> [..., C] in x's dtype: normalise in fp32 (x * rsqrt(mean(x^2) + eps)), cast back
 // to x's dtype, then multiply by weight [C] (in the weight's dtype, as Phi3RMSNorm does).
 // On CUDA (fp32/bf16) this runs the fused kernel (model/kernels/rms_norm.cu), elsewhere the
-// reference below.
+// reference below; the kernel has no backward, so the reference also serves calls that need a
+// gradient (grad mode on and x or weight requiring grad).
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 

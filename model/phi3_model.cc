@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "common/error.h"
+#include "model/activation_checkpoint.h"
 #include "model/attention.h"
 #include "model/checkpoint.h"
 #include "model/init.h"
@@ -22,6 +24,15 @@ std::string layer_name(int64_t i, const char* suffix) {
 
 [[noreturn]] void bad_input(const std::string& what) {
   throw InputError("Phi3Model::forward: " + what);
+}
+
+// The base weight a LoRA target module adapts.
+torch::Tensor& projection_weight(LayerWeights& w, const std::string& module) {
+  if (module == "qkv_proj") return w.qkv;
+  if (module == "o_proj") return w.o;
+  if (module == "gate_up_proj") return w.gate_up;
+  if (module == "down_proj") return w.down;
+  throw InputError("unknown LoRA target module '" + module + "'");
 }
 
 std::string shape_of(const torch::Tensor& t) {
@@ -44,6 +55,9 @@ void check_inputs(const ForwardInput& in, const KvCache* cache) {
     }
   }
   if (in.segments.defined() && cache) bad_input("segments cannot be combined with a KV cache");
+  if (in.checkpoint_layers && cache) {
+    bad_input("checkpoint_layers (training) cannot be combined with a KV cache");
+  }
   auto check_rows = [&](const std::vector<int64_t>& v, const char* name) {
     if (!v.empty() && static_cast<int64_t>(v.size()) != B) {
       bad_input(std::string(name) + " has " + std::to_string(v.size()) + " entries for " +
@@ -156,12 +170,29 @@ Phi3Model Phi3Model::load(const std::string& dir, torch::ScalarType dtype, torch
 }
 
 Phi3Model Phi3Model::to(torch::ScalarType dtype, torch::Device device) const {
-  std::vector<std::pair<std::string, torch::Tensor>> named = named_weights(config_, weights_);
+  std::vector<std::pair<std::string, torch::Tensor>> named = align::named_weights(config_, weights_);
   std::map<std::string, torch::Tensor> moved;
   for (auto& [name, t] : named)
     moved[name] = t.to(device, dtype);
-  return Phi3Model(config_,
-                   assemble_weights(config_, [&](const std::string& n) { return moved.at(n); }));
+  Phi3Model out(config_,
+                assemble_weights(config_, [&](const std::string& n) { return moved.at(n); }));
+  if (lora_) {
+    std::vector<LayerLora> adapters;
+    for (const LayerWeights& layer : weights_.layers) {
+      LayerLora moved_lora;
+      for (const auto& module : lora_->target_modules) {
+        const LoraAdapter& from = layer.lora.at(module);
+        LoraAdapter& to = moved_lora.at(module);
+        to.a = from.a.to(device).detach().requires_grad_(from.a.requires_grad());
+        to.b = from.b.to(device).detach().requires_grad_(from.b.requires_grad());
+      }
+      adapters.push_back(std::move(moved_lora));
+    }
+    out.set_lora(*lora_, std::move(adapters));
+  }
+  out.lora_enabled_ = lora_enabled_;
+  out.training_ = training_;
+  return out;
 }
 
 torch::Tensor Phi3Model::logits(const torch::Tensor& hidden) const {
@@ -227,10 +258,12 @@ CallState prepare_call(const ModelConfig& c, const Rope& rope, const ForwardInpu
 }
 
 // h + attention(rms_norm(h)) W_o^T, writing this layer's keys and values into the cache.
-torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const torch::Tensor& h,
-                              const CallState& s, KvCache* cache, size_t layer) {
+torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
+                              const torch::Tensor& h, const CallState& s, KvCache* cache,
+                              size_t layer) {
   const int64_t B = h.size(0), T = h.size(1);
-  auto qkv = project(rms_norm(h, w.input_norm, c.rms_norm_eps), w.qkv);  // [B, T, H*D + 2*Hkv*D]
+  auto x = rms_norm(h, w.input_norm, c.rms_norm_eps);
+  auto qkv = lora_linear(x, w.qkv, w.lora.qkv, lora);  // [B, T, H*D + 2*Hkv*D]
   auto q = qkv.narrow(-1, 0, c.q_size).view({B, T, c.num_heads, c.head_dim});
   auto k = qkv.narrow(-1, c.q_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
   auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
@@ -246,13 +279,34 @@ torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const
   }
   const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);  // Python's D**-0.5
   auto attn = attention(q, keys, values, s.allowed, scale).reshape({B, T, c.q_size});
-  return h + project(attn, w.o);
+  return h + lora_linear(attn, w.o, w.lora.o, lora);
 }
 
 // h + swiglu(rms_norm(h) W_gate_up^T) W_down^T.
-torch::Tensor mlp_block(const ModelConfig& c, const LayerWeights& w, const torch::Tensor& h) {
+torch::Tensor mlp_block(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
+                        const torch::Tensor& h) {
   auto x = rms_norm(h, w.post_norm, c.rms_norm_eps);
-  return h + project(swiglu(project(x, w.gate_up)), w.down);
+  auto gate_up = lora_linear(x, w.gate_up, w.lora.gate_up, lora);
+  return h + lora_linear(swiglu(gate_up), w.down, w.lora.down, lora);
+}
+
+// One decoder layer: h [B, T, C] -> [B, T, C].
+torch::Tensor decoder_layer(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
+                            const torch::Tensor& h, const CallState& s, KvCache* cache,
+                            size_t layer) {
+  return mlp_block(c, w, lora, attention_block(c, w, lora, h, s, cache, layer));
+}
+
+// Every tensor of a layer that may require grad: the base weights and the LoRA A and B.
+std::vector<torch::Tensor> layer_tensors(const LayerWeights& w) {
+  std::vector<torch::Tensor> out = {w.input_norm, w.qkv, w.o, w.post_norm, w.gate_up, w.down};
+  for (const LoraAdapter* a : {&w.lora.qkv, &w.lora.o, &w.lora.gate_up, &w.lora.down}) {
+    if (a->defined()) {
+      out.push_back(a->a);
+      out.push_back(a->b);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -265,9 +319,22 @@ ForwardOutput Phi3Model::forward(const ForwardInput& in, KvCache* cache) const {
 
   auto tokens = in.tokens.to(device()).reshape(-1);
   auto h = weights_.embed.index_select(0, tokens).view({B, T, C});  // [B, T, C]
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    h = attention_block(c, weights_.layers[l], h, s, cache, l);
-    h = mlp_block(c, weights_.layers[l], h);
+  const LoraApply lora = lora_apply();
+  if (in.checkpoint_layers && torch::GradMode::is_enabled()) {
+    // The recompute in backward outlives this call: the closure owns what it reads.
+    auto config = std::make_shared<const ModelConfig>(c);
+    auto state = std::make_shared<const CallState>(s);
+    for (size_t l = 0; l < weights_.layers.size(); ++l) {
+      const LayerWeights& w = weights_.layers[l];
+      h = checkpoint(
+          [config, state, w, lora, l](const torch::Tensor& x) {
+            return decoder_layer(*config, w, lora, x, *state, nullptr, l);
+          },
+          h, layer_tensors(w));
+    }
+  } else {
+    for (size_t l = 0; l < weights_.layers.size(); ++l)
+      h = decoder_layer(c, weights_.layers[l], lora, h, s, cache, l);
   }
   h = rms_norm(h, weights_.norm, c.rms_norm_eps);
 
@@ -293,6 +360,132 @@ ForwardOutput Phi3Model::forward(const ForwardInput& in, KvCache* cache) const {
   }
   if (in.return_hidden) out.hidden = h;
   return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Phi3Model::named_weights() const {
+  return align::named_weights(config_, weights_);
+}
+
+void Phi3Model::make_weights_owned() {
+  // Checkpoint::get's zero-copy tensors come from from_blob, whose storage is not resizable;
+  // tensors from an allocator are.
+  auto own = [](torch::Tensor& t) {
+    if (t.storage().resizable()) return;
+    const bool grad = t.requires_grad();
+    t = t.detach().clone().requires_grad_(grad);
+  };
+  const bool tied = weights_.lm_head.is_same(weights_.embed);
+  own(weights_.embed);
+  for (LayerWeights& layer : weights_.layers) {
+    for (torch::Tensor* t : {&layer.input_norm, &layer.qkv, &layer.o, &layer.post_norm,
+                             &layer.gate_up, &layer.down}) {
+      own(*t);
+    }
+  }
+  own(weights_.norm);
+  if (tied) {
+    weights_.lm_head = weights_.embed;
+  } else {
+    own(weights_.lm_head);
+  }
+}
+
+LoraApply Phi3Model::lora_apply() const {
+  LoraApply apply;
+  if (!lora_) return apply;
+  apply.enabled = lora_enabled_;
+  apply.scale = lora_->scale();
+  apply.dropout = lora_->dropout;
+  apply.training = training_;
+  return apply;
+}
+
+void Phi3Model::attach_lora(const LoraOptions& options, uint64_t seed) {
+  validate_lora_options(options, "attach_lora");
+  std::vector<LayerLora> adapters(weights_.layers.size());
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    for (const auto& module : options.target_modules) {
+      const torch::Tensor& w = projection_weight(weights_.layers[l], module);
+      adapters[l].at(module) =
+          init_lora_adapter(w.size(0), w.size(1), options.rank, seed,
+                            peft_tensor_name(static_cast<int64_t>(l), module, 'A'), device());
+    }
+  }
+  set_lora(options, std::move(adapters));
+}
+
+void Phi3Model::set_lora(const LoraOptions& options, std::vector<LayerLora> adapters) {
+  validate_lora_options(options, "set_lora");
+  if (adapters.size() != weights_.layers.size()) {
+    throw InputError("set_lora: " + std::to_string(adapters.size()) + " layers of adapters for a " +
+                     std::to_string(weights_.layers.size()) + "-layer model");
+  }
+  for (size_t l = 0; l < adapters.size(); ++l) {
+    for (const auto& module : lora_module_names()) {
+      const LoraAdapter& a = adapters[l].at(module);
+      const bool targeted = std::find(options.target_modules.begin(), options.target_modules.end(),
+                                      module) != options.target_modules.end();
+      const std::string where = lora_module_path(static_cast<int64_t>(l), module);
+      if (a.defined() != targeted || (a.defined() && !a.b.defined())) {
+        throw InputError("set_lora: " + where + (targeted ? " has no adapter but is a target module"
+                                                          : " has an adapter but is not a target"));
+      }
+      if (!targeted) continue;
+      const torch::Tensor& w = projection_weight(weights_.layers[l], module);
+      const std::vector<int64_t> want_a = {options.rank, w.size(1)}, want_b = {w.size(0), options.rank};
+      if (a.a.sizes().vec() != want_a || a.b.sizes().vec() != want_b) {
+        throw InputError("set_lora: " + where + " adapter shapes A " + shape_of(a.a) + ", B " +
+                         shape_of(a.b) + "; expected A " + shape_str(want_a) + ", B " +
+                         shape_str(want_b));
+      }
+      if (a.a.device() != device() || a.b.device() != device()) {
+        throw InputError("set_lora: " + where + " adapter is on " + a.a.device().str() +
+                         ", the model on " + device().str());
+      }
+    }
+  }
+  for (size_t l = 0; l < adapters.size(); ++l)
+    weights_.layers[l].lora = std::move(adapters[l]);
+  lora_ = options;
+}
+
+const LoraOptions& Phi3Model::lora_options() const {
+  if (!lora_) throw Error("Phi3Model: no LoRA adapters are attached");
+  return *lora_;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Phi3Model::lora_parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (!lora_) return out;
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    for (const auto& module : lora_module_names()) {
+      const LoraAdapter& a = weights_.layers[l].lora.at(module);
+      if (!a.defined()) continue;
+      out.emplace_back(peft_tensor_name(static_cast<int64_t>(l), module, 'A'), a.a);
+      out.emplace_back(peft_tensor_name(static_cast<int64_t>(l), module, 'B'), a.b);
+    }
+  }
+  return out;
+}
+
+void Phi3Model::merge_lora() {
+  if (!lora_) return;
+  torch::NoGradGuard no_grad;
+  const double scale = lora_->scale();
+  for (LayerWeights& layer : weights_.layers) {
+    for (const auto& module : lora_->target_modules) {
+      torch::Tensor& w = projection_weight(layer, module);
+      const bool grad = w.requires_grad();
+      w = merged_weight(w, layer.lora.at(module), scale).requires_grad_(grad);
+    }
+  }
+  remove_lora();
+}
+
+void Phi3Model::remove_lora() {
+  for (LayerWeights& layer : weights_.layers)
+    layer.lora = LayerLora();
+  lora_.reset();
 }
 
 torch::ScalarType parse_model_dtype(const std::string& name) {

@@ -8,17 +8,24 @@
 //   h += attention(q, k, v) W_o^T;  x = rms_norm(h);  h += swiglu(x W_gate_up^T) W_down^T.
 // Then rms_norm(h) and logits = h W_lm_head^T (W_lm_head = W_embed when tied).
 // Works in fp32 or bf16 on CPU or CUDA: the dtype and device are the weights'.
+//
+// Training: LoRA adapters (model/lora.h) can be attached to the four projections of every layer;
+// the forward is differentiable (set requires_grad on the tensors of named_weights() for full
+// fine-tuning, or train lora_parameters()), and ForwardInput::checkpoint_layers recomputes each
+// layer in backward instead of keeping its activations (model/activation_checkpoint.h).
 #pragma once
 
 #include <torch/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/lora.h"
 #include "model/rope.h"
 
 namespace align {
@@ -30,6 +37,7 @@ struct LayerWeights {
   torch::Tensor post_norm;   // [C]
   torch::Tensor gate_up;     // [2I, C], rows gate | up
   torch::Tensor down;        // [C, I]
+  LayerLora lora;            // optional adapters on qkv, o, gate_up, down (fp32)
 };
 
 struct ModelWeights {
@@ -65,6 +73,9 @@ struct ForwardInput {
   LogitsAt logits = LogitsAt::kLast;
   torch::Tensor logits_index;  // [N] int64 for kIndex
   bool return_hidden = false;
+  // Training: run each decoder layer under activation checkpointing (keep only its input, recompute
+  // it in backward). Takes effect when grad mode is on; cannot be combined with a KV cache.
+  bool checkpoint_layers = false;
 };
 
 struct ForwardOutput {
@@ -98,12 +109,50 @@ class Phi3Model {
   ModelWeights& mutable_weights() { return weights_; }
   torch::ScalarType dtype() const { return weights_.embed.scalar_type(); }
   torch::Device device() const { return weights_.embed.device(); }
+  // The base weights in the model's new dtype and device; LoRA adapters move along (still fp32).
   Phi3Model to(torch::ScalarType dtype, torch::Device device) const;
 
+  // --- Training.
+  // (Hugging Face name, tensor) of every base weight, the model's own tensors (not copies): set
+  // requires_grad on them for full fine-tuning. lm_head is left out when tied to the embedding.
+  std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
+  // Replaces every base weight that views a checkpoint's file mapping (Checkpoint::get's
+  // zero-copy tensors) with an owned copy, so training can write into it. Others are untouched.
+  void make_weights_owned();
+  // Dropout (LoRA dropout) is active only in training mode; off by default.
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+
+  // --- LoRA.
+  // Adds a fresh adapter (A seeded from (seed, tensor name), B = 0) to every target module of
+  // every layer, replacing any adapters already attached. Throws InputError for bad options.
+  void attach_lora(const LoraOptions& options, uint64_t seed);
+  // Attaches the given adapters (e.g. read from a file) after checking their shapes and
+  // options; `adapters` has one LayerLora per layer with exactly the target modules filled.
+  void set_lora(const LoraOptions& options, std::vector<LayerLora> adapters);
+  bool has_lora() const { return lora_.has_value(); }
+  const LoraOptions& lora_options() const;  // throws Error without adapters
+  // (PEFT file name, tensor) of every A and B, the model's own tensors: by layer, then module in
+  // lora_module_names() order, A before B. Empty without adapters.
+  std::vector<std::pair<std::string, torch::Tensor>> lora_parameters() const;
+  // Disabled adapters are skipped: the forward is the base model's (a DPO reference without a
+  // second copy of the weights). Enabled by default.
+  void set_lora_enabled(bool enabled) { lora_enabled_ = enabled; }
+  bool lora_enabled() const { return lora_enabled_; }
+  // W += scale * B A (in fp32, cast to W's dtype) for every adapter, then removes the adapters.
+  // The merged weights are new tensors (requires_grad as the old ones).
+  void merge_lora();
+  void remove_lora();
+
  private:
+  LoraApply lora_apply() const;
+
   ModelConfig config_;
   ModelWeights weights_;
   Rope rope_;
+  std::optional<LoraOptions> lora_;
+  bool lora_enabled_ = true;
+  bool training_ = false;
 };
 
 // "bfloat16" / "float16" / "float32" (a config's dtype) -> Torch dtype; throws InputError.

@@ -10,3 +10,4 @@ venv="$(scripts/setup.sh --quiet | tail -n 1)"
   transformers==5.23.0 tokenizers==0.23.3 safetensors
 "$venv/bin/python" tools/golden_tokenizer.py
 "$venv/bin/python" tools/golden_model.py
+"$venv/bin/python" tools/golden_sft.py

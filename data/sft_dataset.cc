@@ -1,0 +1,225 @@
+#include "data/sft_dataset.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "common/error.h"
+#include "common/jsonl.h"
+#include "data/chat_format.h"
+#include "data/json_fields.h"
+
+namespace align {
+
+namespace {
+
+using nlohmann::json;
+
+// The tokenizer cannot render a shape at all (no eos, no chat control token): the same for every
+// line, so it is never skipped as a bad line.
+class TokenizerProblem : public InputError {
+ public:
+  using InputError::InputError;
+};
+
+// An example before the loss options and truncation are applied, with what to say when it ends up
+// with no target.
+struct Draft {
+  SftExample example;
+  std::string field;  // the field whose tokens are the targets
+  std::string why;    // why there may be none
+};
+
+void check_options(const SftDataOptions& opt) {
+  if (opt.max_seq_len < 2) {
+    throw InputError("max_seq_len: expected at least 2, got " + std::to_string(opt.max_seq_len));
+  }
+}
+
+const json& member(const json& record, const char* key) {
+  return *record.find(key);
+}
+
+// parse_chat_messages with errors naming `field` rather than "messages"; empty lists rejected.
+std::vector<ChatMessage> read_messages(const json& value, const std::string& field) {
+  std::vector<ChatMessage> messages;
+  try {
+    messages = parse_chat_messages(value);
+  } catch (const InputError& e) {
+    std::string what = e.what();
+    const std::string named = "messages";
+    if (what.compare(0, named.size(), named) == 0) what = field + what.substr(named.size());
+    throw InputError(what);
+  }
+  if (messages.empty()) throw InputError(field + ": is empty (expected at least one message)");
+  return messages;
+}
+
+ChatTokens chat_tokens(const Tokenizer& tok, const std::vector<ChatMessage>& messages) {
+  try {
+    return apply_chat_format(tok, messages, /*add_generation_prompt=*/false);
+  } catch (const InputError& e) {
+    throw TokenizerProblem(e.what());
+  }
+}
+
+Draft from_messages(const json& messages, const Tokenizer& tok) {
+  ChatTokens chat = chat_tokens(tok, read_messages(messages, "messages"));
+  return {{std::move(chat.ids), std::move(chat.assistant_mask)},
+          "messages",
+          "no assistant turn after the first token"};
+}
+
+// TRL "standard": encode(prompt) + encode(completion) + [eos]; targets the completion and eos.
+Draft from_text(const std::string& prompt, const std::string& completion, const Tokenizer& tok) {
+  const std::optional<TokenId> eos = tok.eos_id();
+  if (!eos) {
+    throw TokenizerProblem(
+        tok.source() +
+        ": the tokenizer has no eos token (\"eos_token\" in "
+        "tokenizer_config.json), which prompt/completion text examples end with");
+  }
+  SftExample ex;
+  ex.ids = tok.encode(prompt);
+  ex.loss_mask.assign(ex.ids.size(), 0);
+  std::vector<TokenId> tail = tok.encode(completion);
+  if (tail.empty() || tail.back() != *eos) tail.push_back(*eos);
+  ex.ids.insert(ex.ids.end(), tail.begin(), tail.end());
+  ex.loss_mask.insert(ex.loss_mask.end(), tail.size(), 1);
+  return {std::move(ex), "completion", "the completion and eos are the only targets"};
+}
+
+// TRL "conversational": chat format of prompt + completion; targets the completion's assistant
+// turns.
+Draft from_conversation(const json& prompt, const json& completion, const Tokenizer& tok) {
+  std::vector<ChatMessage> messages = read_messages(prompt, "prompt");
+  const std::vector<ChatMessage> tail = read_messages(completion, "completion");
+  const size_t prompt_len = chat_tokens(tok, messages).ids.size();
+  messages.insert(messages.end(), tail.begin(), tail.end());
+  ChatTokens chat = chat_tokens(tok, messages);
+  std::fill(chat.assistant_mask.begin(), chat.assistant_mask.begin() + prompt_len, 0);
+  return {{std::move(chat.ids), std::move(chat.assistant_mask)},
+          "completion",
+          "no assistant turn in the completion"};
+}
+
+Draft draft_from_json(const json& record, const Tokenizer& tok) {
+  if (!record.is_object()) {
+    throw InputError("expected a JSON object, got " + describe_json(record));
+  }
+  const bool has_messages = record.contains("messages");
+  const bool has_prompt = record.contains("prompt");
+  const bool has_completion = record.contains("completion");
+  if (has_messages && (has_prompt || has_completion)) {
+    throw InputError(
+        "expected either \"messages\" or \"prompt\" + \"completion\", got both shapes");
+  }
+  if (has_messages) return from_messages(member(record, "messages"), tok);
+  if (!has_prompt && !has_completion) {
+    std::string keys;
+    for (const auto& item : record.items())
+      keys += (keys.empty() ? "" : ", ") + item.key();
+    throw InputError("expected \"messages\" or \"prompt\" + \"completion\", got neither (keys: " +
+                     (keys.empty() ? std::string("none") : keys) + ")");
+  }
+  if (!has_prompt) throw InputError("prompt: missing (a \"completion\" needs a \"prompt\")");
+  if (!has_completion)
+    throw InputError("completion: missing (a \"prompt\" needs a \"completion\")");
+  const json& prompt = member(record, "prompt");
+  const json& completion = member(record, "completion");
+  if (prompt.is_string() && completion.is_string()) {
+    return from_text(prompt.get<std::string>(), completion.get<std::string>(), tok);
+  }
+  if (prompt.is_array() && completion.is_array()) return from_conversation(prompt, completion, tok);
+  for (const auto* field : {"prompt", "completion"}) {
+    const json& value = member(record, field);
+    if (!value.is_string() && !value.is_array()) {
+      throw InputError(std::string(field) + ": expected a string or a list of messages, got " +
+                       describe_json(value));
+    }
+  }
+  throw InputError("prompt, completion: expected both strings or both message lists, got " +
+                   describe_json(prompt) + " and " + describe_json(completion));
+}
+
+}  // namespace
+
+SftExample sft_example_from_json(const json& record, const Tokenizer& tok,
+                                 const SftDataOptions& opt, bool* truncated) {
+  check_options(opt);
+  Draft draft = draft_from_json(record, tok);
+  SftExample& ex = draft.example;
+  if (!opt.assistant_only_loss) {
+    std::fill(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
+    draft.why = "a single token, nothing to predict it from";
+  }
+  const bool cut = static_cast<int64_t>(ex.ids.size()) > opt.max_seq_len;
+  if (cut) {
+    ex.ids.resize(opt.max_seq_len);
+    ex.loss_mask.resize(opt.max_seq_len);
+  }
+  if (truncated) *truncated = cut;
+  if (!ex.loss_mask.empty()) ex.loss_mask[0] = 0;
+  if (std::find(ex.loss_mask.begin(), ex.loss_mask.end(), 1) == ex.loss_mask.end()) {
+    if (cut) {
+      throw InputError(draft.field + ": no target token within the first " +
+                       std::to_string(opt.max_seq_len) +
+                       " tokens (max_seq_len); raise max_seq_len or shorten the prompt");
+    }
+    throw InputError(draft.field + ": no target token (" + draft.why + ")");
+  }
+  return std::move(draft.example);
+}
+
+SftDataset load_sft_dataset(const std::string& path, const Tokenizer& tok,
+                            const SftDataOptions& opt) {
+  check_options(opt);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot open " + path + ": " + std::strerror(errno));
+  SftDataset out;
+  std::string line;
+  JsonlLocation where{path, 0};
+  auto bad_line = [&](const std::string& reason) {
+    const std::string message = where.str() + ": " + reason;
+    if (!opt.skip_bad_lines) throw InputError(message);
+    ++out.skipped;
+    if (out.skip_messages.size() < kMaxSkipMessages) out.skip_messages.push_back(message);
+  };
+  // The same line handling as for_each_jsonl, which cannot go on past a line that is not JSON.
+  while (std::getline(in, line)) {
+    ++where.line;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      json record;
+      try {
+        record = json::parse(line);
+      } catch (const json::parse_error& e) {
+        throw InputError(std::string("invalid JSON: ") + e.what());
+      }
+      bool truncated = false;
+      SftExample ex = sft_example_from_json(record, tok, opt, &truncated);
+      out.truncated += truncated ? 1 : 0;
+      out.target_tokens += std::count(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
+      out.examples.push_back(std::move(ex));
+    } catch (const TokenizerProblem& e) {
+      throw InputError(where.str() + ": " + e.what());
+    } catch (const InputError& e) {
+      bad_line(e.what());
+    } catch (const json::exception& e) {
+      bad_line(e.what());
+    }
+  }
+  if (in.bad()) throw IoError("cannot read " + path);
+  if (out.examples.empty()) {
+    std::string message = path + ": no usable examples";
+    if (out.skipped > 0) {
+      message += " (" + std::to_string(out.skipped) +
+                 " malformed lines skipped; the first: " + out.skip_messages.front() + ")";
+    }
+    throw InputError(message);
+  }
+  return out;
+}
+
+}  // namespace align

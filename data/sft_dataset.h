@@ -1,0 +1,64 @@
+// SFT examples read from JSONL in the shapes TRL's SFTTrainer accepts, as token ids plus a loss
+// mask. One JSON object per line, with exactly one of these shapes (other keys are ignored):
+//
+//   {"messages": [{"role", "content"}, ...]}
+//       the Phi-4 chat format (chat_format.h, no generation prompt); targets: each assistant turn's
+//       content and its <|im_end|>.
+//   {"prompt": "text", "completion": "text"}                              (TRL "standard")
+//       ids = encode(prompt) + encode(completion) + [eos] (encode as HF does, special-token text
+//       matched; eos is not appended twice when the completion already ends with it, as TRL);
+//       targets: the completion and the eos (TRL's completion_only_loss).
+//   {"prompt": [messages...], "completion": [messages...]}               (TRL "conversational")
+//       the chat format of prompt + completion; targets: the completion's assistant turns.
+//
+// With assistant_only_loss = false every token but the first is a target, whatever the shape.
+// Index 0 is never a target (nothing predicts it). An example with no target left is malformed.
+// Examples longer than max_seq_len are cut to their first max_seq_len tokens (TRL's truncation).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+
+namespace align {
+
+struct SftExample {
+  std::vector<TokenId> ids;        // [n] the whole sequence
+  std::vector<uint8_t> loss_mask;  // [n] 1 where ids[i] is a training target (predicted from
+                                   //     ids[<i]); loss_mask[0] is always 0
+};
+
+struct SftDataOptions {
+  bool assistant_only_loss = true;  // false: every token after the first is a target
+  bool skip_bad_lines = false;      // false: the first malformed line throws InputError
+                                    // "file:line: field: ..."; true: skipped and counted
+  int64_t max_seq_len = 2048;       // longer examples are truncated (counted); must be >= 2
+};
+
+// How many skip reasons SftDataset::skip_messages keeps.
+constexpr size_t kMaxSkipMessages = 10;
+
+struct SftDataset {
+  std::vector<SftExample> examples;        // in file order
+  int64_t skipped = 0;                     // malformed lines skipped (skip_bad_lines)
+  int64_t truncated = 0;                   // kept examples cut to max_seq_len
+  int64_t target_tokens = 0;               // sum of loss_mask over examples
+  std::vector<std::string> skip_messages;  // first kMaxSkipMessages "file:line: reason"
+};
+
+// Reads `path` (blank lines ignored). Throws IoError when it cannot be read; InputError
+// "file:line: field: expected ..., got ..." for a malformed line (unless skip_bad_lines), for a
+// tokenizer that lacks a token the shape needs (eos, chat control tokens; never skipped), and when
+// no example is left.
+SftDataset load_sft_dataset(const std::string& path, const Tokenizer& tok,
+                            const SftDataOptions& opt);
+
+// One parsed JSON record as an example (the per-line step of load_sft_dataset, without file
+// context). Sets *truncated when the sequence was cut. Throws InputError naming the field.
+SftExample sft_example_from_json(const nlohmann::json& record, const Tokenizer& tok,
+                                 const SftDataOptions& opt, bool* truncated);
+
+}  // namespace align

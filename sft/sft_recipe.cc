@@ -1,0 +1,272 @@
+#include "sft/sft_recipe.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "data/batcher.h"
+#include "data/sft_dataset.h"
+#include "data/tokenizer.h"
+#include "model/peft_io.h"
+#include "model/phi3_model.h"
+#include "sft/adamw.h"
+#include "sft/grad_clip.h"
+#include "sft/lr_schedule.h"
+#include "sft/metrics.h"
+#include "sft/rng_state.h"
+#include "sft/sft_loss.h"
+#include "sft/train_checkpoint.h"
+
+namespace align {
+namespace {
+namespace fs = std::filesystem;
+
+torch::Tensor to_tensor(const std::vector<int64_t>& values, int64_t rows, int64_t cols,
+                        torch::Device device) {
+  return torch::tensor(values, torch::kInt64).view({rows, cols}).to(device);
+}
+
+TrainBatch to_train_batch(const Batch& b, torch::Device device) {
+  TrainBatch t;
+  t.tokens = to_tensor(b.tokens, b.rows, b.seq_len, device);
+  t.positions = to_tensor(b.positions, b.rows, b.seq_len, device);
+  t.segments = to_tensor(b.segments, b.rows, b.seq_len, device);
+  t.targets = to_tensor(b.targets, b.rows, b.seq_len, device);
+  t.num_targets = b.num_targets;
+  return t;
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) throw InputError("model.device: cuda, but no GPU is visible");
+    return torch::kCUDA;
+  }
+  throw InputError("model.device: expected auto, cpu or cuda, found '" + name + "'");
+}
+
+torch::ScalarType resolve_dtype(const std::string& name, torch::Device device) {
+  if (name == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (name == "fp32" || name == "float32") return torch::kFloat32;
+  if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
+  throw InputError("model.dtype: expected auto, fp32 or bf16, found '" + name + "'");
+}
+
+// Mean next-token loss over every target of `examples` (no grad, dropout off).
+double evaluate(Phi3Model& model, const std::vector<SftExample>& examples, BatcherOptions opt,
+                bool checkpoint_layers, torch::Device device) {
+  opt.shuffle = false;
+  Batcher batcher(examples, opt);
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.training();
+  model.set_training(false);
+  double total = 0;
+  int64_t targets = 0;
+  for (int64_t i = 0; i < batcher.batches_per_epoch(); ++i) {
+    const Batch b = batcher.next();
+    total += sft_loss_sum(model, to_train_batch(b, device), checkpoint_layers).item<double>();
+    targets += b.num_targets;
+  }
+  model.set_training(was_training);
+  return targets > 0 ? total / static_cast<double>(targets) : 0.0;
+}
+
+}  // namespace
+
+SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
+  // ---- Setup: device, model, trainable weights, data, optimizer, schedule, resume.
+  const torch::Device device = resolve_device(cfg.model.device);
+  const torch::ScalarType dtype = resolve_dtype(cfg.model.dtype, device);
+  const std::string out = cfg.output.dir;
+  if (!run.resume && find_latest_checkpoint(out)) {
+    throw InputError(out +
+                     " already holds checkpoints: pass --resume to continue that run, or "
+                     "set output.dir to a new folder");
+  }
+  fs::create_directories(out);
+  torch::manual_seed(cfg.training.seed);
+
+  const Tokenizer tokenizer = Tokenizer::load(cfg.model.path);
+  Phi3Model model = Phi3Model::load(cfg.model.path, dtype, device);
+  model.make_weights_owned();
+  NamedTensors trainable;
+  if (cfg.lora.enabled) {
+    LoraOptions lora{cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules};
+    validate_lora_options(lora, "lora");
+    model.attach_lora(lora, cfg.training.seed);
+    trainable = model.lora_parameters();
+  } else {
+    trainable = named_weights(model.config(), model.weights());
+    for (auto& [name, w] : trainable)
+      w.requires_grad_(true);
+  }
+  model.set_training(true);
+
+  const SftDataOptions data_opt{cfg.data.assistant_only_loss, cfg.data.skip_bad_lines,
+                                cfg.data.max_seq_len};
+  const SftDataset train = load_sft_dataset(cfg.data.train, tokenizer, data_opt);
+  SftDataset eval;
+  if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, tokenizer, data_opt);
+  std::cerr << "sft: " << train.examples.size() << " training examples (" << train.target_tokens
+            << " target tokens, " << train.truncated << " truncated, " << train.skipped
+            << " skipped)";
+  if (!cfg.data.eval.empty()) std::cerr << ", " << eval.examples.size() << " eval examples";
+  std::cerr << "\n";
+  for (const auto& m : train.skip_messages)
+    std::cerr << "sft: skipped " << m << "\n";
+
+  BatcherOptions batch_opt;
+  batch_opt.max_seq_len = cfg.data.max_seq_len;
+  batch_opt.rows_per_batch = cfg.data.rows_per_batch;
+  batch_opt.packing = cfg.data.packing;
+  batch_opt.padding_free = cfg.data.padding_free;
+  batch_opt.shuffle = cfg.data.shuffle;
+  batch_opt.seed = cfg.training.seed;
+  batch_opt.pad_id = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
+  Batcher batcher(train.examples, batch_opt);
+  const int64_t accum = cfg.training.grad_accum;
+  const int64_t total_steps =
+      cfg.schedule.max_steps > 0
+          ? cfg.schedule.max_steps
+          : std::max<int64_t>(
+                1, static_cast<int64_t>(std::ceil(cfg.schedule.epochs *
+                                                  static_cast<double>(batcher.batches_per_epoch()) /
+                                                  static_cast<double>(accum))));
+
+  AdamWOptions adam;
+  adam.beta1 = cfg.optimizer.beta1;
+  adam.beta2 = cfg.optimizer.beta2;
+  adam.eps = cfg.optimizer.eps;
+  adam.weight_decay = cfg.optimizer.weight_decay;
+  AdamW optimizer(trainable, adam);
+  LrScheduleOptions schedule;
+  schedule.type = parse_lr_schedule_type(cfg.schedule.type, "schedule.type");
+  schedule.warmup_steps = cfg.schedule.warmup_steps;
+  schedule.total_steps = total_steps;
+  schedule.min_lr_ratio = cfg.schedule.min_lr_ratio;
+  validate(schedule);
+
+  MetricsWriter metrics((fs::path(out) / "metrics.jsonl").string());
+  int64_t step = 0;
+  if (run.resume) {
+    const auto latest = find_latest_checkpoint(out);
+    if (!latest) throw InputError("--resume: no checkpoint in " + checkpoints_dir(out));
+    const LoadedTrainCheckpoint ckpt = load_train_checkpoint(*latest);
+    ckpt.weights.check([&] {
+      TensorShapes shapes;
+      for (const auto& [name, w] : trainable)
+        shapes.emplace_back(name, w.sizes().vec());
+      return shapes;
+    }());
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& [name, w] : trainable)
+        w.copy_(ckpt.weights.get(name, w.scalar_type(), device));
+    }
+    optimizer.load_state(ckpt.optimizer);
+    batcher.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
+    restore_rng_state(ckpt.state.rng, ckpt.state_path);
+    step = ckpt.state.step;
+    metrics.truncate_after(step);
+    std::cerr << "sft: resumed from " << *latest << " at step " << step << "\n";
+  } else {
+    metrics.truncate_after(-1);
+  }
+  const nlohmann::json resolved = to_json(cfg);
+  write_file_atomic((fs::path(out) / "config.json").string(), resolved.dump(2) + "\n");
+
+  auto save = [&] {
+    TrainerState state;
+    state.step = step;
+    state.epoch = batcher.state().epoch;
+    state.data = to_json(batcher.state());
+    state.config = resolved;
+    TrainCheckpointOptions ckpt_opt;
+    ckpt_opt.keep_last = cfg.output.keep_last;
+    ckpt_opt.max_shard_bytes = cfg.output.max_shard_size;
+    save_train_checkpoint(out, state, trainable, optimizer.state_tensors(), ckpt_opt);
+  };
+
+  // ---- Loop: one optimizer step = grad_accum micro-batches, loss normalised by the step's
+  // target count so accumulation equals the large batch.
+  SftRunResult result;
+  ProgressBar progress("sft", total_steps);
+  progress.advance(step);
+  while (step < total_steps) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<Batch> micro;
+    int64_t step_targets = 0, step_tokens = 0;
+    for (int64_t i = 0; i < accum; ++i) {
+      micro.push_back(batcher.next());
+      step_targets += micro.back().num_targets;
+      step_tokens += micro.back().rows * micro.back().seq_len;
+    }
+    optimizer.zero_grad();
+    double loss = 0;
+    for (const Batch& b : micro) {
+      if (b.num_targets == 0) continue;
+      torch::Tensor l =
+          sft_loss_sum(model, to_train_batch(b, device), cfg.model.activation_checkpointing) /
+          static_cast<double>(step_targets);
+      l.backward();
+      loss += l.item<double>();
+    }
+    const double grad_norm = clip_grad_norm(trainable, cfg.optimizer.max_grad_norm).item<double>();
+    const double lr = cfg.optimizer.lr * lr_multiplier(schedule, step);
+    optimizer.step(lr);
+    ++step;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.last_loss = loss;
+
+    nlohmann::json record = {{"step", step},
+                             {"epoch", batcher.state().epoch},
+                             {"loss", loss},
+                             {"lr", lr},
+                             {"grad_norm", grad_norm},
+                             {"tokens", step_tokens},
+                             {"target_tokens", step_targets},
+                             {"tokens_per_s", seconds > 0 ? step_tokens / seconds : 0.0}};
+    const bool eval_now = !eval.examples.empty() &&
+                          ((cfg.training.eval_every > 0 && step % cfg.training.eval_every == 0) ||
+                           step == total_steps);
+    if (eval_now) {
+      result.eval_loss =
+          evaluate(model, eval.examples, batch_opt, cfg.model.activation_checkpointing, device);
+      record["eval_loss"] = result.eval_loss;
+    }
+    if (step % cfg.training.log_every == 0 || eval_now || step == total_steps) {
+      metrics.write(record);
+    }
+    if ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps) {
+      save();
+    }
+    progress.advance();
+  }
+  result.steps = step;
+
+  // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).
+  model.set_training(false);
+  if (cfg.lora.enabled) {
+    const std::string adapter = (fs::path(out) / "adapter").string();
+    save_peft_adapter(adapter, model, cfg.model.path);
+    if (cfg.output.merge_lora) {
+      model.merge_lora();
+      const std::string merged = (fs::path(out) / "merged").string();
+      save_model_dir(merged, model, cfg.model.path, cfg.output.max_shard_size);
+    }
+  } else {
+    const std::string dir = (fs::path(out) / "model").string();
+    save_model_dir(dir, model, cfg.model.path, cfg.output.max_shard_size);
+  }
+  return result;
+}
+
+}  // namespace align

@@ -1,0 +1,154 @@
+// `align sft` end to end on the tiny model: a run killed with SIGKILL and resumed with --resume
+// ends with exactly the weights and metrics of an uninterrupted run; outputs load back; bad
+// configs are named.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/atomic_file.h"
+#include "tests/test_util.h"
+
+namespace align {
+namespace {
+namespace fs = std::filesystem;
+
+int run(const std::string& args, std::string* output = nullptr) {
+  const std::string command = testing::align_binary() + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string text;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) text.append(buffer, n);
+  const int status = ::pclose(pipe);
+  if (output) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A tiny model and a config writing into dir/<name>.
+struct SftFixture {
+  testing::TempDir dir;
+  std::string model = dir.file("model");
+  SftFixture() {
+    EXPECT_EQ(run("init --preset tiny --tokenizer " + testing::golden_path("tokenizer/main") +
+                  " --out " + model + " --seed 1 --dtype fp32"),
+              0);
+  }
+  std::string config(const std::string& name, const nlohmann::json& extra = {}) {
+    nlohmann::json c = {
+        {"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+        {"data",
+         {{"train", testing::source_path("examples/sft/train.jsonl")},
+          {"eval", testing::source_path("examples/sft/eval.jsonl")},
+          {"max_seq_len", 128},
+          {"rows_per_batch", 2}}},
+        {"optimizer", {{"lr", 3e-3}}},
+        {"schedule", {{"type", "cosine"}, {"warmup_steps", 2}, {"max_steps", 12}}},
+        {"training", {{"grad_accum", 2}, {"eval_every", 4}}},
+        {"output", {{"dir", dir.file(name)}, {"save_every", 2}, {"keep_last", 2}}}};
+    if (extra.is_object()) c.merge_patch(extra);
+    const std::string path = dir.file(name + ".json");
+    testing::write_text(path, c.dump(2));
+    return path;
+  }
+};
+
+std::vector<nlohmann::json> metrics(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("tokens_per_s");  // wall-clock dependent
+    out.push_back(j);
+  }
+  return out;
+}
+
+TEST(SftCli, KilledRunResumesToTheSameWeights) {
+  SftFixture f;
+  std::string log;
+  ASSERT_EQ(run("sft --config " + f.config("straight"), &log), 0) << log;
+  const std::string straight = f.dir.file("straight");
+  ASSERT_TRUE(fs::exists(straight + "/model/model.safetensors"));
+  ASSERT_TRUE(fs::exists(straight + "/config.json"));
+
+  // Start the same run, SIGKILL it once a middle checkpoint exists, then resume.
+  const std::string cfg = f.config("killed");
+  const std::string killed = f.dir.file("killed");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(testing::align_binary().c_str(), "align", "sft", "--config", cfg.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(killed + "/checkpoints/step-00000004") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  ASSERT_FALSE(fs::exists(killed + "/model/model.safetensors"));
+
+  ASSERT_EQ(run("sft --config " + cfg + " --resume", &log), 0) << log;
+  EXPECT_NE(log.find("resumed from"), std::string::npos) << log;
+  EXPECT_EQ(read_file(killed + "/model/model.safetensors"),
+            read_file(straight + "/model/model.safetensors"));
+  EXPECT_EQ(metrics(killed + "/metrics.jsonl"), metrics(straight + "/metrics.jsonl"));
+  EXPECT_EQ(metrics(straight + "/metrics.jsonl").size(), 12u);
+  // keep_last 2: only the two newest checkpoints remain.
+  EXPECT_TRUE(fs::exists(straight + "/checkpoints/step-00000012"));
+  EXPECT_TRUE(fs::exists(straight + "/checkpoints/step-00000010"));
+  EXPECT_FALSE(fs::exists(straight + "/checkpoints/step-00000008"));
+}
+
+TEST(SftCli, TrainingLowersTheLossAndTheModelLoadsBack) {
+  SftFixture f;
+  std::string log;
+  ASSERT_EQ(run("sft --config " + f.config("run"), &log), 0) << log;
+  auto m = metrics(f.dir.file("run/metrics.jsonl"));
+  ASSERT_EQ(m.size(), 12u);
+  EXPECT_LT(m.back()["loss"].get<double>(), m.front()["loss"].get<double>());
+  EXPECT_TRUE(m.back().contains("eval_loss"));
+  // The exported model scores text with the same CLI.
+  testing::write_text(f.dir.file("in.jsonl"), "{\"text\": \"What is 2 + 2?\"}\n");
+  EXPECT_EQ(run("logprobs --model " + f.dir.file("run/model") + " --input " +
+                f.dir.file("in.jsonl") + " --output " + f.dir.file("out.jsonl")),
+            0);
+}
+
+TEST(SftCli, LoraRunWritesAPeftAdapterAndMergedModel) {
+  SftFixture f;
+  std::string log;
+  nlohmann::json lora = {{"lora", {{"enabled", true}, {"rank", 4}, {"alpha", 8}}},
+                         {"output", {{"merge_lora", true}}},
+                         {"schedule", {{"max_steps", 4}}}};
+  ASSERT_EQ(run("sft --config " + f.config("lora", lora), &log), 0) << log;
+  EXPECT_TRUE(fs::exists(f.dir.file("lora/adapter/adapter_config.json")));
+  EXPECT_TRUE(fs::exists(f.dir.file("lora/adapter/adapter_model.safetensors")));
+  EXPECT_TRUE(fs::exists(f.dir.file("lora/merged/config.json")));
+}
+
+TEST(SftCli, ConfigErrorsNameTheKeyAndExistingRunsNeedResume) {
+  SftFixture f;
+  std::string log;
+  EXPECT_NE(run("sft --config " + f.config("bad", {{"optimizer", {{"lrr", 1}}}}), &log), 0);
+  EXPECT_NE(log.find("optimizer.lrr"), std::string::npos) << log;
+  EXPECT_NE(run("sft --config " + f.config("ok") + " --set schedule.type=triangle", &log), 0);
+  EXPECT_NE(log.find("schedule.type"), std::string::npos) << log;
+  ASSERT_EQ(run("sft --config " + f.config("ok") + " --set schedule.max_steps=2", &log), 0) << log;
+  EXPECT_NE(run("sft --config " + f.config("ok") + " --set schedule.max_steps=2", &log), 0);
+  EXPECT_NE(log.find("--resume"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace align
