@@ -82,7 +82,8 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 
   // Gradient slots follow forward's arguments: closure (none), input, then each param.
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    auto closure = c10::static_intrusive_pointer_cast<Closure>(ctx->saved_data["closure"].toCapsule());
+    auto closure =
+        c10::static_intrusive_pointer_cast<Closure>(ctx->saved_data["closure"].toCapsule());
     const variable_list saved = ctx->get_saved_variables();
     const size_t num_params = saved.size() - 1;
     variable_list grads(2 + num_params);

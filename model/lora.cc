@@ -76,8 +76,7 @@ const LoraAdapter& LayerLora::at(const std::string& module) const {
 }
 
 const std::vector<std::string>& lora_module_names() {
-  static const std::vector<std::string> names = {"qkv_proj", "o_proj", "gate_up_proj",
-                                                 "down_proj"};
+  static const std::vector<std::string> names = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
   return names;
 }
 
@@ -113,8 +112,7 @@ torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight,
   return (base + delta).to(base.scalar_type());
 }
 
-torch::Tensor merged_weight(const torch::Tensor& weight, const LoraAdapter& adapter,
-                            double scale) {
+torch::Tensor merged_weight(const torch::Tensor& weight, const LoraAdapter& adapter, double scale) {
   auto delta = at::matmul(adapter.b.to(at::kFloat), adapter.a.to(at::kFloat)) * scale;
   return (weight.to(at::kFloat) + delta).to(weight.scalar_type());
 }

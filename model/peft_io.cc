@@ -232,8 +232,8 @@ LoraOptions load_peft_adapter(const std::string& dir, Phi3Model& model) {
     if (!wanted.count(name)) unexpected.push_back(name);
   }
   if (!missing.empty() || !misshaped.empty() || !unexpected.empty() || !bad_dtype.empty()) {
-    std::string message = path + ": adapter does not match " + kConfigFile + " (r = " +
-                          std::to_string(o.rank) + ", target_modules) and the model";
+    std::string message = path + ": adapter does not match " + kConfigFile +
+                          " (r = " + std::to_string(o.rank) + ", target_modules) and the model";
     auto list = [&](const char* what, const std::vector<std::string>& names) {
       if (names.empty()) return;
       message += "\n  " + std::to_string(names.size()) + " " + what + ":";
@@ -264,8 +264,9 @@ LoraOptions load_peft_adapter(const std::string& dir, Phi3Model& model) {
 void save_model_dir(const std::string& dir, const Phi3Model& model,
                     const std::string& copy_files_from, int64_t max_shard_bytes) {
   if (model.has_lora()) {
-    throw Error("save_model_dir: the model has LoRA adapters attached; merge_lora() (or "
-                "remove_lora()) first, or save them with save_peft_adapter");
+    throw Error(
+        "save_model_dir: the model has LoRA adapters attached; merge_lora() (or "
+        "remove_lora()) first, or save them with save_peft_adapter");
   }
   ModelConfig config = model.config();
   config.dtype = model_dtype_name(model.dtype());
@@ -276,11 +277,12 @@ void save_model_dir(const std::string& dir, const Phi3Model& model,
   save_checkpoint(dir, tensors, max_shard_bytes);
   write_file_atomic((fs::path(dir) / "config.json").string(), to_hf_json(config).dump(2) + "\n");
   if (copy_files_from.empty()) return;
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                           "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja",
-                           "generation_config.json"}) {
+  for (const char* name :
+       {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+        "merges.txt", "added_tokens.json", "chat_template.jinja", "generation_config.json"}) {
     const fs::path from = fs::path(copy_files_from) / name;
-    if (fs::exists(from)) write_file_atomic((fs::path(dir) / name).string(), read_file(from.string()));
+    if (fs::exists(from))
+      write_file_atomic((fs::path(dir) / name).string(), read_file(from.string()));
   }
 }
 

@@ -7,7 +7,8 @@
 //                               "lora_dropout", "target_modules", "bias": "none",
 //                               "fan_in_fan_out": false, "use_rslora": false, "use_dora": false,
 //                               "base_model_name_or_path", ...}
-//   adapter_model.safetensors  base_model.model.model.layers.{i}.{self_attn|mlp}.{module}.lora_A.weight
+//   adapter_model.safetensors
+//   base_model.model.model.layers.{i}.{self_attn|mlp}.{module}.lora_A.weight
 //                              [r, in] and ...lora_B.weight [out, r], fp32
 #pragma once
 

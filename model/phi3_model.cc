@@ -170,7 +170,8 @@ Phi3Model Phi3Model::load(const std::string& dir, torch::ScalarType dtype, torch
 }
 
 Phi3Model Phi3Model::to(torch::ScalarType dtype, torch::Device device) const {
-  std::vector<std::pair<std::string, torch::Tensor>> named = align::named_weights(config_, weights_);
+  std::vector<std::pair<std::string, torch::Tensor>> named =
+      align::named_weights(config_, weights_);
   std::map<std::string, torch::Tensor> moved;
   for (auto& [name, t] : named)
     moved[name] = t.to(device, dtype);
@@ -377,8 +378,8 @@ void Phi3Model::make_weights_owned() {
   const bool tied = weights_.lm_head.is_same(weights_.embed);
   own(weights_.embed);
   for (LayerWeights& layer : weights_.layers) {
-    for (torch::Tensor* t : {&layer.input_norm, &layer.qkv, &layer.o, &layer.post_norm,
-                             &layer.gate_up, &layer.down}) {
+    for (torch::Tensor* t :
+         {&layer.input_norm, &layer.qkv, &layer.o, &layer.post_norm, &layer.gate_up, &layer.down}) {
       own(*t);
     }
   }
@@ -427,12 +428,14 @@ void Phi3Model::set_lora(const LoraOptions& options, std::vector<LayerLora> adap
                                       module) != options.target_modules.end();
       const std::string where = lora_module_path(static_cast<int64_t>(l), module);
       if (a.defined() != targeted || (a.defined() && !a.b.defined())) {
-        throw InputError("set_lora: " + where + (targeted ? " has no adapter but is a target module"
-                                                          : " has an adapter but is not a target"));
+        throw InputError("set_lora: " + where +
+                         (targeted ? " has no adapter but is a target module"
+                                   : " has an adapter but is not a target"));
       }
       if (!targeted) continue;
       const torch::Tensor& w = projection_weight(weights_.layers[l], module);
-      const std::vector<int64_t> want_a = {options.rank, w.size(1)}, want_b = {w.size(0), options.rank};
+      const std::vector<int64_t> want_a = {options.rank, w.size(1)},
+                                 want_b = {w.size(0), options.rank};
       if (a.a.sizes().vec() != want_a || a.b.sizes().vec() != want_b) {
         throw InputError("set_lora: " + where + " adapter shapes A " + shape_of(a.a) + ", B " +
                          shape_of(a.b) + "; expected A " + shape_str(want_a) + ", B " +

@@ -36,8 +36,8 @@ struct TrainStep {
 
 // One forward and backward; returns the loss and the gradients of `params`, then clears them.
 TrainStep run_once(const Phi3Model& model, const ForwardInput& in, bool checkpointed,
-             const std::vector<std::pair<std::string, torch::Tensor>>& params, uint64_t seed,
-             const std::function<void()>& between = {}) {
+                   const std::vector<std::pair<std::string, torch::Tensor>>& params, uint64_t seed,
+                   const std::function<void()>& between = {}) {
   torch::manual_seed(seed);
   auto loss = lm_loss(model, in, checkpointed);
   if (between) between();
@@ -82,8 +82,10 @@ TEST(ActivationCheckpoint, FullFineTuneMatchesThePlainBackward) {
       t.requires_grad_(true);
     ForwardInput in = rows(37, model.config().vocab_size, 1);
     if (std::string(name) == "mini_tiny") {  // packed segments, longrope, sliding window
-      in.segments = torch::cat({torch::zeros({2, 15}, torch::kLong), torch::ones({2, 22}, torch::kLong)}, 1);
-      in.positions = torch::cat({torch::arange(15), torch::arange(22)}).view({1, 37}).repeat({2, 1});
+      in.segments =
+          torch::cat({torch::zeros({2, 15}, torch::kLong), torch::ones({2, 22}, torch::kLong)}, 1);
+      in.positions =
+          torch::cat({torch::arange(15), torch::arange(22)}).view({1, 37}).repeat({2, 1});
     }
     const TrainStep plain = run_once(model, in, false, params, 0);
     const TrainStep ckpt = run_once(model, in, true, params, 0);
@@ -163,6 +165,9 @@ TEST(ActivationCheckpoint, GenericFunctionGradients) {
   auto g_plain = torch::autograd::grad({plain}, {x0, w1, w3});
   auto out = checkpoint(fn, x0 * 2, {w1, w2, w3});
   EXPECT_TRUE(out.requires_grad());
+  // One node stands for the whole of fn: no graph of its inner ops was kept.
+  EXPECT_NE(out.grad_fn()->name().find("CheckpointFunction"), std::string::npos);
+  EXPECT_EQ(out.grad_fn()->next_edges().size(), 4u);  // x, w1, w2 (no grad), w3
   auto ck = (out * torch::arange(15).view({3, 5})).sum();
   EXPECT_EQ(plain.item<double>(), ck.item<double>());
   auto g_ck = torch::autograd::grad({ck}, {x0, w1, w3});

@@ -124,7 +124,8 @@ TEST(Lora, InitFollowsPeft) {
       EXPECT_FALSE(torch::equal(params[i].second, p3[i].second)) << params[i].first;
     }
   }
-  EXPECT_TRUE(torch::equal(only_o.weights().layers[1].lora.o.a, model.weights().layers[1].lora.o.a));
+  EXPECT_TRUE(
+      torch::equal(only_o.weights().layers[1].lora.o.a, model.weights().layers[1].lora.o.a));
   EXPECT_FALSE(only_o.weights().layers[1].lora.qkv.defined());
 }
 
@@ -207,7 +208,8 @@ TEST(Lora, MergeEqualsTheAdaptedForward) {
   EXPECT_FALSE(model.has_lora());
   EXPECT_TRUE(model.lora_parameters().empty());
   EXPECT_LT(max_abs_diff(batch_logits(model, tokens), adapted), fp32_tolerance(adapted));
-  auto want = w.to(torch::kDouble) + 2.0 * torch::mm(a.b.to(torch::kDouble), a.a.to(torch::kDouble));
+  auto want =
+      w.to(torch::kDouble) + 2.0 * torch::mm(a.b.to(torch::kDouble), a.a.to(torch::kDouble));
   EXPECT_LT(max_abs_diff(model.weights().layers[1].gate_up, want), 1e-6);
 
   // bf16: the sum is formed in fp32 and rounded once (PEFT's merge on a bf16 weight).
@@ -252,10 +254,9 @@ TEST(Lora, Bf16BaseAddsTheFp32AdapterBranchBeforeRounding) {
   auto base = torch::matmul(x.to(torch::kFloat), w.to(torch::kFloat).t())
                   .to(torch::kBFloat16)
                   .to(torch::kDouble);
-  auto branch =
-      torch::matmul(torch::matmul(x.to(torch::kDouble), a.a.to(torch::kDouble).t()),
-                    a.b.to(torch::kDouble).t()) *
-      2.0;
+  auto branch = torch::matmul(torch::matmul(x.to(torch::kDouble), a.a.to(torch::kDouble).t()),
+                              a.b.to(torch::kDouble).t()) *
+                2.0;
   auto want = (base + branch).to(torch::kBFloat16);
   // At most one bf16 rounding step apart (BLAS summation order), far below a branch in bf16.
   auto diff = (got.to(torch::kDouble) - want.to(torch::kDouble)).abs();
@@ -342,7 +343,9 @@ TEST(Lora, MakeWeightsOwnedCopiesMappedTensors) {
 
 // --- PEFT adapter files.
 
-std::string adapter_file(const std::string& dir) { return dir + "/adapter_model.safetensors"; }
+std::string adapter_file(const std::string& dir) {
+  return dir + "/adapter_model.safetensors";
+}
 
 std::vector<std::pair<std::string, torch::Tensor>> read_tensors(const std::string& path) {
   const Checkpoint file = Checkpoint::open(path);
@@ -419,15 +422,23 @@ TEST(PeftIo, SaveAndLoadRoundTrip) {
 TEST(PeftIo, ReadsPeftWrittenConfigs) {
   testing::TempDir dir;
   // As PEFT 0.21 writes it: target_modules in set order, later fields at their defaults.
-  nlohmann::json j = {{"peft_type", "LORA"},          {"task_type", "CAUSAL_LM"},
-                      {"r", 8},                       {"lora_alpha", 16},
-                      {"lora_dropout", 0.05},         {"bias", "none"},
-                      {"use_dora", false},            {"use_rslora", false},
-                      {"rank_pattern", {}},           {"alpha_pattern", {}},
-                      {"layers_to_transform", nullptr}, {"modules_to_save", nullptr},
-                      {"lora_bias", false},           {"exclude_modules", nullptr},
+  nlohmann::json j = {{"peft_type", "LORA"},
+                      {"task_type", "CAUSAL_LM"},
+                      {"r", 8},
+                      {"lora_alpha", 16},
+                      {"lora_dropout", 0.05},
+                      {"bias", "none"},
+                      {"use_dora", false},
+                      {"use_rslora", false},
+                      {"rank_pattern", {}},
+                      {"alpha_pattern", {}},
+                      {"layers_to_transform", nullptr},
+                      {"modules_to_save", nullptr},
+                      {"lora_bias", false},
+                      {"exclude_modules", nullptr},
                       {"target_modules", {"gate_up_proj", "qkv_proj", "down_proj", "o_proj"}},
-                      {"peft_version", "0.21.2"},     {"loftq_config", nlohmann::json::object()}};
+                      {"peft_version", "0.21.2"},
+                      {"loftq_config", nlohmann::json::object()}};
   testing::write_text(dir.file("adapter_config.json"), j.dump());
   LoraOptions o = read_peft_config(dir.path());
   EXPECT_EQ(o.rank, 8);
@@ -444,20 +455,20 @@ TEST(PeftIo, ReadsPeftWrittenConfigs) {
     testing::write_text(dir.file("adapter_config.json"), bad.dump());
     return error_of([&] { read_peft_config(dir.path()); });
   };
-  for (auto [key, value] : std::vector<std::pair<const char*, nlohmann::json>>{
-           {"use_dora", true},
-           {"use_rslora", true},
-           {"bias", "all"},
-           {"fan_in_fan_out", true},
-           {"rank_pattern", {{"o_proj", 4}}},
-           {"layers_to_transform", {0}},
-           {"modules_to_save", {"lm_head"}},
-           {"peft_type", "IA3"},
-           {"target_modules", ".*proj"},
-           {"target_modules", {"q_proj", "v_proj"}},
-           {"r", 0},
-           {"r", "8"},
-           {"lora_dropout", 1.5}}) {
+  for (auto [key, value] :
+       std::vector<std::pair<const char*, nlohmann::json>>{{"use_dora", true},
+                                                           {"use_rslora", true},
+                                                           {"bias", "all"},
+                                                           {"fan_in_fan_out", true},
+                                                           {"rank_pattern", {{"o_proj", 4}}},
+                                                           {"layers_to_transform", {0}},
+                                                           {"modules_to_save", {"lm_head"}},
+                                                           {"peft_type", "IA3"},
+                                                           {"target_modules", ".*proj"},
+                                                           {"target_modules", {"q_proj", "v_proj"}},
+                                                           {"r", 0},
+                                                           {"r", "8"},
+                                                           {"lora_dropout", 1.5}}) {
     const std::string msg = rejected(key, value);
     EXPECT_MENTIONS(msg, "adapter_config.json");
     EXPECT_MENTIONS(msg, key == std::string("r") ? "r" : key);
@@ -505,7 +516,8 @@ TEST(PeftIo, LoadErrorsNameTheFileAndTheTensor) {
     const std::string msg = load_error(dir);
     EXPECT_MENTIONS(msg, adapter_file(dir.path()));
     EXPECT_MENTIONS(msg, "1 missing tensors:\n    " + b1);
-    EXPECT_MENTIONS(msg, "unexpected tensors:\n    base_model.model.model.layers.0.self_attn.q_proj");
+    EXPECT_MENTIONS(msg,
+                    "unexpected tensors:\n    base_model.model.model.layers.0.self_attn.q_proj");
   }
   {  // The config's r disagrees with the tensors.
     testing::TempDir dir;
@@ -523,8 +535,9 @@ TEST(PeftIo, LoadErrorsNameTheFileAndTheTensor) {
     saved_adapter(dir);
     Phi3Model mini = golden_model("mini_tiny");
     const std::string msg = error_of([&] { load_peft_adapter(dir.path(), mini); });
-    EXPECT_MENTIONS(msg, "base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight "
-                         "(expected [4, 96], found [4, 64])");
+    EXPECT_MENTIONS(msg,
+                    "base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight "
+                    "(expected [4, 96], found [4, 64])");
     EXPECT_FALSE(mini.has_lora());
   }
   {  // No weights file; a pickle only.

@@ -20,7 +20,7 @@ inline Phi3Model golden_model(const std::string& name, torch::ScalarType dtype =
 }
 
 inline LoraOptions small_lora(std::vector<std::string> targets = {"qkv_proj", "o_proj",
-                                                                   "gate_up_proj", "down_proj"}) {
+                                                                  "gate_up_proj", "down_proj"}) {
   LoraOptions o;
   o.rank = 4;
   o.alpha = 8;  // scale 2
@@ -48,8 +48,8 @@ inline torch::Tensor batch_logits(const Phi3Model& model, const torch::Tensor& t
 
 // Two rows of random tokens, [2, T].
 inline torch::Tensor two_rows(int64_t T, int64_t vocab, uint64_t seed) {
-  return torch::stack(
-      {token_row(random_tokens(T, vocab, seed))[0], token_row(random_tokens(T, vocab, seed + 1))[0]});
+  return torch::stack({token_row(random_tokens(T, vocab, seed))[0],
+                       token_row(random_tokens(T, vocab, seed + 1))[0]});
 }
 
 // Writes named fp32 tensors into one .safetensors file (for hand-made adapters and test outputs).
