@@ -25,7 +25,8 @@ void add_sft_command(CLI::App& app) {
   cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in output.dir");
   cmd->callback([opt] {
     nlohmann::json j = load_config_file(opt->config);
-    for (const auto& assignment : opt->overrides) apply_override(j, assignment);
+    for (const auto& assignment : opt->overrides)
+      apply_override(j, assignment);
     SftConfig config = parse_sft_config(j, opt->config);
     run_sft(config, SftRunOptions{opt->resume});
   });

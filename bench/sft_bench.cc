@@ -42,20 +42,32 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (k == "--preset") a.preset = next();
-    else if (k == "--layers") a.layers = std::stoll(next());
-    else if (k == "--device") a.device = next();
-    else if (k == "--dtype") a.dtype = next();
-    else if (k == "--rows") a.rows = std::stoll(next());
-    else if (k == "--seq") a.seq = std::stoll(next());
-    else if (k == "--steps") a.steps = std::stoll(next());
-    else if (k == "--lora-rank") a.lora_rank = std::stoll(next());
-    else if (k == "--peak-tflops") a.peak_tflops = std::stod(next());
-    else if (k == "--checkpointing") a.checkpointing = true;
+    if (k == "--preset")
+      a.preset = next();
+    else if (k == "--layers")
+      a.layers = std::stoll(next());
+    else if (k == "--device")
+      a.device = next();
+    else if (k == "--dtype")
+      a.dtype = next();
+    else if (k == "--rows")
+      a.rows = std::stoll(next());
+    else if (k == "--seq")
+      a.seq = std::stoll(next());
+    else if (k == "--steps")
+      a.steps = std::stoll(next());
+    else if (k == "--lora-rank")
+      a.lora_rank = std::stoll(next());
+    else if (k == "--peak-tflops")
+      a.peak_tflops = std::stod(next());
+    else if (k == "--checkpointing")
+      a.checkpointing = true;
     else {
-      std::fprintf(stderr, "usage: %s [--preset P] [--layers N] [--device D] [--dtype T] "
+      std::fprintf(stderr,
+                   "usage: %s [--preset P] [--layers N] [--device D] [--dtype T] "
                    "[--rows B] [--seq T] [--steps N] [--lora-rank R] [--peak-tflops P] "
-                   "[--checkpointing]\n", argv[0]);
+                   "[--checkpointing]\n",
+                   argv[0]);
       std::exit(2);
     }
   }
@@ -89,7 +101,8 @@ Row run_mode(const Args& a, align::ModelConfig config, bool lora) {
     trainable = model.lora_parameters();
   } else {
     trainable = align::named_weights(model.config(), model.weights());
-    for (auto& [n, w] : trainable) w.requires_grad_(true);
+    for (auto& [n, w] : trainable)
+      w.requires_grad_(true);
   }
   model.set_training(true);
   align::AdamW adam(trainable, {});
@@ -107,24 +120,29 @@ Row run_mode(const Args& a, align::ModelConfig config, bool lora) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const auto start = std::chrono::steady_clock::now();
     adam.zero_grad();
-    auto l = align::sft_loss_sum(model, batch, a.checkpointing) /
-             static_cast<double>(batch.num_targets);
+    auto l =
+        align::sft_loss_sum(model, batch, a.checkpointing) / static_cast<double>(batch.num_targets);
     l.backward();
     align::clip_grad_norm(trainable, 1.0);
     adam.step(1e-4);
     loss = l.item<double>();
     if (device.is_cuda()) torch::cuda::synchronize();
-    if (s > 0) seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (s > 0)
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   const double tokens_per_s = static_cast<double>(B * T * a.steps) / seconds;
-  const double n = static_cast<double>(config.num_parameters() -
-                                       config.vocab_size * config.hidden_size *
-                                           (config.tie_word_embeddings ? 0 : 1));
+  const double n =
+      static_cast<double>(config.num_parameters() - config.vocab_size * config.hidden_size *
+                                                        (config.tie_word_embeddings ? 0 : 1));
   const double flops_per_token = (lora ? 4.0 : 6.0) * n;
   const double tflops = tokens_per_s * flops_per_token / 1e12;
   const double peak = a.peak_tflops > 0 ? a.peak_tflops : (device.is_cuda() ? 800.0 : -1.0);
-  return {lora ? "lora r" + std::to_string(a.lora_rank) : "full", tokens_per_s, tflops,
-          peak > 0 ? tflops / peak : -1.0, peak_memory_gb(device), loss};
+  return {lora ? "lora r" + std::to_string(a.lora_rank) : "full",
+          tokens_per_s,
+          tflops,
+          peak > 0 ? tflops / peak : -1.0,
+          peak_memory_gb(device),
+          loss};
 }
 
 }  // namespace
@@ -134,20 +152,23 @@ int main(int argc, char** argv) {
   align::ModelConfig config = align::model_preset(a.preset);
   if (a.layers > 0) config.num_layers = a.layers;
   align::validate_config(config, "preset " + a.preset);
-  std::printf("sft_bench: preset %s, %lld layers, hidden %lld, %.3g params, %s %s, batch %lld x %lld, "
-              "%lld steps%s\n",
-              a.preset.c_str(), static_cast<long long>(config.num_layers),
-              static_cast<long long>(config.hidden_size),
-              static_cast<double>(config.num_parameters()), a.device.c_str(), a.dtype.c_str(),
-              static_cast<long long>(a.rows), static_cast<long long>(a.seq),
-              static_cast<long long>(a.steps), a.checkpointing ? ", activation checkpointing" : "");
+  std::printf(
+      "sft_bench: preset %s, %lld layers, hidden %lld, %.3g params, %s %s, batch %lld x %lld, "
+      "%lld steps%s\n",
+      a.preset.c_str(), static_cast<long long>(config.num_layers),
+      static_cast<long long>(config.hidden_size), static_cast<double>(config.num_parameters()),
+      a.device.c_str(), a.dtype.c_str(), static_cast<long long>(a.rows),
+      static_cast<long long>(a.seq), static_cast<long long>(a.steps),
+      a.checkpointing ? ", activation checkpointing" : "");
   std::printf("%-10s %12s %10s %8s %12s %9s\n", "mode", "tokens/s", "TFLOP/s", "MFU", "peak mem GB",
               "loss");
   for (bool lora : {false, true}) {
     const Row r = run_mode(a, config, lora);
     char mfu[32];
-    if (r.mfu >= 0) std::snprintf(mfu, sizeof(mfu), "%.1f%%", 100 * r.mfu);
-    else std::snprintf(mfu, sizeof(mfu), "n/a");
+    if (r.mfu >= 0)
+      std::snprintf(mfu, sizeof(mfu), "%.1f%%", 100 * r.mfu);
+    else
+      std::snprintf(mfu, sizeof(mfu), "n/a");
     std::printf("%-10s %12.1f %10.4f %8s %12.2f %9.4f\n", r.mode.c_str(), r.tokens_per_s, r.tflops,
                 mfu, r.memory_gb, r.loss);
   }

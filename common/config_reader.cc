@@ -75,7 +75,8 @@ void ConfigReader::finish() const {
   if (unknown.empty()) return;
   std::string message = source_ + ": unknown config key";
   message += unknown.size() > 1 ? "s " : " ";
-  for (size_t i = 0; i < unknown.size(); ++i) message += (i ? ", " : "") + unknown[i];
+  for (size_t i = 0; i < unknown.size(); ++i)
+    message += (i ? ", " : "") + unknown[i];
   throw InputError(message);
 }
 

@@ -40,8 +40,8 @@ class ConfigReader {
     try {
       value = object_.at(key).get<T>();
     } catch (const nlohmann::json::exception&) {
-      throw InputError(source_ + ": " + full(key) + ": expected " + type_name(value) +
-                       ", found " + object_.at(key).dump());
+      throw InputError(source_ + ": " + full(key) + ": expected " + type_name(value) + ", found " +
+                       object_.at(key).dump());
     }
   }
   // Like get(), but the key must be present.

@@ -25,7 +25,8 @@ int run(const std::string& args, std::string* output = nullptr) {
   std::string text;
   char buffer[4096];
   size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) text.append(buffer, n);
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    text.append(buffer, n);
   const int status = ::pclose(pipe);
   if (output) *output = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -41,17 +42,16 @@ struct SftFixture {
               0);
   }
   std::string config(const std::string& name, const nlohmann::json& extra = {}) {
-    nlohmann::json c = {
-        {"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
-        {"data",
-         {{"train", testing::source_path("examples/sft/train.jsonl")},
-          {"eval", testing::source_path("examples/sft/eval.jsonl")},
-          {"max_seq_len", 128},
-          {"rows_per_batch", 2}}},
-        {"optimizer", {{"lr", 3e-3}}},
-        {"schedule", {{"type", "cosine"}, {"warmup_steps", 2}, {"max_steps", 12}}},
-        {"training", {{"grad_accum", 2}, {"eval_every", 4}}},
-        {"output", {{"dir", dir.file(name)}, {"save_every", 2}, {"keep_last", 2}}}};
+    nlohmann::json c = {{"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+                        {"data",
+                         {{"train", testing::source_path("examples/sft/train.jsonl")},
+                          {"eval", testing::source_path("examples/sft/eval.jsonl")},
+                          {"max_seq_len", 128},
+                          {"rows_per_batch", 2}}},
+                        {"optimizer", {{"lr", 3e-3}}},
+                        {"schedule", {{"type", "cosine"}, {"warmup_steps", 2}, {"max_steps", 12}}},
+                        {"training", {{"grad_accum", 2}, {"eval_every", 4}}},
+                        {"output", {{"dir", dir.file(name)}, {"save_every", 2}, {"keep_last", 2}}}};
     if (extra.is_object()) c.merge_patch(extra);
     const std::string path = dir.file(name + ".json");
     testing::write_text(path, c.dump(2));
