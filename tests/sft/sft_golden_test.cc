@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -66,7 +67,8 @@ TEST(SftGolden, LossAndGradientsMatchTransformers) {
       Phi3Model::load(testing::golden_path("model/phi4_tiny"), torch::kFloat32, torch::kCPU);
   NamedTensors params = trainable_weights(model);
   torch::Tensor loss = sft_loss_sum(model, g.batch) / static_cast<double>(g.count);
-  EXPECT_LT(rel_err(loss.item<double>(), g.j["loss"].get<double>()), 1e-6);
+  const double loss_err = rel_err(loss.item<double>(), g.j["loss"].get<double>());
+  EXPECT_LT(loss_err, 1e-6);
   loss.backward();
   double worst = 0;
   for (const auto& [name, w] : params) {
@@ -83,6 +85,8 @@ TEST(SftGolden, LossAndGradientsMatchTransformers) {
     }
   }
   EXPECT_LT(worst, 1e-5);
+  std::cout << "measured vs transformers: loss rel err " << loss_err
+            << ", worst per-tensor grad sum-of-squares rel err " << worst << "\n";
 }
 
 TEST(SftGolden, AdamWStepsWithClippingMatchTorchOptim) {
