@@ -5,25 +5,18 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/seeding.h"
 #include "data/json_fields.h"
 
 namespace align {
 
 namespace {
 
-// splitmix64 (Steele, Lea, Flood 2014): a tiny generator with a fully specified output.
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Uniform in [0, bound) by rejection, so no modulo bias.
 uint64_t uniform_below(uint64_t& state, uint64_t bound) {
   const uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
   for (;;) {
-    const uint64_t r = splitmix64(state);
+    const uint64_t r = splitmix64_next(state);
     if (r >= threshold) return r % bound;
   }
 }
@@ -47,7 +40,7 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   uint64_t epoch_state = static_cast<uint64_t>(epoch);
-  uint64_t state = seed ^ splitmix64(epoch_state);
+  uint64_t state = seed ^ splitmix64_next(epoch_state);
   for (int64_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<int64_t>(uniform_below(state, static_cast<uint64_t>(i) + 1));
     std::swap(order[i], order[j]);

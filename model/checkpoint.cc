@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/name_list.h"
 
 namespace align {
 namespace fs = std::filesystem;
@@ -202,15 +203,9 @@ void Checkpoint::check(const TensorShapes& expected) const {
   }
   if (missing.empty() && misshaped.empty() && unexpected.empty()) return;
   std::string message = source_ + ": checkpoint does not match the model config";
-  auto list = [&](const char* what, const std::vector<std::string>& names) {
-    if (names.empty()) return;
-    message += "\n  " + std::to_string(names.size()) + " " + what + ":";
-    for (const auto& n : names)
-      message += "\n    " + n;
-  };
-  list("missing tensors", missing);
-  list("tensors with the wrong shape", misshaped);
-  list("unexpected tensors", unexpected);
+  append_name_list(message, "missing tensors", missing);
+  append_name_list(message, "tensors with the wrong shape", misshaped);
+  append_name_list(message, "unexpected tensors", unexpected);
   throw InputError(message);
 }
 

@@ -7,27 +7,13 @@
 #include <map>
 
 #include "common/atomic_file.h"
+#include "common/seeding.h"
 
 namespace align {
 namespace {
 
 std::string layer_name(int64_t i, const char* suffix) {
   return "model.layers." + std::to_string(i) + "." + suffix;
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A seed for one tensor from the model seed and the tensor's name (FNV-1a, then mixed).
-uint64_t tensor_seed(uint64_t seed, const std::string& name) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : name)
-    h = (h ^ ch) * 0x100000001b3ULL;
-  return splitmix64(seed ^ splitmix64(h));
 }
 
 // normal(0, std) drawn in fp32 blocks of rows and cast into `dtype`, so peak memory is the output
@@ -87,7 +73,7 @@ std::vector<TensorToSave> random_init_tensors(const ModelConfig& config, uint64_
       t.produce = [shape = shape, dtype] { return at::ones(shape, at::TensorOptions(dtype)); };
     } else {
       const double std = config.initializer_range;
-      const uint64_t s = tensor_seed(seed, name);
+      const uint64_t s = named_seed(seed, name);
       std::optional<int64_t> pad;
       if (name == "model.embed_tokens.weight") pad = config.pad_token_id;
       t.produce = [shape = shape, std, s, dtype, pad] {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/seeding.h"
 #include "model/ops.h"
 
 namespace align {
@@ -15,21 +16,6 @@ namespace {
 
 const char* module_parent(const std::string& module) {
   return module == "qkv_proj" || module == "o_proj" ? "self_attn" : "mlp";
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// A seed for one tensor from the run seed and the tensor's name (FNV-1a, then mixed).
-uint64_t tensor_seed(uint64_t seed, const std::string& name) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : name)
-    h = (h ^ ch) * 0x100000001b3ULL;
-  return splitmix64(seed ^ splitmix64(h));
 }
 
 }  // namespace
@@ -93,7 +79,7 @@ LoraAdapter init_lora_adapter(int64_t out_features, int64_t in_features, int64_t
   // kaiming_uniform_(a=sqrt(5)) on [r, in]: fan_in = in, gain = sqrt(2 / (1 + 5)),
   // bound = gain * sqrt(3 / fan_in) = 1 / sqrt(in).
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(tensor_seed(seed, name));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(named_seed(seed, name));
   LoraAdapter adapter;
   adapter.a = at::empty({rank, in_features}, at::kFloat).uniform_(-bound, bound, gen).to(device);
   adapter.b = at::zeros({out_features, rank}, at::TensorOptions(at::kFloat).device(device));

@@ -12,6 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/name_list.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 
@@ -234,16 +235,10 @@ LoraOptions load_peft_adapter(const std::string& dir, Phi3Model& model) {
   if (!missing.empty() || !misshaped.empty() || !unexpected.empty() || !bad_dtype.empty()) {
     std::string message = path + ": adapter does not match " + kConfigFile +
                           " (r = " + std::to_string(o.rank) + ", target_modules) and the model";
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      message += "\n  " + std::to_string(names.size()) + " " + what + ":";
-      for (const auto& n : names)
-        message += "\n    " + n;
-    };
-    list("missing tensors", missing);
-    list("tensors with the wrong shape", misshaped);
-    list("unexpected tensors", unexpected);
-    list("tensors of a dtype other than F32, BF16, F16", bad_dtype);
+    append_name_list(message, "missing tensors", missing);
+    append_name_list(message, "tensors with the wrong shape", misshaped);
+    append_name_list(message, "unexpected tensors", unexpected);
+    append_name_list(message, "tensors of a dtype other than F32, BF16, F16", bad_dtype);
     if (file_ranks.size() == 1 && *file_ranks.begin() != o.rank) {
       message += "\n  hint: the tensors hold rank " + std::to_string(*file_ranks.begin()) +
                  " but " + kConfigFile + " says r = " + std::to_string(o.rank);

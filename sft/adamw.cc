@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/name_list.h"
 #include "model/safetensors.h"
 
 namespace align {
@@ -165,15 +166,9 @@ void AdamW::load_state(const NamedTensors& state, const std::string& source) {
   }
   if (!missing.empty() || !wrong.empty() || !unexpected.empty()) {
     std::string message = source + ": optimizer state does not match the trained parameters";
-    auto list = [&](const char* what, const std::vector<std::string>& names) {
-      if (names.empty()) return;
-      message += "\n  " + std::to_string(names.size()) + " " + what + ":";
-      for (const auto& n : names)
-        message += "\n    " + n;
-    };
-    list("missing tensors", missing);
-    list("tensors with the wrong dtype, shape or value", wrong);
-    list("unexpected tensors", unexpected);
+    append_name_list(message, "missing tensors", missing);
+    append_name_list(message, "tensors with the wrong dtype, shape or value", wrong);
+    append_name_list(message, "unexpected tensors", unexpected);
     throw InputError(message);
   }
   torch::NoGradGuard no_grad;
