@@ -1,8 +1,6 @@
 // align logprobs --model DIR --input FILE.jsonl --output FILE.jsonl [--dtype] [--device] [--chat]
 // Teacher-forced scoring: each output line has "token_ids" and "logprobs", where logprobs[i] is
 // log p(token i | tokens before i) under the model and logprobs[0] is null (nothing precedes it).
-#include <filesystem>
-
 #include "align/commands.h"
 #include "align/device_options.h"
 #include "align/token_input.h"
@@ -20,16 +18,6 @@ struct LogprobsOptions {
   std::string dtype = "auto", device = "auto";
   bool chat = false;
 };
-
-// The model directory's tokenizer, if it has one; a broken one is an error, a missing one is not
-// (records must then carry token_ids).
-std::optional<Tokenizer> load_optional_tokenizer(const std::string& dir) {
-  namespace fs = std::filesystem;
-  if (!fs::exists(fs::path(dir) / "tokenizer.json") && !fs::exists(fs::path(dir) / "vocab.json")) {
-    return std::nullopt;
-  }
-  return Tokenizer::load(dir);
-}
 
 void run_logprobs(const LogprobsOptions& opt) {
   const torch::Device device = parse_device(opt.device);

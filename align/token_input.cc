@@ -1,5 +1,7 @@
 #include "align/token_input.h"
 
+#include <filesystem>
+
 #include "common/error.h"
 #include "data/chat_format.h"
 
@@ -44,15 +46,37 @@ TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* token
         "this record needs a tokenizer (\"text\"/\"messages\"), but the model "
         "directory has none: pass \"token_ids\" instead");
   }
+  TokenInput input;
   if (record.contains("text")) {
     if (!record["text"].is_string()) throw InputError("\"text\" must be a string");
-    return text_token_input(record["text"].get<std::string>(), *tokenizer, chat);
+    input = text_token_input(record["text"].get<std::string>(), *tokenizer, chat);
+  } else {
+    std::vector<ChatMessage> messages = parse_chat_messages(record["messages"]);
+    if (messages.empty()) throw InputError("\"messages\" is empty");
+    const bool generation_prompt = messages.back().role != "assistant";
+    ChatTokens tokens = apply_chat_format(*tokenizer, messages, generation_prompt);
+    input = {std::move(tokens.ids), std::move(tokens.assistant_mask)};
   }
-  std::vector<ChatMessage> messages = parse_chat_messages(record["messages"]);
-  if (messages.empty()) throw InputError("\"messages\" is empty");
-  const bool generation_prompt = messages.back().role != "assistant";
-  ChatTokens tokens = apply_chat_format(*tokenizer, messages, generation_prompt);
-  return {std::move(tokens.ids), std::move(tokens.assistant_mask)};
+  check_token_range(input.ids, vocab_size);
+  return input;
+}
+
+void check_token_range(const std::vector<TokenId>& ids, int64_t vocab_size) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      throw InputError("token " + std::to_string(i) + " has id " + std::to_string(ids[i]) +
+                       ", outside the model's vocabulary [0, " + std::to_string(vocab_size) +
+                       "): the tokenizer does not match the model");
+    }
+  }
+}
+
+std::optional<Tokenizer> load_optional_tokenizer(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(fs::path(dir) / "tokenizer.json") && !fs::exists(fs::path(dir) / "vocab.json")) {
+    return std::nullopt;
+  }
+  return Tokenizer::load(dir);
 }
 
 }  // namespace align

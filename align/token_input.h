@@ -32,4 +32,12 @@ TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* token
 // Same for a --text flag.
 TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat);
 
+// Throws InputError when an id is outside [0, vocab_size): a tokenizer larger than the model's
+// embedding would otherwise fail deep inside the forward.
+void check_token_range(const std::vector<TokenId>& ids, int64_t vocab_size);
+
+// The model directory's tokenizer when it has one (tokenizer.json or vocab.json); a broken one is
+// an error, a missing one is not (records must then carry "token_ids").
+std::optional<Tokenizer> load_optional_tokenizer(const std::string& dir);
+
 }  // namespace align
