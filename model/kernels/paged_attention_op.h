@@ -1,0 +1,65 @@
+// Decode attention (one new token per row) over the paged KV cache, plain and shared-prefix.
+// The numerics are model/attention.cc's: scores (q k^T) * scale, softmax in fp32, probs v; query
+// head j reads KV head j / (H / Hkv). The *_reference functions are plain LibTorch (any device);
+// the undecorated functions run the CUDA kernels (paged_attention.cu) for CUDA tensors when this
+// build has them and the head dim is compiled (64, 80, 96, 128), and the reference otherwise.
+//
+// Paged layout, shared with the engine and the KV-write kernel:
+//   k_cache, v_cache [num_pages, page_size, Hkv, D] model dtype (fp32 or bf16), contiguous;
+//   token at position i of row b lives in page block_tables[b, i / page_size], slot
+//   i % page_size.
+#pragma once
+
+#include <torch/types.h>
+
+namespace align {
+
+// Plain decode.
+//   q            [B, H, D] model dtype, one query per row (D contiguous);
+//   block_tables [B, max_pages] int32, page ids of row b in order (entries past the row's pages
+//                are ignored);
+//   context_lens [B] int32, tokens of row b in the cache including the current one (>= 1); the
+//                query sits at position context_lens[b] - 1;
+//   sliding_window > 0 masks keys with pos_q - pos_k >= sliding_window (0: no window).
+// Returns [B, H, D] in q's dtype. Throws align::Error on bad shapes, dtypes or lengths.
+torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                     const torch::Tensor& v_cache,
+                                     const torch::Tensor& block_tables,
+                                     const torch::Tensor& context_lens, double scale,
+                                     int64_t sliding_window = 0);
+torch::Tensor paged_decode_attention_reference(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                               const torch::Tensor& v_cache,
+                                               const torch::Tensor& block_tables,
+                                               const torch::Tensor& context_lens, double scale,
+                                               int64_t sliding_window = 0);
+
+// Shared prefix ("cascade"): G groups of rows, the rows of group g forked from one prefix whose
+// pages they share. Row b's context is the prefix of its group followed by its own suffix:
+//   positions [0, P_g)          : group_prefix_pages[g, i / page_size], slot i % page_size;
+//   positions [P_g, P_g + S_b)  : suffix_block_tables[b, (i - P_g) / page_size],
+//                                 slot (i - P_g) % page_size
+// (the suffix starts at slot 0 of its first page, so P_g need not be a multiple of page_size; the
+// engine puts a partly filled last prefix page, copied per row, into the suffix). The query sits
+// at position P_g + S_b - 1. The prefix's attention partials (output normalised over the prefix
+// keys, and their log-sum-exp) are computed once per group for all its rows' queries, reading the
+// prefix K/V once; each row's suffix partials are merged with them by log-sum-exp. When P_g is a
+// multiple of page_size this equals paged_decode_attention with block_tables = prefix pages ++
+// suffix pages and context_lens = P_g + S_b.
+struct SharedPrefixBatch {
+  torch::Tensor group_of_row;         // [B] int32 in [0, G)
+  torch::Tensor group_prefix_pages;   // [G, max_prefix_pages] int32
+  torch::Tensor group_prefix_lens;    // [G] int32, P_g >= 0
+  torch::Tensor suffix_block_tables;  // [B, max_suffix_pages] int32
+  torch::Tensor suffix_lens;          // [B] int32, S_b >= 0, P_g + S_b >= 1
+};
+
+torch::Tensor paged_decode_attention_shared_prefix(const torch::Tensor& q,
+                                                   const torch::Tensor& k_cache,
+                                                   const torch::Tensor& v_cache,
+                                                   const SharedPrefixBatch& batch, double scale,
+                                                   int64_t sliding_window = 0);
+torch::Tensor paged_decode_attention_shared_prefix_reference(
+    const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+    const SharedPrefixBatch& batch, double scale, int64_t sliding_window = 0);
+
+}  // namespace align
