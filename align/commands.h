@@ -9,5 +9,6 @@ void add_init_command(CLI::App& app);      // align init: a random model directo
 void add_tokenize_command(CLI::App& app);  // align tokenize: text or messages -> token ids
 void add_logprobs_command(CLI::App& app);  // align logprobs: teacher-forced per-token log-probs
 void add_sft_command(CLI::App& app);       // align sft: supervised fine-tuning
+void add_generate_command(CLI::App& app);  // align generate: batched sampling with the engine
 
 }  // namespace align

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   align::add_init_command(app);
   align::add_tokenize_command(app);
   align::add_logprobs_command(app);
+  align::add_generate_command(app);
   align::add_sft_command(app);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,142 @@
+// align generate --model DIR (--prompt TEXT | --input FILE.jsonl) [--chat] [--num-samples N]
+//   [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--seed S]
+//   [--stop STR]... --output FILE.jsonl [--dtype] [--device] [--kv-budget-tokens N]
+// One output line per sample: prompt_index, sample_index, token_ids (generated only), text,
+// logprobs (of the sampled tokens under the model's unmodified distribution: temperature 1, no
+// truncation), finish_reason ("stop" or "length").
+#include <filesystem>
+
+#include "align/commands.h"
+#include "align/device_options.h"
+#include "align/token_input.h"
+#include "common/error.h"
+#include "common/jsonl.h"
+#include "model/phi3_model.h"
+#include "rollout/engine.h"
+
+namespace align {
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt, input, output;
+  std::string dtype = "auto", device = "auto";
+  bool chat = false;
+  int64_t num_samples = 1, max_new_tokens = 256, top_k = 0, kv_budget_tokens = 1 << 16;
+  double temperature = 1.0, top_p = 1.0, min_p = 0.0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+};
+
+// Phi-4 stops on <|im_end|> and also accepts <|endoftext|> (REFERENCE.md section 2), plus the
+// config's eos ids.
+std::vector<TokenId> stop_ids(const std::optional<Tokenizer>& tok, const ModelConfig& config) {
+  std::vector<TokenId> ids;
+  auto add = [&](std::optional<TokenId> id) {
+    if (id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+  };
+  if (tok) {
+    add(tok->eos_id());
+    add(tok->token_to_id("<|im_end|>"));
+    add(tok->token_to_id("<|endoftext|>"));
+  }
+  for (int64_t id : config.eos_token_ids)
+    add(static_cast<TokenId>(id));
+  return ids;
+}
+
+void run_generate(const GenerateOptions& opt) {
+  if (opt.num_samples < 1) throw InputError("--num-samples must be at least 1");
+  if (opt.max_new_tokens < 1) throw InputError("--max-new-tokens must be at least 1");
+  if (opt.temperature < 0) throw InputError("--temperature must be >= 0 (0 = greedy)");
+  if (opt.top_p <= 0 || opt.top_p > 1) throw InputError("--top-p must be in (0, 1]");
+  if (opt.min_p < 0 || opt.min_p > 1) throw InputError("--min-p must be in [0, 1]");
+  if (opt.top_k < 0) throw InputError("--top-k must be >= 0 (0 = off)");
+  const torch::Device device = parse_device(opt.device);
+  const Phi3Model model = Phi3Model::load(opt.model, parse_dtype_flag(opt.dtype, device), device);
+  const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(opt.model);
+  if (!tokenizer && (!opt.prompt.empty() || !opt.stop.empty())) {
+    throw InputError(opt.model +
+                     " has no tokenizer: --prompt and --stop need one (give "
+                     "--input lines with \"token_ids\")");
+  }
+
+  std::vector<TokenInput> prompts;
+  if (!opt.input.empty()) {
+    for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {
+      prompts.push_back(read_token_input(record, tokenizer ? &*tokenizer : nullptr, opt.chat,
+                                         model.config().vocab_size));
+      if (prompts.back().ids.empty()) throw InputError("the prompt is empty");
+    });
+  } else {
+    prompts.push_back(text_token_input(opt.prompt, *tokenizer, opt.chat));
+    check_token_range(prompts.back().ids, model.config().vocab_size);
+  }
+
+  std::vector<GenerationRequest> requests;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    GenerationRequest r;
+    r.prompt = prompts[p].ids;
+    r.num_samples = opt.num_samples;
+    r.max_new_tokens = opt.max_new_tokens;
+    r.stop_token_ids = stop_ids(tokenizer, model.config());
+    r.stop_strings = opt.stop;
+    r.sampling.temperature = opt.temperature;
+    r.sampling.top_k = opt.top_k;
+    r.sampling.top_p = opt.top_p;
+    r.sampling.min_p = opt.min_p;
+    // Sample s of prompt p draws with seed + p * num_samples + s: every sample its own stream.
+    r.sampling.seed = opt.seed + static_cast<uint64_t>(p * opt.num_samples);
+    requests.push_back(std::move(r));
+  }
+  EngineOptions engine_opt;
+  engine_opt.kv_budget_tokens = opt.kv_budget_tokens;
+  Engine engine(model, tokenizer ? &*tokenizer : nullptr, engine_opt);
+  const auto results = engine.generate(requests);
+
+  JsonlWriter writer(opt.output);
+  for (size_t p = 0; p < results.size(); ++p) {
+    for (size_t s = 0; s < results[p].size(); ++s) {
+      const GeneratedSample& g = results[p][s];
+      writer.write({{"prompt_index", p},
+                    {"sample_index", s},
+                    {"token_ids", g.tokens},
+                    {"text", tokenizer ? nlohmann::json(g.text) : nlohmann::json(nullptr)},
+                    {"logprobs", g.logprobs},
+                    {"finish_reason", g.finish_reason}});
+    }
+  }
+  writer.commit();
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto opt = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Sample completions with the batched engine");
+  cmd->add_option("--model", opt->model, "Hugging Face model directory")->required();
+  auto* prompt = cmd->add_option("--prompt", opt->prompt, "Prompt text");
+  auto* input = cmd->add_option("--input", opt->input,
+                                "JSONL; each line has \"token_ids\", \"text\" or \"messages\"");
+  prompt->excludes(input);
+  cmd->add_flag("--chat", opt->chat, "Wrap prompt text as a user turn in the chat format");
+  cmd->add_option("--num-samples", opt->num_samples, "Samples per prompt (share its prefill)");
+  cmd->add_option("--max-new-tokens", opt->max_new_tokens, "Tokens to generate at most");
+  cmd->add_option("--temperature", opt->temperature, "0 = greedy");
+  cmd->add_option("--top-p", opt->top_p, "Nucleus sampling threshold (1 = off)");
+  cmd->add_option("--top-k", opt->top_k, "Keep the k most likely tokens (0 = off)");
+  cmd->add_option("--min-p", opt->min_p, "Keep tokens with p >= min_p * p_max (0 = off)");
+  cmd->add_option("--seed", opt->seed, "Base seed (sample s of prompt p: seed + p*N + s)");
+  cmd->add_option("--stop", opt->stop, "Stop string (repeatable)");
+  cmd->add_option("--output", opt->output, "JSONL output (written atomically)")->required();
+  cmd->add_option("--dtype", opt->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16");
+  cmd->add_option("--device", opt->device, "auto, cpu or cuda");
+  cmd->add_option("--kv-budget-tokens", opt->kv_budget_tokens, "KV cache budget in tokens");
+  cmd->callback([opt, prompt, input] {
+    if (prompt->count() + input->count() != 1) {
+      throw InputError("generate: give exactly one of --prompt or --input");
+    }
+    run_generate(*opt);
+  });
+}
+
+}  // namespace align

@@ -1,0 +1,159 @@
+// bench/rollout: generation throughput of the engine.
+//   (a) batch-1 decode: one prompt, one sample, --new-tokens tokens (greedy);
+//   (b) a PTS-shaped load: --samples samples from each of --prefixes nested prefixes of one
+//       --completion-token completion, --new-tokens new tokens each (temperature 1).
+// Prints tokens/s, achieved weight-read bandwidth for (a) (model bytes x steps / s: the batch-1
+// limit) and achieved FLOP/s for (b) (2 N per generated token), against --peak-gbs / --peak-tflops
+// when given (defaults on CUDA: 3000 GB/s and 800 TFLOP/s, the H100 figures of REFERENCE.md
+// section 6; none on CPU).
+//
+//   rollout_bench --model DIR [--device cpu|cuda] [--dtype fp32|bf16] [--prefixes 8] [--samples 64]
+//                 [--completion 512] [--new-tokens 256] [--kv-budget-tokens N]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "model/phi3_model.h"
+#include "rollout/engine.h"
+
+namespace {
+
+struct Args {
+  std::string model, device = "cpu", dtype = "fp32";
+  int64_t prefixes = 8, samples = 64, completion = 512, new_tokens = 256;
+  int64_t kv_budget_tokens = 1 << 20;
+  double peak_gbs = -1, peak_tflops = -1;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "missing value for %s\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--model")
+      a.model = next();
+    else if (k == "--device")
+      a.device = next();
+    else if (k == "--dtype")
+      a.dtype = next();
+    else if (k == "--prefixes")
+      a.prefixes = std::stoll(next());
+    else if (k == "--samples")
+      a.samples = std::stoll(next());
+    else if (k == "--completion")
+      a.completion = std::stoll(next());
+    else if (k == "--new-tokens")
+      a.new_tokens = std::stoll(next());
+    else if (k == "--kv-budget-tokens")
+      a.kv_budget_tokens = std::stoll(next());
+    else if (k == "--peak-gbs")
+      a.peak_gbs = std::stod(next());
+    else if (k == "--peak-tflops")
+      a.peak_tflops = std::stod(next());
+    else {
+      std::fprintf(stderr, "unknown flag %s (see the comment at the top of rollout_bench.cc)\n",
+                   k.c_str());
+      std::exit(2);
+    }
+  }
+  if (a.model.empty()) {
+    std::fprintf(stderr, "usage: %s --model DIR [flags]\n", argv[0]);
+    std::exit(2);
+  }
+  return a;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  const torch::Device device = a.device == "cuda" ? torch::kCUDA : torch::kCPU;
+  const auto dtype = a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  const align::Phi3Model model = align::Phi3Model::load(a.model, dtype, device);
+  const auto& c = model.config();
+  const double params = static_cast<double>(c.num_parameters());
+  const double weight_bytes = params * (dtype == torch::kBFloat16 ? 2 : 4);
+  const double peak_gbs = a.peak_gbs > 0 ? a.peak_gbs : (device.is_cuda() ? 3000 : -1);
+  const double peak_tflops = a.peak_tflops > 0 ? a.peak_tflops : (device.is_cuda() ? 800 : -1);
+  align::EngineOptions opt;
+  opt.kv_budget_tokens = a.kv_budget_tokens;
+
+  // One random completion; prompts are its prefixes at evenly spaced cut points.
+  torch::manual_seed(0);
+  const auto ids = torch::randint(0, c.vocab_size, {a.completion}, torch::kInt64);
+  std::vector<align::TokenId> completion(ids.data_ptr<int64_t>(),
+                                         ids.data_ptr<int64_t>() + a.completion);
+
+  std::printf("rollout_bench: %s, %.3g params, %s %s\n", a.model.c_str(), params, a.device.c_str(),
+              a.dtype.c_str());
+  std::printf("%-28s %10s %12s %14s %10s\n", "load", "tokens", "tokens/s", "achieved", "of peak");
+
+  {  // (a) batch-1 decode
+    align::Engine engine(model, nullptr, opt);
+    align::GenerationRequest r;
+    r.prompt.assign(completion.begin(), completion.begin() + std::min<int64_t>(16, a.completion));
+    r.max_new_tokens = a.new_tokens;
+    r.sampling.temperature = 0;
+    engine.generate({r});  // warm-up
+    align::Engine timed(model, nullptr, opt);
+    const auto start = std::chrono::steady_clock::now();
+    const auto out = timed.generate({r});
+    const double s = seconds_since(start);
+    const double n = static_cast<double>(out[0][0].tokens.size());
+    const double gbs = weight_bytes * n / s / 1e9;
+    char of_peak[32] = "n/a";
+    if (peak_gbs > 0) std::snprintf(of_peak, sizeof(of_peak), "%.1f%%", 100 * gbs / peak_gbs);
+    std::printf("%-28s %10.0f %12.1f %10.2f GB/s %10s\n", "batch-1 decode", n, n / s, gbs, of_peak);
+  }
+  {  // (b) PTS-shaped load
+    std::vector<align::GenerationRequest> requests;
+    for (int64_t p = 0; p < a.prefixes; ++p) {
+      align::GenerationRequest r;
+      const int64_t cut = std::max<int64_t>(1, a.completion * (p + 1) / a.prefixes);
+      r.prompt.assign(completion.begin(), completion.begin() + cut);
+      r.num_samples = a.samples;
+      r.max_new_tokens = a.new_tokens;
+      r.sampling.temperature = 1.0;
+      r.sampling.seed = static_cast<uint64_t>(1000 * p);
+      requests.push_back(r);
+    }
+    align::Engine engine(model, nullptr, opt);
+    const auto start = std::chrono::steady_clock::now();
+    const auto out = engine.generate(requests);
+    const double s = seconds_since(start);
+    double n = 0;
+    for (const auto& req : out) {
+      for (const auto& sample : req)
+        n += static_cast<double>(sample.tokens.size());
+    }
+    const double tflops = 2 * params * n / s / 1e12;
+    char label[64], of_peak[32] = "n/a";
+    std::snprintf(label, sizeof(label), "PTS %lldx%lld, %lld new",
+                  static_cast<long long>(a.prefixes), static_cast<long long>(a.samples),
+                  static_cast<long long>(a.new_tokens));
+    if (peak_tflops > 0) {
+      std::snprintf(of_peak, sizeof(of_peak), "%.1f%%", 100 * tflops / peak_tflops);
+    }
+    std::printf("%-28s %10.0f %12.1f %8.4f TFLOP/s %8s\n", label, n, n / s, tflops, of_peak);
+    const auto& st = engine.stats();
+    std::printf(
+        "engine: prefill %lld tokens, reused prefix %lld, decode %lld, steps %lld, peak "
+        "pages %lld\n",
+        static_cast<long long>(st.prefill_tokens), static_cast<long long>(st.reused_prefix_tokens),
+        static_cast<long long>(st.decode_tokens), static_cast<long long>(st.steps),
+        static_cast<long long>(st.peak_pages));
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+// The batched generation engine: continuous batching over a paged KV cache (rollout/
+// paged_kv_cache.h), prompts prefilled once and forked into their samples, cached prefixes reused.
+//
+// Scheduling, one model call (paged_forward) per step:
+//   - every live sample feeds its last sampled token (decode, 1 token per row); requests being
+//     prefilled add chunks of their prompts (at most prefill_chunk prompt tokens per step in all);
+//   - a request is admitted (FIFO) when its samples fit in max_batch and the free pages cover its
+//     worst case (prompt pages + every sample growing to max_new_tokens, copy-on-write included),
+//     so admitted work never runs out of pages; otherwise it waits until finished samples free
+//     theirs (least recently used cached prefixes are evicted first). A request that cannot fit
+//     even in an empty cache throws InputError;
+//   - when a prompt's prefill ends, its sequence is forked num_samples times (shared pages) and
+//     sample s draws its first token with seed sampling.seed + s, step 0;
+//   - finished samples leave the batch at once; waiting requests join the next step.
+// Prefix reuse (reuse_prefixes): prompts, and finished samples (prompt + generated tokens whose
+// keys were computed), stay in a prefix cache across generate() calls. A new prompt forks the
+// longest cached prefix (at most prompt length - 1 tokens: its last token is always run to get
+// logits) and prefills only the rest. A request whose prompt shares a longer prefix with a prompt
+// still being prefilled waits for that prefill (so N nested PTS prefixes submitted together prefill
+// the shared part once). Reused keys were computed in another call, so results equal a run without
+// reuse up to float rounding (~1e-6 on the log-probs); tokens can differ only where two choices are
+// that close.
+//
+// Draws depend only on (seed, step) and the row's logits (rollout/sampler.h), so a request gives
+// the same samples alone or batched with others, up to the same rounding.
+// Longrope models (Phi-4-mini) are served only while a sequence stays within
+// original_max_position_embeddings (short factors): longer requests throw InputError.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/token_id.h"
+#include "data/tokenizer.h"
+#include "model/phi3_model.h"
+#include "rollout/paged_kv_cache.h"
+#include "rollout/prefix_cache.h"
+#include "rollout/sampler.h"
+
+namespace align {
+
+struct GenerationRequest {
+  std::vector<TokenId> prompt;            // token ids (chat template already applied by the caller)
+  int64_t num_samples = 1;                // forks of the prefilled prompt sharing its pages
+  int64_t max_new_tokens = 256;           // >= 0
+  std::vector<TokenId> stop_token_ids;    // finish_reason "stop"; the stop token is kept in tokens
+  std::vector<std::string> stop_strings;  // needs a tokenizer; "stop", text cut before the string
+  SamplingParams sampling;                // sample s of the request uses seed sampling.seed + s
+};
+
+struct GeneratedSample {
+  std::vector<TokenId> tokens;  // generated tokens (a stop token or the tokens completing a stop
+                                // string included)
+  std::vector<float> logprobs;  // [tokens] log p(token | prompt, previous tokens), unmodified model
+  std::string finish_reason;    // "stop" or "length"
+  std::string text;  // with a tokenizer: decoded tokens (special tokens skipped), cut before
+                     // the first stop string
+};
+
+struct EngineOptions {
+  int64_t page_size = 16;                    // tokens per KV page
+  int64_t kv_budget_tokens = 1 << 16;        // pages = kv_budget_tokens / page_size
+  int64_t max_batch = 256;                   // live samples (decode rows) at once
+  int64_t prefill_chunk = 2048;              // prompt tokens per step, over all prefilling requests
+  bool reuse_prefixes = true;                // keep prompts and finished samples as cached prefixes
+  int64_t max_cached_prefixes = 1024;        // prefix-cache entries (LRU)
+  std::function<void(int64_t)> on_progress;  // optional: tokens generated so far in this call
+};
+
+class Engine {
+ public:
+  // `model` (and `tokenizer`, may be null without stop strings) must outlive the engine.
+  Engine(const Phi3Model& model, const Tokenizer* tokenizer, EngineOptions options);
+
+  // All requests, continuously batched; returns results[request][sample]. Throws InputError for a
+  // malformed request (empty prompt, token outside the vocabulary, stop strings without a
+  // tokenizer, too large for the KV budget or for a longrope model's short context).
+  std::vector<std::vector<GeneratedSample>> generate(
+      const std::vector<GenerationRequest>& requests);
+
+  struct Stats {
+    int64_t prefill_tokens = 0;        // prompt tokens run through the model
+    int64_t reused_prefix_tokens = 0;  // prompt tokens taken from cached prefixes instead
+    int64_t decode_tokens = 0;         // decode rows run
+    int64_t steps = 0;                 // model calls
+    int64_t peak_pages = 0;            // most pages in use at once (cached prefixes included)
+  };
+  const Stats& stats() const { return stats_; }
+  void reset_stats() { stats_ = Stats(); }
+  // Drops every cached prefix (their pages return to the free list).
+  void clear_prefix_cache() { prefixes_.clear(); }
+  const PagedKvCache& kv_cache() const { return cache_; }
+
+ private:
+  const Phi3Model& model_;
+  const Tokenizer* tokenizer_;
+  EngineOptions options_;
+  PagedKvCache cache_;
+  PrefixCache prefixes_;  // after cache_: releases its sequences first
+  Stats stats_;
+};
+
+}  // namespace align
