@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/kernels/device_dtype.cuh"
 #include "model/kernels/paged_attention.h"
 
 namespace align::kernels {
@@ -11,23 +12,6 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kKeyTile = 16;     // keys staged in shared memory at a time
 constexpr int kMaxQueries = 16;  // query vectors (row, head) one block serves
-
-__device__ inline float to_float(float v) {
-  return v;
-}
-__device__ inline float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // One block per (split, KV head, sequence x query chunk). The block's query vectors are the
 // (row, head) pairs of the sequence's rows whose head reads this KV head, flattened as

@@ -1,28 +1,12 @@
 #include <cuda_bf16.h>
 
+#include "model/kernels/device_dtype.cuh"
 #include "model/kernels/rms_norm.h"
 
 namespace align::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ inline float to_float(float v) {
-  return v;
-}
-__device__ inline float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // One block per row: a block-wide fp32 sum of squares, then the scaled, weighted row.
 template <typename T>

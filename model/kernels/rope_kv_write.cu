@@ -1,5 +1,6 @@
 #include <cuda_bf16.h>
 
+#include "model/kernels/device_dtype.cuh"
 #include "model/kernels/rope_kv_write.h"
 
 namespace align::kernels {
@@ -8,23 +9,6 @@ namespace {
 constexpr int kLanes = 64;         // threads along the head dim (one rotary pair each)
 constexpr int kHeadsPerBlock = 4;  // heads per block, one per threadIdx.y
 constexpr int64_t kMaxGridY = 65535;
-
-__device__ inline float to_float(float v) {
-  return v;
-}
-__device__ inline float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // round_T(round_T(a * c) + round_T(b * s)): the rounding of LibTorch's T-tensor `a * c + b * s`;
 // the _rn intrinsics keep nvcc from contracting to an fma.

@@ -1,5 +1,6 @@
 #include <cuda_bf16.h>
 
+#include "model/kernels/device_dtype.cuh"
 #include "model/kernels/silu_gate.h"
 
 namespace align::kernels {
@@ -7,23 +8,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxColumnBlocks = 65535;  // grid.y limit; threads loop beyond it
-
-__device__ inline float to_float(float v) {
-  return v;
-}
-__device__ inline float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // grid (rows, column blocks). The division and the product are written as correctly rounded
 // intrinsics so nvcc cannot contract or approximate them: the same fp32 operations LibTorch runs.

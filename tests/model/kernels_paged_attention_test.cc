@@ -11,15 +11,12 @@
 #include "model/attention.h"
 #include "model/kernels/paged_attention_op.h"
 #include "model/kernels/rms_norm_op.h"  // cuda_kernels_built
+#include "tests/gpu_test_util.h"
 
 namespace align {
 namespace {
 
-#define REQUIRE_GPU()                                                                     \
-  do {                                                                                    \
-    if (!cuda_kernels_built()) GTEST_SKIP() << "built without nvcc: no CUDA kernels";     \
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU test skipped"; \
-  } while (0)
+#define REQUIRE_GPU() REQUIRE_GPU_WITH(cuda_kernels_built())
 
 int64_t pages_for(int64_t len, int64_t page_size) {
   return (len + page_size - 1) / page_size;

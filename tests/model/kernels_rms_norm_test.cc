@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "model/kernels/rms_norm_op.h"
+#include "tests/gpu_test_util.h"
 
 namespace align {
 namespace {
@@ -15,12 +16,7 @@ torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, double e
   return w * h.to(x.scalar_type());
 }
 
-// GTEST_SKIP only leaves the function it is written in, hence a macro.
-#define REQUIRE_GPU()                                                                     \
-  do {                                                                                    \
-    if (!cuda_kernels_built()) GTEST_SKIP() << "built without nvcc: no CUDA kernels";     \
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU test skipped"; \
-  } while (0)
+#define REQUIRE_GPU() REQUIRE_GPU_WITH(cuda_kernels_built())
 
 TEST(RmsNormKernel, MatchesReferenceOverShapesAndDtypes) {
   REQUIRE_GPU();

@@ -7,9 +7,12 @@
 
 #include "model/kernels/rms_norm_op.h"
 #include "model/kernels/rope_kv_write_op.h"
+#include "tests/gpu_test_util.h"
 
 namespace align {
 namespace {
+
+using testing::close;
 
 // model/rope.cc's apply_rope, restated: x [B, T, heads, D]; cos, sin [B, T, R].
 torch::Tensor model_apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
@@ -39,26 +42,7 @@ struct Shape {
   int64_t heads, kv_heads, head_dim, rotary_dim;
 };
 
-// Elements outside |got - want| <= rtol * |want| + atol, with the largest error in the message.
-::testing::AssertionResult close(const torch::Tensor& got, const torch::Tensor& want, double rtol,
-                                 double atol) {
-  if (got.sizes() != want.sizes()) {
-    return ::testing::AssertionFailure() << "shape " << got.sizes() << " vs " << want.sizes();
-  }
-  torch::Tensor g = got.to(torch::kFloat64).cpu(), w = want.to(torch::kFloat64).cpu();
-  torch::Tensor err = (g - w).abs();
-  const int64_t bad = (err > w.abs() * rtol + atol).sum().item<int64_t>();
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << bad << " of " << g.numel() << " elements off, max abs err " << err.max().item<double>();
-}
-
-// GTEST_SKIP only leaves the function it is written in, hence a macro.
-#define REQUIRE_GPU()                                                                     \
-  do {                                                                                    \
-    if (!cuda_kernels_built()) GTEST_SKIP() << "built without nvcc: no CUDA kernels";     \
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU test skipped"; \
-  } while (0)
+#define REQUIRE_GPU() REQUIRE_GPU_WITH(cuda_kernels_built())
 
 TEST(RopeKvWriteReference, RotatesLikeApplyRopeAndWritesOnlyTheSlots) {
   torch::manual_seed(0);

@@ -6,9 +6,12 @@
 
 #include "model/kernels/rms_norm_op.h"
 #include "model/kernels/silu_gate_op.h"
+#include "tests/gpu_test_util.h"
 
 namespace align {
 namespace {
+
+using testing::close;
 
 // model/ops.cc's swiglu, restated: gate first half, up second half.
 torch::Tensor model_swiglu(const torch::Tensor& gate_up) {
@@ -16,26 +19,7 @@ torch::Tensor model_swiglu(const torch::Tensor& gate_up) {
   return halves[1] * torch::silu(halves[0]);
 }
 
-// Elements outside |got - want| <= rtol * |want| + atol, with the largest error in the message.
-::testing::AssertionResult close(const torch::Tensor& got, const torch::Tensor& want, double rtol,
-                                 double atol) {
-  if (got.sizes() != want.sizes()) {
-    return ::testing::AssertionFailure() << "shape " << got.sizes() << " vs " << want.sizes();
-  }
-  torch::Tensor g = got.to(torch::kFloat64).cpu(), w = want.to(torch::kFloat64).cpu();
-  torch::Tensor err = (g - w).abs();
-  const int64_t bad = (err > w.abs() * rtol + atol).sum().item<int64_t>();
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << bad << " of " << g.numel() << " elements off, max abs err " << err.max().item<double>();
-}
-
-// GTEST_SKIP only leaves the function it is written in, hence a macro.
-#define REQUIRE_GPU()                                                                     \
-  do {                                                                                    \
-    if (!cuda_kernels_built()) GTEST_SKIP() << "built without nvcc: no CUDA kernels";     \
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU test skipped"; \
-  } while (0)
+#define REQUIRE_GPU() REQUIRE_GPU_WITH(cuda_kernels_built())
 
 TEST(SiluGateReference, EqualsModelSwiglu) {
   torch::manual_seed(0);

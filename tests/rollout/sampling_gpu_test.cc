@@ -14,16 +14,12 @@
 
 #include "rollout/kernels/sampling_op.h"
 #include "rollout/sampler.h"
+#include "tests/gpu_test_util.h"
 
 namespace align {
 namespace {
 
-// GTEST_SKIP only leaves the function it is written in, hence a macro.
-#define REQUIRE_GPU()                                                                     \
-  do {                                                                                    \
-    if (!sampling_kernels_built()) GTEST_SKIP() << "built without nvcc: no CUDA kernels"; \
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: GPU test skipped"; \
-  } while (0)
+#define REQUIRE_GPU() REQUIRE_GPU_WITH(sampling_kernels_built())
 
 std::vector<SamplingParams> mixed_params(int64_t rows) {
   // {temperature, top_k, top_p, min_p}
