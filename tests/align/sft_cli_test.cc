@@ -74,13 +74,15 @@ std::vector<nlohmann::json> metrics(const std::string& path) {
 TEST(SftCli, KilledRunResumesToTheSameWeights) {
   SftFixture f;
   std::string log;
-  ASSERT_EQ(run("sft --config " + f.config("straight"), &log), 0) << log;
+  // 24 steps, a checkpoint every 2: the kill lands after the first checkpoint, long before the end.
+  const nlohmann::json longer = {{"schedule", {{"max_steps", 24}}}};
+  ASSERT_EQ(run("sft --config " + f.config("straight", longer), &log), 0) << log;
   const std::string straight = f.dir.file("straight");
   ASSERT_TRUE(fs::exists(straight + "/model/model.safetensors"));
   ASSERT_TRUE(fs::exists(straight + "/config.json"));
 
-  // Start the same run, SIGKILL it once a middle checkpoint exists, then resume.
-  const std::string cfg = f.config("killed");
+  // Start the same run, SIGKILL it once its first checkpoint exists, then resume.
+  const std::string cfg = f.config("killed", longer);
   const std::string killed = f.dir.file("killed");
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -89,8 +91,15 @@ TEST(SftCli, KilledRunResumesToTheSameWeights) {
     ::_exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(killed + "/checkpoints/step-00000004") &&
-         std::chrono::steady_clock::now() < deadline) {
+  auto has_checkpoint = [&] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(killed + "/checkpoints", ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("step-", 0) == 0 && name.find(".partial") == std::string::npos) return true;
+    }
+    return false;
+  };
+  while (!has_checkpoint() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ::kill(pid, SIGKILL);
@@ -104,11 +113,11 @@ TEST(SftCli, KilledRunResumesToTheSameWeights) {
   EXPECT_EQ(read_file(killed + "/model/model.safetensors"),
             read_file(straight + "/model/model.safetensors"));
   EXPECT_EQ(metrics(killed + "/metrics.jsonl"), metrics(straight + "/metrics.jsonl"));
-  EXPECT_EQ(metrics(straight + "/metrics.jsonl").size(), 12u);
+  EXPECT_EQ(metrics(straight + "/metrics.jsonl").size(), 24u);
   // keep_last 2: only the two newest checkpoints remain.
-  EXPECT_TRUE(fs::exists(straight + "/checkpoints/step-00000012"));
-  EXPECT_TRUE(fs::exists(straight + "/checkpoints/step-00000010"));
-  EXPECT_FALSE(fs::exists(straight + "/checkpoints/step-00000008"));
+  EXPECT_TRUE(fs::exists(straight + "/checkpoints/step-00000024"));
+  EXPECT_TRUE(fs::exists(straight + "/checkpoints/step-00000022"));
+  EXPECT_FALSE(fs::exists(straight + "/checkpoints/step-00000020"));
 }
 
 TEST(SftCli, TrainingLowersTheLossAndTheModelLoadsBack) {
