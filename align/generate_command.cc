@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "align/commands.h"
-#include "align/device_options.h"
+#include "model/device_options.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"

@@ -2,7 +2,7 @@
 // Teacher-forced scoring: each output line has "token_ids" and "logprobs", where logprobs[i] is
 // log p(token i | tokens before i) under the model and logprobs[0] is null (nothing precedes it).
 #include "align/commands.h"
-#include "align/device_options.h"
+#include "model/device_options.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"

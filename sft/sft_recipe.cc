@@ -13,6 +13,7 @@
 #include "data/batcher.h"
 #include "data/sft_dataset.h"
 #include "data/tokenizer.h"
+#include "model/device_options.h"
 #include "model/peft_io.h"
 #include "model/phi3_model.h"
 #include "sft/adamw.h"
@@ -42,23 +43,6 @@ TrainBatch to_train_batch(const Batch& b, torch::Device device) {
   return t;
 }
 
-torch::Device resolve_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) throw InputError("model.device: cuda, but no GPU is visible");
-    return torch::kCUDA;
-  }
-  throw InputError("model.device: expected auto, cpu or cuda, found '" + name + "'");
-}
-
-torch::ScalarType resolve_dtype(const std::string& name, torch::Device device) {
-  if (name == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
-  if (name == "fp32" || name == "float32") return torch::kFloat32;
-  if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
-  throw InputError("model.dtype: expected auto, fp32 or bf16, found '" + name + "'");
-}
-
 // Mean next-token loss over every target of `examples` (no grad, dropout off).
 double evaluate(Phi3Model& model, const std::vector<SftExample>& examples, BatcherOptions opt,
                 bool checkpoint_layers, torch::Device device) {
@@ -82,8 +66,8 @@ double evaluate(Phi3Model& model, const std::vector<SftExample>& examples, Batch
 
 SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
   // ---- Setup: device, model, trainable weights, data, optimizer, schedule, resume.
-  const torch::Device device = resolve_device(cfg.model.device);
-  const torch::ScalarType dtype = resolve_dtype(cfg.model.dtype, device);
+  const torch::Device device = parse_device(cfg.model.device, "model.device");
+  const torch::ScalarType dtype = parse_dtype_flag(cfg.model.dtype, device, "model.dtype");
   const std::string out = cfg.output.dir;
   if (!run.resume && find_latest_checkpoint(out)) {
     throw InputError(out +

@@ -10,39 +10,18 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "tests/align/cli_runner.h"
 #include "tests/test_util.h"
 
 namespace align {
 namespace {
-namespace fs = std::filesystem;
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
-
+using testing::read_jsonl;
+using Result = testing::CliResult;
 Result run(const std::string& args) {
-  std::string command = testing::align_binary() + " " + args + " 2>&1";
-  Result result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
-    result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return testing::run_cli(args);
 }
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> records;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    records.push_back(nlohmann::json::parse(line));
-  return records;
-}
+namespace fs = std::filesystem;
 
 const std::string kTokenizer = testing::golden_path("tokenizer/main");
 

@@ -10,32 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "tests/align/cli_runner.h"
 #include "tests/test_util.h"
 
 namespace align {
 namespace {
 
-int run(const std::string& args, std::string* output = nullptr) {
-  const std::string command = testing::align_binary() + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string text;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
-    text.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (output) *output = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+using testing::read_jsonl;
+using testing::run;
 
 // A tiny random model with the golden tokenizer (vocabulary sized to it).
 std::string model_with_tokenizer(const testing::TempDir& dir) {

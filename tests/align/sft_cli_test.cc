@@ -13,24 +13,15 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "tests/align/cli_runner.h"
 #include "tests/test_util.h"
 
 namespace align {
 namespace {
-namespace fs = std::filesystem;
 
-int run(const std::string& args, std::string* output = nullptr) {
-  const std::string command = testing::align_binary() + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string text;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
-    text.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (output) *output = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using testing::read_jsonl;
+using testing::run;
+namespace fs = std::filesystem;
 
 // A tiny model and a config writing into dir/<name>.
 struct SftFixture {
