@@ -7,12 +7,13 @@
 #include <filesystem>
 
 #include "align/commands.h"
-#include "model/device_options.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "model/device_options.h"
 #include "model/phi3_model.h"
 #include "rollout/engine.h"
+#include "rollout/stop_tokens.h"
 
 namespace align {
 namespace {
@@ -26,23 +27,6 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::vector<std::string> stop;
 };
-
-// Phi-4 stops on <|im_end|> and also accepts <|endoftext|> (REFERENCE.md section 2), plus the
-// config's eos ids.
-std::vector<TokenId> stop_ids(const std::optional<Tokenizer>& tok, const ModelConfig& config) {
-  std::vector<TokenId> ids;
-  auto add = [&](std::optional<TokenId> id) {
-    if (id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
-  };
-  if (tok) {
-    add(tok->eos_id());
-    add(tok->token_to_id("<|im_end|>"));
-    add(tok->token_to_id("<|endoftext|>"));
-  }
-  for (int64_t id : config.eos_token_ids)
-    add(static_cast<TokenId>(id));
-  return ids;
-}
 
 void run_generate(const GenerateOptions& opt) {
   if (opt.num_samples < 1) throw InputError("--num-samples must be at least 1");
@@ -78,7 +62,7 @@ void run_generate(const GenerateOptions& opt) {
     r.prompt = prompts[p].ids;
     r.num_samples = opt.num_samples;
     r.max_new_tokens = opt.max_new_tokens;
-    r.stop_token_ids = stop_ids(tokenizer, model.config());
+    r.stop_token_ids = default_stop_token_ids(tokenizer ? &*tokenizer : nullptr, model.config());
     r.stop_strings = opt.stop;
     r.sampling.temperature = opt.temperature;
     r.sampling.top_k = opt.top_k;

@@ -1,0 +1,25 @@
+// `align pts`: Pivotal Token Search over a query set as one flat program
+// (setup -> loop over batches of queries -> append outputs -> summary).
+//
+// Writes into output.dir (pts/pts_output.h): config.json, pivots.jsonl, pairs.jsonl,
+// queries.jsonl, completions.jsonl, metrics.jsonl (one line per batch: batch, queries_done, kept,
+// pivots, pairs, rollouts, tokens_generated, tokens_per_s, elapsed_s), progress.json.
+// Restarted with the same config it continues after the last finished batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "pts/pts_config.h"
+
+namespace align {
+
+struct PtsRunSummary {
+  int64_t queries = 0, kept = 0, pivots = 0, pairs = 0, rollouts = 0, tokens_generated = 0;
+  double seconds = 0;  // this invocation only
+};
+
+// `source` names the config file in messages (the oracle section's errors included).
+PtsRunSummary run_pts(const PtsConfig& config, const std::string& source);
+
+}  // namespace align
