@@ -23,6 +23,8 @@
 //                   p(P + x) - p(P) excludes 0 (or max_rollouts). chosen = the higher of t and x,
 //                   rejected = the lower. Up to max_alternatives candidates are measured; a pivot
 //                   with none on the other side has no pair. No pair carries an unmeasured token.
+//                   A pair identical to one already found for the query (the raising and the
+//                   lowering pivot at one prefix often give the same) is kept once.
 // Everything is token ids: prefixes are id prefixes of the sampled completion, never re-tokenized;
 // the oracle sees only the decoded completion (prefix + rollout), never the query.
 // Seeds: rollouts at a prefix use seeds derived from (seed, query id, prefix ids) plus the number

@@ -36,7 +36,7 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source) {
     return engine.generate(r);
   };
   const DecodeFn decode = [&](const std::vector<TokenId>& ids) {
-    return tokenizer.decode(ids, /*skip_special=*/true);
+    return completion_text(tokenizer, ids);
   };
 
   // Loop: one batch of queries at a time, each batch committed whole.

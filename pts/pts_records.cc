@@ -3,7 +3,9 @@
 namespace align {
 namespace {
 
+// One token's text for people reading the outputs; an id beyond the tokenizer reads "<id N>".
 std::string token_text(const Tokenizer& tokenizer, TokenId id) {
+  if (id < 0 || id >= tokenizer.vocab_size()) return "<id " + std::to_string(id) + ">";
   return tokenizer.decode({id});
 }
 
@@ -14,6 +16,14 @@ std::vector<TokenId> concat(const std::vector<TokenId>& a, const std::vector<Tok
 }
 
 }  // namespace
+
+std::string completion_text(const Tokenizer& tokenizer, const std::vector<TokenId>& ids) {
+  std::vector<TokenId> known;
+  known.reserve(ids.size());
+  for (TokenId t : ids)
+    if (t >= 0 && t < tokenizer.vocab_size()) known.push_back(t);
+  return tokenizer.decode(known, /*skip_special=*/true);
+}
 
 std::vector<nlohmann::json> pivot_records(const PtsQuery& query, const QueryResult& result,
                                           const Tokenizer& tokenizer) {

@@ -9,6 +9,10 @@
 
 namespace align {
 
+// Completion text as the oracle sees it: special tokens skipped, and ids beyond the tokenizer
+// (a model's padded vocabulary rows can be sampled) dropped, as Hugging Face's decode drops them.
+std::string completion_text(const Tokenizer& tokenizer, const std::vector<TokenId>& ids);
+
 // pivots.jsonl: query_id, completion_index, position, prompt_token_ids (the query),
 // prefix_token_ids (completion tokens before the pivot), pivot_token_id, pivot_text, direction
 // ("raises" or "lowers"), p_before, p_after, n_before, n_after (0 = exact, a graded completion).

@@ -345,7 +345,13 @@ QueryResult QuerySearch::result() const {
       continue;
     }
     r.pivots.push_back(p.pivot);
-    if (p.has_pair) {
+    // The raising and the lowering pivot at one prefix usually give the same pair: keep it once.
+    const bool repeated =
+        p.has_pair && std::any_of(r.pairs.begin(), r.pairs.end(), [&](const PtsPair& q) {
+          return q.prefix == p.pair.prefix && q.chosen == p.pair.chosen &&
+                 q.rejected == p.pair.rejected;
+        });
+    if (p.has_pair && !repeated) {
       r.pairs.push_back(p.pair);
       r.pairs.back().pivot_index = static_cast<int64_t>(r.pivots.size()) - 1;
     }
