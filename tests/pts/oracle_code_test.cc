@@ -73,15 +73,17 @@ TEST(OracleCode, ForkBombCannotCreateProcesses) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(oracle->grade("import os\nwhile True:\n    os.fork()", {{"tests", ""}}));
   // fork fails with EPERM: the program sees PermissionError.
-  EXPECT_TRUE(oracle->grade("import os\ntry:\n    os.fork()\nexcept PermissionError:\n    pass\n"
-                            "else:\n    raise SystemExit(1)",
-                            {{"tests", ""}}));
-  EXPECT_FALSE(oracle->grade("import subprocess\nsubprocess.run(['true'], check=True)",
-                             {{"tests", ""}}));
+  EXPECT_TRUE(
+      oracle->grade("import os\ntry:\n    os.fork()\nexcept PermissionError:\n    pass\n"
+                    "else:\n    raise SystemExit(1)",
+                    {{"tests", ""}}));
+  EXPECT_FALSE(
+      oracle->grade("import subprocess\nsubprocess.run(['true'], check=True)", {{"tests", ""}}));
   // Threads still work.
-  EXPECT_TRUE(oracle->grade("import threading\nt = threading.Thread(target=lambda: None)\n"
-                            "t.start()\nt.join()",
-                            {{"tests", ""}}));
+  EXPECT_TRUE(
+      oracle->grade("import threading\nt = threading.Thread(target=lambda: None)\n"
+                    "t.start()\nt.join()",
+                    {{"tests", ""}}));
   EXPECT_LT(seconds_since(start), 8);
 }
 
@@ -97,41 +99,45 @@ TEST(OracleCode, NoNetwork) {
   const auto oracle = code_oracle(5);
   EXPECT_FALSE(oracle->grade("import socket\ns = socket.socket()\ns.connect(('127.0.0.1', 80))",
                              {{"tests", ""}}));
-  EXPECT_TRUE(oracle->grade("import socket\ntry:\n    socket.socket(socket.AF_INET)\n"
-                            "except PermissionError:\n    pass\nelse:\n    raise SystemExit(1)",
-                            {{"tests", ""}}));
-  EXPECT_TRUE(oracle->grade("import socket\ntry:\n    socket.socket(socket.AF_UNIX)\n"
-                            "except PermissionError:\n    pass\nelse:\n    raise SystemExit(1)",
-                            {{"tests", ""}}));
+  EXPECT_TRUE(
+      oracle->grade("import socket\ntry:\n    socket.socket(socket.AF_INET)\n"
+                    "except PermissionError:\n    pass\nelse:\n    raise SystemExit(1)",
+                    {{"tests", ""}}));
+  EXPECT_TRUE(
+      oracle->grade("import socket\ntry:\n    socket.socket(socket.AF_UNIX)\n"
+                    "except PermissionError:\n    pass\nelse:\n    raise SystemExit(1)",
+                    {{"tests", ""}}));
 }
 
 TEST(OracleCode, HugeFilesAndOutputFailFast) {
   const auto oracle = code_oracle(10);
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_FALSE(oracle->grade("with open('big', 'wb') as f:\n    while True:\n"
-                             "        f.write(b'x' * 2**20)",
-                             {{"tests", ""}}));
-  EXPECT_FALSE(oracle->grade("import sys\nwhile True:\n    sys.stdout.write('y' * 65536)",
-                             {{"tests", ""}}));
+  EXPECT_FALSE(
+      oracle->grade("with open('big', 'wb') as f:\n    while True:\n"
+                    "        f.write(b'x' * 2**20)",
+                    {{"tests", ""}}));
+  EXPECT_FALSE(
+      oracle->grade("import sys\nwhile True:\n    sys.stdout.write('y' * 65536)", {{"tests", ""}}));
   EXPECT_FALSE(oracle->grade("print('z' * 10**9)", {{"tests", ""}}));
   EXPECT_LT(seconds_since(start), 8);
 }
 
 TEST(OracleCode, CannotSignalTheParentAndLeavesNoFiles) {
   const auto oracle = code_oracle(5);
-  const size_t before = std::distance(std::filesystem::directory_iterator(
-                                          std::filesystem::temp_directory_path()),
-                                      std::filesystem::directory_iterator());
-  EXPECT_FALSE(oracle->grade("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
-                             {{"tests", ""}}));
-  EXPECT_FALSE(oracle->grade("import os, signal\nos.killpg(os.getpgid(os.getppid()), 9)",
-                             {{"tests", ""}}));
-  EXPECT_TRUE(oracle->grade("import os, signal\nsignal.signal(signal.SIGUSR1, lambda *a: None)\n"
-                            "os.kill(os.getpid(), signal.SIGUSR1)",
-                            {{"tests", ""}}));
-  const size_t after = std::distance(std::filesystem::directory_iterator(
-                                         std::filesystem::temp_directory_path()),
-                                     std::filesystem::directory_iterator());
+  const size_t before =
+      std::distance(std::filesystem::directory_iterator(std::filesystem::temp_directory_path()),
+                    std::filesystem::directory_iterator());
+  EXPECT_FALSE(
+      oracle->grade("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", {{"tests", ""}}));
+  EXPECT_FALSE(
+      oracle->grade("import os, signal\nos.killpg(os.getpgid(os.getppid()), 9)", {{"tests", ""}}));
+  EXPECT_TRUE(
+      oracle->grade("import os, signal\nsignal.signal(signal.SIGUSR1, lambda *a: None)\n"
+                    "os.kill(os.getpid(), signal.SIGUSR1)",
+                    {{"tests", ""}}));
+  const size_t after =
+      std::distance(std::filesystem::directory_iterator(std::filesystem::temp_directory_path()),
+                    std::filesystem::directory_iterator());
   EXPECT_LE(after, before + 0);  // the scratch directories are gone
 }
 
