@@ -74,6 +74,9 @@ TEST(Subprocess, SandboxDeniesSocketsAndProcesses) {
   const SubprocessResult fork = sandboxed_python("import os\nos.fork()");
   EXPECT_EQ(fork.exit_code, 1);
   EXPECT_THAT(fork.err, HasSubstr("PermissionError"));
+  const SubprocessResult kill = sandboxed_python("import os\nos.kill(os.getppid(), 9)");
+  EXPECT_EQ(kill.exit_code, 1);
+  EXPECT_THAT(kill.err, HasSubstr("PermissionError"));
 }
 
 TEST(Subprocess, SandboxLimitsMemoryFilesAndOutput) {
