@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -164,9 +165,11 @@ class Monitor {
     if (r == pid_) finish(status);
   }
 
+  // The group, and the child itself in case it moved to another group.
   void kill_and_reap() {
     kill(-pid_, SIGKILL);
     if (reaped_) return;
+    kill(pid_, SIGKILL);
     int status = 0;
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
@@ -272,8 +275,17 @@ ScratchDir::ScratchDir() {
 }
 
 ScratchDir::~ScratchDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (fs::remove_all(path_, error) != static_cast<std::uintmax_t>(-1) && !error) return;
+  // A program run in the directory may have removed permissions from what it made.
+  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, error);
+  for (auto it = fs::recursive_directory_iterator(path_, error);
+       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    if (!it->is_symlink(error))
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, error);
+  }
+  fs::remove_all(path_, error);
 }
 
 }  // namespace align

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "common/error.h"
 #include "pts/code_oracle.h"
@@ -74,6 +75,8 @@ TEST(Subprocess, SandboxDeniesSocketsAndProcesses) {
   const SubprocessResult fork = sandboxed_python("import os\nos.fork()");
   EXPECT_EQ(fork.exit_code, 1);
   EXPECT_THAT(fork.err, HasSubstr("PermissionError"));
+  const SubprocessResult group = sandboxed_python("import os\nos.setpgid(0, 0)");
+  EXPECT_THAT(group.err, HasSubstr("PermissionError"));
   const SubprocessResult kill = sandboxed_python("import os\nos.kill(os.getppid(), 9)");
   EXPECT_EQ(kill.exit_code, 1);
   EXPECT_THAT(kill.err, HasSubstr("PermissionError"));
@@ -95,6 +98,19 @@ TEST(Subprocess, SandboxLimitsMemoryFilesAndOutput) {
   EXPECT_TRUE(output.output_overflow) << output.describe();
   EXPECT_EQ(output.out.size(), SubprocessRequest().output_limit);
   EXPECT_LT(seconds_since(start), 5);
+}
+
+TEST(Subprocess, ScratchDirIsRemovedEvenWhenLockedDown) {
+  std::string path;
+  {
+    const ScratchDir dir;
+    path = dir.path();
+    const SubprocessResult result = sandboxed_python(
+        "import os\nos.makedirs('" + path + "/a/b')\nopen('" + path +
+        "/a/b/f', 'w').write('x')\nos.chmod('" + path + "/a/b', 0)\nos.chmod('" + path + "/a', 0)");
+    EXPECT_TRUE(result.succeeded()) << result.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 TEST(Subprocess, SandboxTimesOutBusyLoops) {
