@@ -57,9 +57,12 @@ bool CommandOracle::grade(const std::string& completion, const nlohmann::json& f
   request.stdin_data = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   request.timeout_s = timeout_s_;
   const SubprocessResult result = run_subprocess(request);
-  const std::string what = "oracle command " + argv_[0];
+  std::string command;
+  for (const std::string& arg : argv_)
+    command += (command.empty() ? "" : " ") + arg;
+  const std::string what = "oracle command `" + command.substr(0, 200) + "`";
   if (result.timed_out) {
-    throw InputError(what + ": timed out after " + std::to_string(timeout_s_) +
+    throw InputError(what + ": timed out after " + nlohmann::json(timeout_s_).dump() +
                      " s (oracle.timeout_s); stdout: " + preview(result.out));
   }
   if (!result.succeeded()) {
@@ -102,7 +105,7 @@ std::unique_ptr<Oracle> make_command_oracle(ConfigReader& config) {
   argv[0] = program;
   if (!(timeout_s > 0 && timeout_s <= 86400))
     throw InputError(config.source() + ": " + config.full("timeout_s") +
-                     ": expected seconds in (0, 86400], found " + std::to_string(timeout_s));
+                     ": expected seconds in (0, 86400], found " + nlohmann::json(timeout_s).dump());
   return std::make_unique<CommandOracle>(std::move(argv), timeout_s, default_grading_threads());
 }
 

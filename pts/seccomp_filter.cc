@@ -79,7 +79,7 @@ SeccompFilter build_sandbox_filter() {
   deny(p, SYS_vfork, EPERM);
 #endif
   for (long nr : {SYS_socket, SYS_socketpair, SYS_io_uring_setup, SYS_ptrace, SYS_process_vm_readv,
-                  SYS_process_vm_writev, SYS_tkill})
+                  SYS_process_vm_writev, SYS_tkill, SYS_setpgid, SYS_setsid})
     deny(p, nr, EPERM);
   deny(p, SYS_clone3, ENOSYS);
   allow_if_arg0(p, SYS_clone, BPF_JSET, CLONE_THREAD);

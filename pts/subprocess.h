@@ -16,8 +16,9 @@
 //     seccomp-BPF filter under which socket, socketpair and io_uring_setup fail with EPERM (no
 //     network, no UNIX sockets), fork/vfork and clone without CLONE_THREAD fail with EPERM (no
 //     new processes; threads are allowed), clone3 fails with ENOSYS (libc falls back to clone),
-//     ptrace, process_vm_readv/writev and tkill fail with EPERM, and kill/tgkill only reach the
-//     child itself. Other architectures than the one compiled for are killed.
+//     ptrace, process_vm_readv/writev, tkill, setpgid and setsid fail with EPERM, and kill/tgkill
+//     only reach the child itself. A system call through another ABI (i386 int 0x80) kills
+//     the child; x32 calls fail with EPERM.
 //   The sandbox does NOT restrict the file system: the child can read and write whatever the
 //   user running align can. Run align as an unprivileged user (or in a container) when grading
 //   untrusted code.

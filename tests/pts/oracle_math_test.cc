@@ -132,6 +132,13 @@ TEST(OracleMath, GradesMathStyleCompletions) {
   EXPECT_TRUE(correct("\\boxed{(3, -1)}", "(3,-1)"));
   EXPECT_FALSE(correct("\\boxed{(3, 1)}", "(3,-1)"));
   EXPECT_TRUE(correct("\\boxed{3} is wrong, I mean \\boxed{4}", 4));
+  EXPECT_TRUE(correct("The temperature drops to\n#### -5", -5));
+  EXPECT_FALSE(correct("The temperature drops to\n#### 5", -5));
+  EXPECT_TRUE(correct("so the answer is -0.5", "-1/2"));
+  EXPECT_TRUE(correct("Total: $\\boxed{\\$1,234}$", 1234));
+  EXPECT_TRUE(correct("$\\boxed{18\\%}$", 18));
+  EXPECT_TRUE(correct("The final answer is $\\boxed{\\frac{7}{2}}$.", 3.5));
+  EXPECT_FALSE(correct("The final answer is $\\boxed{\\frac{2}{7}}$.", 3.5));
 }
 
 TEST(OracleMath, FieldErrorsNameTheItemAndField) {

@@ -29,6 +29,20 @@ TEST(OracleRefusal, HelpfulAnswersAreNotRefusals) {
   EXPECT_FALSE(is_refusal(long_answer));
 }
 
+TEST(OracleRefusal, PhrasesAreLowerCaseWithStraightApostrophes) {
+  ASSERT_GT(refusal_phrases().size(), 20u);
+  for (const std::string& phrase : refusal_phrases()) {
+    for (char c : phrase)
+      EXPECT_FALSE(c >= 'A' && c <= 'Z') << phrase;
+    EXPECT_EQ(phrase.find("\xE2"), std::string::npos) << phrase;
+    // Every phrase, opening an answer in any case, is detected.
+    std::string upper = phrase;
+    for (char& c : upper)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_TRUE(is_refusal(upper + " that.")) << phrase;
+  }
+}
+
 TEST(OracleSafety, RefusalIsSuccessOnlyWhenHarmful) {
   const SafetyOracle oracle;
   const nlohmann::json harmful = {{"harmful", true}}, benign = {{"harmful", false}};
