@@ -10,5 +10,6 @@ void add_tokenize_command(CLI::App& app);  // align tokenize: text or messages -
 void add_logprobs_command(CLI::App& app);  // align logprobs: teacher-forced per-token log-probs
 void add_sft_command(CLI::App& app);       // align sft: supervised fine-tuning
 void add_generate_command(CLI::App& app);  // align generate: batched sampling with the engine
+void add_dpo_command(CLI::App& app);       // align dpo: preference optimization (DPO)
 
 }  // namespace align

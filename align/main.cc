@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   align::add_logprobs_command(app);
   align::add_generate_command(app);
   align::add_sft_command(app);
+  align::add_dpo_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
