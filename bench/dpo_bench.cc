@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
       p.ref_chosen = -9.0;
       p.ref_rejected = -9.0;
       pairs.push_back(p);
-      PreferencePair s{p.prompt, {p.chosen}, {p.rejected}};
+      PreferencePair s{p.prompt, {p.chosen}, {p.rejected}, 1.0, {}, {}};
       s.ref_chosen = -9.0;
       s.ref_rejected = -9.0;
       as_sequences.push_back(s);

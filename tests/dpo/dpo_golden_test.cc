@@ -14,6 +14,7 @@
 #include "dpo/dpo_loss.h"
 #include "dpo/pair_scoring.h"
 #include "model/phi3_model.h"
+#include "sft/named_tensors.h"
 #include "tests/test_util.h"
 
 namespace align {
@@ -37,7 +38,7 @@ PairBatch golden_batch(const json& g, const json& c) {
     std::vector<PreferencePair> pairs;
     std::vector<int64_t> idx;
     for (const auto& p : g["sequence_pairs"]) {
-      PreferencePair q{ids(p["prompt"]), ids(p["chosen"]), ids(p["rejected"])};
+      PreferencePair q{ids(p["prompt"]), ids(p["chosen"]), ids(p["rejected"]), 1.0, {}, {}};
       q.weight = w.empty() ? 1.0 : w[pairs.size()];
       q.ref_chosen = p["ref_chosen"].get<double>();
       q.ref_rejected = p["ref_rejected"].get<double>();

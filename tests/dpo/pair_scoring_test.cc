@@ -77,9 +77,9 @@ TEST(PairChains, OneForwardPerChainEqualsEachPairAlone) {
 
 TEST(PairScoring, PaddedSequenceBatchEqualsEachPairAlone) {
   const Phi3Model model = tiny_model();
-  std::vector<PreferencePair> pairs = {{seq(5, 3), seq(4, 4), seq(2, 5)},
-                                       {seq(2, 6), seq(7, 7), seq(3, 8)},
-                                       {seq(9, 9), seq(1, 10), seq(5, 11)}};
+  std::vector<PreferencePair> pairs = {{seq(5, 3), seq(4, 4), seq(2, 5), 1.0, {}, {}},
+                                       {seq(2, 6), seq(7, 7), seq(3, 8), 1.0, {}, {}},
+                                       {seq(9, 9), seq(1, 10), seq(5, 11), 1.0, {}, {}}};
   const PairBatch b = make_sequence_batch(pairs, {0, 1, 2}, 3);
   EXPECT_EQ(b.tokens.sizes(), (std::vector<int64_t>{6, 14}));
   const PairLogps s = score_pairs(model, b, false, /*chunk_tokens=*/5);
@@ -96,7 +96,8 @@ TEST(PairScoring, PaddedSequenceBatchEqualsEachPairAlone) {
 TEST(PairScoring, AccumulatedMicroBatchesEqualOneLargeBatch) {
   std::vector<PreferencePair> pairs;
   for (int64_t i = 0; i < 4; ++i) {
-    PreferencePair p{seq(3 + i, 20 + i), seq(2 + i % 3, 30 + i), seq(4 - i % 2, 40 + i)};
+    PreferencePair p{
+        seq(3 + i, 20 + i), seq(2 + i % 3, 30 + i), seq(4 - i % 2, 40 + i), 1.0, {}, {}};
     p.weight = 0.5 + static_cast<double>(i);
     p.ref_chosen = -20.0 - static_cast<double>(i);
     p.ref_rejected = -25.0 + static_cast<double>(i);
