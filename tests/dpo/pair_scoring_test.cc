@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "dpo/dpo_loss.h"
+#include "sft/named_tensors.h"
 #include "tests/test_util.h"
 
 namespace align {
