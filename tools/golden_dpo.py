@@ -12,7 +12,7 @@ packing, no chains), so the file checks align's batching as well as its losses:
   token pairs     4 PTS-style pairs (prompt ids, one chosen and one rejected token): log p(token |
                   prompt) from the prompt's last logits; three share one prefix chain.
   reference       stored log-probs: the policy's own, shifted by seeded N(0, 3) noise, so z != 0.
-  loss            sum_i w_i loss_i / sum_i w_i + nll_weight * sum_i -log pi(c_i) / chosen tokens.
+  objective       sum_i w_i loss_i / sum_i w_i + nll_weight * sum_i -log pi(c_i) / chosen tokens.
   grads           per parameter after one backward: sum of squares and the first 8 values.
 
 Usage: ~/.cache/align/venv/bin/python tools/golden_dpo.py
@@ -125,7 +125,7 @@ def main():
             gr = params[n].grad.detach().flatten()
             grads[n] = {"sum_sq": (gr * gr).sum().item(), "first": gr[:8].tolist()}
         b = case["beta"]
-        results.append({**case, "losses": losses.tolist(), "loss": total.item(),
+        results.append({**case, "losses": losses.tolist(), "objective": total.item(),
                         "chosen_rewards": (b * (c - rc)).tolist(),
                         "rejected_rewards": (b * (r - rr)).tolist(), "grads": grads})
         print(f"{case['name']}: loss {total.item():.6f}")
