@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   align::add_generate_command(app);
   align::add_sft_command(app);
   align::add_pts_command(app);
+  align::add_dpo_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

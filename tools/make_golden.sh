@@ -11,3 +11,4 @@ venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/python" tools/golden_tokenizer.py
 "$venv/bin/python" tools/golden_model.py
 "$venv/bin/python" tools/golden_sft.py
+"$venv/bin/python" tools/golden_dpo.py

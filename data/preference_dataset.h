@@ -1,0 +1,75 @@
+// Sequence-level preference pairs for DPO, read from JSONL in the shapes TRL's DPOTrainer accepts.
+// One JSON object per line (unknown keys are ignored):
+//
+//   {"prompt": "text", "chosen": "text", "rejected": "text"}                      (standard)
+//       prompt = encode(prompt); each completion = encode(completion) + [eos] (eos not doubled).
+//   {"prompt": [messages], "chosen": [messages], "rejected": [messages]}           (conversational)
+//       the completion's ids are the chat format of prompt + completion minus the prompt's ids,
+//       with the prompt rendered with the generation prompt when that is a prefix (it is when the
+//       completion starts with an assistant turn): the boundary comes from the message structure,
+//       never from re-tokenizing text, so prompt + completion is exactly what the model would see.
+//   {"prompt_input_ids": [ids], "chosen_input_ids": [ids], "rejected_input_ids": [ids]}
+//       pre-tokenized (TRL's tokenized column names), used as given.
+//
+// Optional per line: "weight" (a number > 0, read when weights come from the data) and
+// "ref_chosen_logps", "ref_rejected_logps" (precomputed reference log-probs: the SUM over the
+// completion's tokens, as the trainer computes them).
+//
+// A pair longer than max_seq_len keeps its prompt and cuts each completion to fit (counted); a
+// prompt that leaves no room for one completion token is an error naming the line.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/token_id.h"
+#include "data/tokenizer.h"
+
+namespace align {
+
+// Where per-pair weights come from: none (all 1), the explicit "weight" field, or (token pairs
+// only) |p_chosen - p_rejected|.
+enum class PairWeight { kNone, kField, kPGap };
+
+// "none", "field", "p_gap"; throws InputError naming `field` otherwise.
+PairWeight parse_pair_weight(const std::string& name, const std::string& field);
+const char* pair_weight_name(PairWeight weight);
+
+struct PreferencePair {
+  std::vector<TokenId> prompt;    // [Tp]
+  std::vector<TokenId> chosen;    // [Tc] >= 1 token
+  std::vector<TokenId> rejected;  // [Tr] >= 1 token
+  double weight = 1.0;
+  std::optional<double> ref_chosen, ref_rejected;  // precomputed summed reference log-probs
+};
+
+struct PreferenceDataOptions {
+  int64_t max_seq_len = 2048;  // prompt + completion tokens per sequence
+  PairWeight weight = PairWeight::kNone;
+};
+
+struct PreferenceDataset {
+  std::vector<PreferencePair> pairs;  // in file order
+  int64_t truncated = 0;              // pairs with a completion cut to max_seq_len
+  int64_t with_reference = 0;         // pairs carrying precomputed reference log-probs
+};
+
+// Reads `path` (blank lines ignored). Throws IoError when it cannot be read and InputError
+// "file:line: field: ..." for a malformed line, a tokenizer without the tokens a shape needs, a
+// file where only some lines carry reference log-probs, or an empty file.
+PreferenceDataset load_preference_dataset(const std::string& path, const Tokenizer& tok,
+                                          const PreferenceDataOptions& opt);
+
+// One parsed line (no file context). Sets *truncated when a completion was cut.
+PreferencePair preference_pair_from_json(const nlohmann::json& record, const Tokenizer& tok,
+                                         const PreferenceDataOptions& opt, bool* truncated);
+
+// Reads the optional "weight" and "ref_chosen_logps"/"ref_rejected_logps" fields shared by both
+// pair formats into *weight and the two optionals. Throws InputError naming the field.
+void read_pair_extras(const nlohmann::json& record, PairWeight weight_source, double* weight,
+                      std::optional<double>* ref_chosen, std::optional<double>* ref_rejected);
+
+}  // namespace align

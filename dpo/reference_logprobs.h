@@ -1,0 +1,54 @@
+// The DPO reference model's log-probabilities, from one of three sources (REFERENCE.md section 5):
+//
+//   lora_base    the policy itself with its LoRA adapters disabled: no second copy of the weights
+//   checkpoint   a separate frozen model directory
+//   precomputed  ref_chosen_logps / ref_rejected_logps stored on each data line (summed over the
+//                completion, as score_pairs computes them), written once by
+//                write_reference_logps and optionally checked against a reference model
+//
+// Reference scoring always runs without gradient and with dropout off.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "dpo/pair_data.h"
+#include "dpo/pair_scoring.h"
+#include "model/phi3_model.h"
+
+namespace align {
+
+enum class ReferenceType { kLoraBase, kCheckpoint, kPrecomputed };
+ReferenceType parse_reference_type(const std::string& name, const std::string& field);
+
+class Reference {
+ public:
+  // `model` for kCheckpoint (the frozen reference); empty otherwise.
+  Reference(ReferenceType type, std::optional<Phi3Model> model);
+  // [N] summed reference log-probs of the batch's pairs. `policy` is used by kLoraBase (adapters
+  // are disabled for the call and re-enabled after). Throws InputError for kPrecomputed when the
+  // batch carries no stored values.
+  PairLogps logps(Phi3Model& policy, const PairBatch& batch, bool checkpoint_layers) const;
+  ReferenceType type() const { return type_; }
+
+ private:
+  ReferenceType type_;
+  std::shared_ptr<Phi3Model> model_;
+};
+
+// Scores every pair of `data` with `model` (no grad, eval mode), `batch_size` units at a time.
+// Returns [N] chosen and rejected in dataset pair order.
+PairLogps score_all_pairs(const Phi3Model& model, const PairData& data, int64_t batch_size);
+
+// Max |stored - scored| over the first `max_pairs` pairs (in dataset order) of `data`, which must
+// carry precomputed values.
+double check_reference_logps(const Phi3Model& model, const PairData& data, int64_t max_pairs);
+
+// Copies the JSONL `in_path` (the file `data` was read from, same order) to `out_path` with
+// ref_chosen_logps / ref_rejected_logps set on every line from `model`. Written atomically.
+void write_reference_logps(const Phi3Model& model, const PairData& data, const std::string& in_path,
+                           const std::string& out_path, int64_t batch_size);
+
+}  // namespace align
