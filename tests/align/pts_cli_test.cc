@@ -20,6 +20,7 @@
 #include "pts/pts_records.h"
 #include "rollout/engine.h"
 #include "tests/align/cli_runner.h"
+#include "tests/align/toy_task.h"
 #include "tests/test_util.h"
 
 namespace align {
@@ -29,63 +30,11 @@ using testing::read_jsonl;
 using testing::run;
 namespace fs = std::filesystem;
 
-// A tiny model fine-tuned on the toy task (about 10 s on one core).
-struct ToyTask {
-  testing::TempDir dir;
-  std::string model = dir.file("sft/model");
-  const nlohmann::json oracle = {{"type", "regex"}, {"pattern", "left"}};
-
-  ToyTask() {
-    EXPECT_EQ(run("init --preset tiny --tokenizer " + testing::golden_path("tokenizer/main") +
-                  " --out " + dir.file("base") + " --seed 3 --dtype fp32"),
-              0);
-    std::string train;
-    for (int i = 0; i < 64; ++i) {
-      train +=
-          nlohmann::json{
-              {"messages",
-               {{{"role", "user"}, {"content", "Pick a side."}},
-                {{"role", "assistant"}, {"content", i % 2 ? "I pick right." : "I pick left."}}}}}
-              .dump() +
-          "\n";
-    }
-    testing::write_text(dir.file("train.jsonl"), train);
-    const nlohmann::json sft = {
-        {"model", {{"path", dir.file("base")}, {"dtype", "fp32"}, {"device", "cpu"}}},
-        {"data", {{"train", dir.file("train.jsonl")}, {"max_seq_len", 128}, {"rows_per_batch", 2}}},
-        {"optimizer", {{"lr", 1e-2}}},
-        {"schedule", {{"type", "cosine"}, {"warmup_steps", 5}, {"max_steps", 80}}},
-        {"training", {{"log_every", 20}}},
-        {"output", {{"dir", dir.file("sft")}}}};
-    testing::write_text(dir.file("sft.json"), sft.dump());
-    EXPECT_EQ(run("sft --config " + dir.file("sft.json")), 0);
-  }
-
-  // A PTS config over `queries` copies of the prompt, writing into dir/<name>.
-  std::string config(const std::string& name, int queries, const nlohmann::json& extra = {}) {
-    std::string lines;
-    for (int i = 0; i < queries; ++i)
-      lines +=
-          nlohmann::json{{"id", "q" + std::to_string(i)}, {"prompt", "Pick a side."}}.dump() + "\n";
-    testing::write_text(dir.file(name + "-queries.jsonl"), lines);
-    nlohmann::json c = {{"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
-                        {"data", {{"path", dir.file(name + "-queries.jsonl")}}},
-                        {"oracle", oracle},
-                        {"sampling", {{"max_new_tokens", 12}}},
-                        {"pts",
-                         {{"completions_per_query", 2},
-                          {"min_rollouts", 16},
-                          {"rollout_step", 16},
-                          {"max_rollouts", 64},
-                          {"queries_per_batch", 2},
-                          {"seed", 5}}},
-                        {"output", {{"dir", dir.file(name)}}}};
-    if (extra.is_object()) c.merge_patch(extra);
-    const std::string path = dir.file(name + ".json");
-    testing::write_text(path, c.dump(2));
-    return path;
-  }
-};
+// The toy task's PTS config over `queries` copies of one prompt, writing into dir/<name>.
+std::string config(testing::ToyTask& task, const std::string& name, int queries,
+                   const nlohmann::json& extra = nlohmann::json::object()) {
+  return task.pts_config(name, task.queries(name, {"Ann"}, queries), extra);
+}
 
 // Fraction of `n` fresh rollouts after prompt + token (seeds unrelated to the search's) that the
 // oracle grades a success. The completion text is the completion prefix + token + rollout.
@@ -115,9 +64,9 @@ double remeasure(const Phi3Model& model, const Tokenizer& tok, const Oracle& ora
 }
 
 TEST(PtsCli, FindsTheDecidingTokenAndItsPairsHoldUpWhenRemeasured) {
-  ToyTask task;
+  testing::ToyTask task;
   std::string out;
-  ASSERT_EQ(run("pts --config " + task.config("pts", 3), &out), 0) << out;
+  ASSERT_EQ(run("pts --config " + config(task, "pts", 3), &out), 0) << out;
   EXPECT_NE(out.find("3 queries"), std::string::npos) << out;
   const auto queries = read_jsonl(task.dir.file("pts/queries.jsonl"));
   const auto pivots = read_jsonl(task.dir.file("pts/pivots.jsonl"));
@@ -125,7 +74,7 @@ TEST(PtsCli, FindsTheDecidingTokenAndItsPairsHoldUpWhenRemeasured) {
   ASSERT_EQ(queries.size(), 3u);
   ASSERT_FALSE(pairs.empty());
   const Tokenizer tok = Tokenizer::load(task.model);
-  const std::vector<TokenId> pick = tok.encode("I pick");
+  const std::vector<TokenId> pick = tok.encode("I pick");  // after any prompt
   for (const auto& p : pivots) {
     // The only token that decides: the first of " left" / " right", right after "I pick".
     EXPECT_EQ(p.at("prefix_token_ids").get<std::vector<TokenId>>(), pick) << p.dump();
@@ -150,14 +99,14 @@ TEST(PtsCli, FindsTheDecidingTokenAndItsPairsHoldUpWhenRemeasured) {
 }
 
 TEST(PtsCli, KilledRunContinuesWithoutRedoingOrDuplicatingWork) {
-  ToyTask task;
+  testing::ToyTask task;
   const nlohmann::json one_per_batch = {{"pts", {{"queries_per_batch", 1}}}};
-  ASSERT_EQ(run("pts --config " + task.config("whole", 6, one_per_batch)), 0);
+  ASSERT_EQ(run("pts --config " + config(task, "whole", 6, one_per_batch)), 0);
 
-  const std::string config = task.config("killed", 6, one_per_batch);
+  const std::string killed = config(task, "killed", 6, one_per_batch);
   const pid_t child = fork();
   if (child == 0) {
-    execl(testing::align_binary().c_str(), "align", "pts", "--config", config.c_str(),
+    execl(testing::align_binary().c_str(), "align", "pts", "--config", killed.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -177,7 +126,7 @@ TEST(PtsCli, KilledRunContinuesWithoutRedoingOrDuplicatingWork) {
   ASSERT_LT(done_when_killed, 6) << "the run finished before it could be killed";
 
   std::string out;
-  ASSERT_EQ(run("pts --config " + config, &out), 0) << out;
+  ASSERT_EQ(run("pts --config " + killed, &out), 0) << out;
   EXPECT_NE(out.find("6 queries"), std::string::npos) << out;
   for (const std::string file : {"pivots.jsonl", "pairs.jsonl", "completions.jsonl"}) {
     EXPECT_EQ(read_file(task.dir.file("whole/" + file)), read_file(task.dir.file("killed/" + file)))
@@ -186,10 +135,10 @@ TEST(PtsCli, KilledRunContinuesWithoutRedoingOrDuplicatingWork) {
   const auto queries = read_jsonl(task.dir.file("killed/queries.jsonl"));
   ASSERT_EQ(queries.size(), 6u);
   for (size_t i = 0; i < queries.size(); ++i)
-    EXPECT_EQ(queries[i].at("query_id"), "q" + std::to_string(i));
+    EXPECT_EQ(queries[i].at("query_id"), "Ann-" + std::to_string(i));
 
   // A different config in the same folder is refused, naming the key.
-  EXPECT_EQ(run("pts --config " + config + " --set pts.p_gap=0.3", &out), 1);
+  EXPECT_EQ(run("pts --config " + killed + " --set pts.p_gap=0.3", &out), 1);
   EXPECT_NE(out.find("pts.p_gap differs"), std::string::npos) << out;
 }
 
