@@ -128,6 +128,20 @@ TEST(EvalCli, PassAtKOnAToyTaskWithAKnownRate) {
             0);
   EXPECT_EQ(read_file(task.dir.file("eval/results.jsonl")),
             read_file(task.dir.file("again/results.jsonl")));
+
+  // One sample per item: pass@1 also gets a Wilson interval over items, which holds the mean.
+  ASSERT_EQ(run("eval --config " +
+                    eval_config(task.dir, task.model, "one", 8,
+                                {{"sampling", {{"num_samples", 1}}}, {"eval", {{"k", {1}}}}}),
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("Wilson over items"), std::string::npos) << out;
+  const auto one = nlohmann::json::parse(read_file(task.dir.file("one/summary.json")));
+  const auto& w = one.at("pass@k").at("1");
+  EXPECT_LE(w.at("wilson_low").get<double>(), w.at("mean").get<double>());
+  EXPECT_GE(w.at("wilson_high").get<double>(), w.at("mean").get<double>());
+  EXPECT_EQ(read_jsonl(task.dir.file("one/results.jsonl")).size(), 8u);
 }
 
 TEST(EvalCli, BadConfigIsNamed) {
