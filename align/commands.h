@@ -12,5 +12,6 @@ void add_sft_command(CLI::App& app);       // align sft: supervised fine-tuning
 void add_generate_command(CLI::App& app);  // align generate: batched sampling with the engine
 void add_pts_command(CLI::App& app);       // align pts: Pivotal Token Search
 void add_dpo_command(CLI::App& app);       // align dpo: preference optimization (DPO)
+void add_eval_command(CLI::App& app);      // align eval: pass@k of a model on a task set
 
 }  // namespace align

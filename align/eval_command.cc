@@ -1,0 +1,49 @@
+// align eval --config FILE.json [--set section.key=value]...
+// Success rate (pass@k with intervals) of a model on a JSONL task set graded by an oracle: see
+// pts/eval_config.h for the config and pts/eval_recipe.h for what it writes. Rerunning overwrites.
+#include <cstdio>
+
+#include "align/commands.h"
+#include "common/config_reader.h"
+#include "pts/eval_config.h"
+#include "pts/eval_recipe.h"
+
+namespace align {
+namespace {
+
+struct EvalCommandOptions {
+  std::string config;
+  std::vector<std::string> overrides;
+};
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto opt = std::make_shared<EvalCommandOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "Success rate (pass@k) of a model on a task set");
+  cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
+  cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
+  cmd->callback([opt] {
+    nlohmann::json j = load_config_file(opt->config);
+    for (const auto& assignment : opt->overrides)
+      apply_override(j, assignment);
+    const EvalConfig config = parse_eval_config(j, opt->config);
+    const EvalSummary s = run_eval(config, opt->config);
+    std::printf("eval: %lld items x %lld samples, oracle %s, %.1f tokens per completion, %.1f s\n",
+                static_cast<long long>(s.items), static_cast<long long>(s.num_samples),
+                s.oracle.c_str(), s.mean_tokens, s.seconds);
+    std::printf(
+        "%6s  %8s  %s\n", "k", "pass@k",
+        (std::to_string(static_cast<int>(config.confidence * 100 + 0.5)) + "% interval").c_str());
+    for (const EvalPassAtK& p : s.pass) {
+      std::printf("%6lld  %8.4f  [%.4f, %.4f]", static_cast<long long>(p.k), p.value.mean,
+                  p.value.low, p.value.high);
+      if (p.has_wilson)
+        std::printf("  (Wilson over items [%.4f, %.4f])", p.wilson.low, p.wilson.high);
+      std::printf("\n");
+    }
+    std::printf("-> %s\n", config.output_dir.c_str());
+  });
+}
+
+}  // namespace align
