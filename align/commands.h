@@ -13,5 +13,6 @@ void add_generate_command(CLI::App& app);  // align generate: batched sampling w
 void add_pts_command(CLI::App& app);       // align pts: Pivotal Token Search
 void add_dpo_command(CLI::App& app);       // align dpo: preference optimization (DPO)
 void add_eval_command(CLI::App& app);      // align eval: pass@k of a model on a task set
+void add_pipeline_command(CLI::App& app);  // align pipeline: SFT -> eval -> PTS -> DPO -> eval
 
 }  // namespace align

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   align::add_pts_command(app);
   align::add_dpo_command(app);
   align::add_eval_command(app);
+  align::add_pipeline_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,225 @@
+#include "align/pipeline.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "dpo/dpo_config.h"
+#include "dpo/dpo_recipe.h"
+#include "pts/eval_config.h"
+#include "pts/eval_recipe.h"
+#include "pts/pts_config.h"
+#include "pts/pts_recipe.h"
+#include "sft/sft_config.h"
+#include "sft/sft_recipe.h"
+#include "sft/train_checkpoint.h"
+
+namespace align {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& all_stages() {
+  static const std::vector<std::string> stages = {"sft", "eval-before", "pts", "dpo", "eval-after"};
+  return stages;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  const nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (j.is_discarded()) throw InputError(path + ": not valid JSON");
+  return j;
+}
+
+// The stages to run, in the canonical order; unknown names are errors.
+std::vector<std::string> read_stages(const nlohmann::json& config, const std::string& source) {
+  if (!config.contains("stages")) return all_stages();
+  const nlohmann::json& list = config.at("stages");
+  std::set<std::string> wanted;
+  if (!list.is_array()) throw InputError(source + ": stages: expected a list of stage names");
+  for (const auto& s : list) {
+    const std::string name = s.is_string() ? s.get<std::string>() : s.dump();
+    if (std::find(all_stages().begin(), all_stages().end(), name) == all_stages().end()) {
+      throw InputError(source + ": stages: unknown stage " + name +
+                       " (expected sft, eval-before, pts, dpo, eval-after)");
+    }
+    wanted.insert(name);
+  }
+  std::vector<std::string> out;
+  for (const std::string& s : all_stages())
+    if (wanted.count(s)) out.push_back(s);
+  return out;
+}
+
+void check_top_level(const nlohmann::json& config, const std::string& source) {
+  if (!config.is_object()) throw InputError(source + ": expected a JSON object of sections");
+  static const std::set<std::string> known = {"run_dir", "model", "oracle", "sft",
+                                              "eval",    "pts",   "dpo",    "stages"};
+  for (const auto& [key, value] : config.items()) {
+    if (!known.count(key)) {
+      throw InputError(source + ": unknown key " + key +
+                       " (expected run_dir, model, oracle, sft, eval, pts, dpo, stages)");
+    }
+  }
+  if (!config.contains("run_dir") || !config.at("run_dir").is_string()) {
+    throw InputError(source + ": missing required key run_dir (a folder path)");
+  }
+  if (!config.contains("model") || !config.at("model").contains("path")) {
+    throw InputError(source + ": missing required key model.path");
+  }
+}
+
+// The stage's section with the model and output folder the pipeline decides.
+nlohmann::json stage_json(const nlohmann::json& config, const std::string& section,
+                          const std::string& model_path, const std::string& dir) {
+  nlohmann::json j = config.value(section, nlohmann::json::object());
+  if (!j.is_object()) throw InputError("section " + section + ": expected an object");
+  // The shared model section, refined by the stage's own (e.g. activation_checkpointing).
+  nlohmann::json model = config.at("model");
+  if (j.contains("model")) model.merge_patch(j.at("model"));
+  model["path"] = model_path;
+  if (section == "eval" || section == "pts") model.erase("activation_checkpointing");
+  j["model"] = model;
+  j["output"]["dir"] = dir;
+  if ((section == "eval" || section == "pts") && config.contains("oracle")) {
+    j["oracle"] = config.at("oracle");
+  }
+  return j;
+}
+
+std::string stage_model(const std::string& dir, bool lora) {
+  return dir + (lora ? "/merged" : "/model");
+}
+
+// Runs one stage (or finishes an interrupted one); returns the model it leaves for the next.
+std::string run_stage(const std::string& stage, const nlohmann::json& config,
+                      const std::string& source, const std::string& model, const std::string& dir,
+                      bool already_done) {
+  const std::string where =
+      source + " (section " + (stage.rfind("eval", 0) == 0 ? "eval" : stage) + ")";
+  if (stage == "sft") {
+    SftConfig c = parse_sft_config(stage_json(config, "sft", model, dir), where);
+    c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
+    if (!already_done) {
+      const bool resume = find_latest_checkpoint(dir).has_value();
+      if (!resume) fs::remove_all(dir);
+      run_sft(c, SftRunOptions{resume});
+    }
+    return stage_model(dir, c.lora.enabled);
+  }
+  if (stage == "dpo") {
+    nlohmann::json j = stage_json(config, "dpo", model, dir);
+    const std::string pairs = fs::path(dir).parent_path().string() + "/pts/pairs.jsonl";
+    if (!j["data"].contains("train")) j["data"]["train"] = pairs;
+    if (!j["data"].contains("format")) j["data"]["format"] = "token";
+    DpoConfig c = parse_dpo_config(j, where);
+    c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
+    if (!already_done) {
+      if (fs::exists(c.data.train) && fs::file_size(c.data.train) == 0) {
+        throw InputError("the PTS stage found no pairs (" + c.data.train +
+                         " is empty): DPO has nothing to train on; widen pts.band_low/band_high, "
+                         "lower pts.p_gap or add queries");
+      }
+      const bool resume = find_latest_checkpoint(dir).has_value();
+      if (!resume) fs::remove_all(dir);
+      DpoRunOptions options;
+      options.resume = resume;
+      run_dpo(c, options);
+    }
+    return stage_model(dir, c.lora.enabled);
+  }
+  if (stage == "pts") {
+    const PtsConfig c = parse_pts_config(stage_json(config, "pts", model, dir), where);
+    if (!already_done) run_pts(c, where);  // continues after its last finished batch
+    return model;
+  }
+  const EvalConfig c = parse_eval_config(stage_json(config, "eval", model, dir), where);
+  if (!already_done) run_eval(c, where);
+  return model;
+}
+
+std::string format_pass(const nlohmann::json& p) {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%.3f [%.3f, %.3f]", p.value("mean", 0.0), p.value("low", 0.0),
+                p.value("high", 0.0));
+  return buf;
+}
+
+std::string summary_table(const nlohmann::json& summary) {
+  std::ostringstream out;
+  char line[160];
+  out << "\n| stage | status | seconds |\n|---|---|---|\n";
+  for (const auto& s : summary.at("stages")) {
+    std::snprintf(line, sizeof(line), "| %s | %s | %.1f |\n",
+                  s.at("name").get<std::string>().c_str(),
+                  s.at("status").get<std::string>().c_str(), s.at("seconds").get<double>());
+    out << line;
+  }
+  const nlohmann::json& eval = summary.at("eval");
+  if (eval.contains("before") || eval.contains("after")) {
+    out << "\n| success rate | before DPO | after DPO |\n|---|---|---|\n";
+    const nlohmann::json empty = nlohmann::json::object();
+    const nlohmann::json& before = eval.value("before", empty);
+    const nlohmann::json& after = eval.value("after", empty);
+    std::set<std::string> ks;
+    for (const auto* e : {&before, &after})
+      if (e->contains("pass@k"))
+        for (const auto& [k, v] : e->at("pass@k").items())
+          ks.insert(k);
+    for (const std::string& k : ks) {
+      auto cell = [&](const nlohmann::json& e) {
+        return e.contains("pass@k") && e.at("pass@k").contains(k) ? format_pass(e["pass@k"][k])
+                                                                  : std::string("-");
+      };
+      out << "| pass@" << k << " | " << cell(before) << " | " << cell(after) << " |\n";
+    }
+  }
+  if (summary.contains("pairs")) out << "\nPTS pairs found: " << summary.at("pairs") << "\n";
+  return out.str();
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const nlohmann::json& config, const std::string& source) {
+  check_top_level(config, source);
+  const std::vector<std::string> stages = read_stages(config, source);
+  const std::string run_dir = config.at("run_dir").get<std::string>();
+  fs::create_directories(run_dir);
+  const std::string stages_path = run_dir + "/stages.json";
+  nlohmann::json done =
+      fs::exists(stages_path) ? read_json_file(stages_path) : nlohmann::json::object();
+
+  nlohmann::json summary = {{"stages", nlohmann::json::array()},
+                            {"eval", nlohmann::json::object()}};
+  std::string model = config.at("model").at("path").get<std::string>();
+  for (const std::string& stage : stages) {
+    const std::string dir = run_dir + "/" + stage;
+    const bool already_done = done.contains(stage);
+    std::fprintf(stderr, "pipeline: %s %s\n", already_done ? "skipping finished" : "running",
+                 stage.c_str());
+    const auto start = std::chrono::steady_clock::now();
+    model = run_stage(stage, config, source, model, dir, already_done);
+    if (!already_done) {
+      done[stage] = {
+          {"seconds",
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+      write_file_atomic(stages_path, done.dump(2) + "\n");
+    }
+    summary["stages"].push_back({{"name", stage},
+                                 {"seconds", done[stage].at("seconds")},
+                                 {"status", already_done ? "skipped (done before)" : "done"}});
+    if (stage == "eval-before") summary["eval"]["before"] = read_json_file(dir + "/summary.json");
+    if (stage == "eval-after") summary["eval"]["after"] = read_json_file(dir + "/summary.json");
+    if (stage == "pts") {
+      summary["pairs"] =
+          read_json_file(dir + "/progress.json").at("totals").value("pairs", int64_t{0});
+    }
+  }
+  write_file_atomic(run_dir + "/summary.json", summary.dump(2) + "\n");
+  return {summary, summary_table(summary)};
+}
+
+}  // namespace align

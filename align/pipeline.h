@@ -1,0 +1,39 @@
+// `align pipeline`: SFT -> eval -> PTS -> DPO -> eval in one run directory, each stage in its own
+// folder, finished stages skipped on a rerun, ending with a summary.
+//
+// Config (JSON): the stages' own configs as sections, without the keys the pipeline fills in:
+//   {"run_dir": "runs/x",
+//    "model":  {"path", "dtype", "device"}     the starting model, used by every stage
+//    "oracle": {...}                           shared by eval and PTS (docs/oracles.md)
+//    "sft":    {"data", "optimizer", "schedule", "training", "lora", "output"}  (align sft)
+//    "eval":   {"data", "sampling", "rollout", "eval"}                          (align eval)
+//    "pts":    {"data", "sampling", "rollout", "pts"}                           (align pts)
+//    "dpo":    {"reference", "data", "dpo", "optimizer", "schedule", "training", "lora",
+//               "output"}                                                       (align dpo)
+//    "stages": ["sft", "eval-before", "pts", "dpo", "eval-after"]}   (the default: all, in order)
+// Filled in: each stage's model.path (the previous training stage's result: model/ for full
+// fine-tuning, merged/ for LoRA, whose merge_lora is forced on) and output.dir
+// (RUN_DIR/<stage>); the oracle for eval and PTS; dpo.data.train = RUN_DIR/pts/pairs.jsonl and
+// dpo.data.format = "token" unless given. Errors in a section name the section and the key.
+//
+// RUN_DIR/stages.json records finished stages (written atomically after each). A rerun skips
+// them; an unfinished SFT or DPO stage resumes from its newest checkpoint, an unfinished PTS stage
+// continues after its last batch, an unfinished eval reruns.
+// RUN_DIR/summary.json: {"stages": [{"name", "seconds", "status"}], "eval": {"before", "after"}
+// (the eval summaries), "pairs": N}.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace align {
+
+struct PipelineResult {
+  nlohmann::json summary;  // summary.json's object
+  std::string table;       // the printed summary table
+};
+
+// `source` names the config file in messages.
+PipelineResult run_pipeline(const nlohmann::json& config, const std::string& source);
+
+}  // namespace align
