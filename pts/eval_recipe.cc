@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "common/jsonl.h"
 #include "common/progress.h"
 #include "common/seeding.h"
@@ -51,7 +52,10 @@ EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
   data_options.vocab_size = model.config().vocab_size;
   const std::vector<PtsQuery> items =
       read_pts_queries(config.data.path, tokenizer, *oracle, data_options);
-  std::filesystem::create_directories(config.output_dir);
+  std::error_code error;
+  std::filesystem::create_directories(config.output_dir, error);
+  if (error)
+    throw IoError("output.dir: cannot create " + config.output_dir + ": " + error.message());
   write_file_atomic(config.output_dir + "/config.json", to_json(config).dump(2) + "\n");
 
   // Generate: every item's samples in one engine call.

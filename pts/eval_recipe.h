@@ -44,7 +44,7 @@ struct EvalSummary {
   std::vector<EvalPassAtK> pass;  // in the config's order of k
   double mean_tokens = 0;         // generated tokens per completion
   std::map<std::string, int64_t> finish_reasons;
-  double seconds = 0;
+  double seconds = 0;  // the whole run, model loading included
   std::string oracle;
 };
 

@@ -18,7 +18,7 @@ double pass_at_k(int64_t n, int64_t c, int64_t k) {
   // C(n-c, k) / C(n, k) = prod_{i=n-c+1}^{n} (1 - k / i)
   double fail = 1.0;
   for (int64_t i = n - c + 1; i <= n; ++i)
-    fail *= 1.0 - static_cast<double>(k) / static_cast<double>(i);
+    fail *= static_cast<double>(i - k) / static_cast<double>(i);  // 1 - k/i, one rounding
   return 1.0 - fail;
 }
 
