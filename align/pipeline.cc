@@ -95,13 +95,26 @@ std::string stage_model(const std::string& dir, bool lora) {
 }
 
 // Runs one stage (or finishes an interrupted one); returns the model it leaves for the next.
-std::string run_stage(const std::string& stage, const nlohmann::json& config,
-                      const std::string& source, const std::string& model, const std::string& dir,
-                      bool already_done) {
+// The stage's full config: its section with the model, output folder and oracle filled in.
+nlohmann::json prepare_stage(const std::string& stage, const nlohmann::json& config,
+                             const std::string& model, const std::string& dir) {
+  const std::string section = stage.rfind("eval", 0) == 0 ? "eval" : stage;
+  nlohmann::json j = stage_json(config, section, model, dir);
+  if (stage == "dpo") {
+    if (!j["data"].contains("train")) {
+      j["data"]["train"] = fs::path(dir).parent_path().string() + "/pts/pairs.jsonl";
+    }
+    if (!j["data"].contains("format")) j["data"]["format"] = "token";
+  }
+  return j;
+}
+
+std::string run_stage(const std::string& stage, const nlohmann::json& j, const std::string& source,
+                      const std::string& model, const std::string& dir, bool already_done) {
   const std::string where =
       source + " (section " + (stage.rfind("eval", 0) == 0 ? "eval" : stage) + ")";
   if (stage == "sft") {
-    SftConfig c = parse_sft_config(stage_json(config, "sft", model, dir), where);
+    SftConfig c = parse_sft_config(j, where);
     c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
     if (!already_done) {
       const bool resume = find_latest_checkpoint(dir).has_value();
@@ -111,10 +124,6 @@ std::string run_stage(const std::string& stage, const nlohmann::json& config,
     return stage_model(dir, c.lora.enabled);
   }
   if (stage == "dpo") {
-    nlohmann::json j = stage_json(config, "dpo", model, dir);
-    const std::string pairs = fs::path(dir).parent_path().string() + "/pts/pairs.jsonl";
-    if (!j["data"].contains("train")) j["data"]["train"] = pairs;
-    if (!j["data"].contains("format")) j["data"]["format"] = "token";
     DpoConfig c = parse_dpo_config(j, where);
     c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
     if (!already_done) {
@@ -132,11 +141,11 @@ std::string run_stage(const std::string& stage, const nlohmann::json& config,
     return stage_model(dir, c.lora.enabled);
   }
   if (stage == "pts") {
-    const PtsConfig c = parse_pts_config(stage_json(config, "pts", model, dir), where);
+    const PtsConfig c = parse_pts_config(j, where);
     if (!already_done) run_pts(c, where);  // continues after its last finished batch
     return model;
   }
-  const EvalConfig c = parse_eval_config(stage_json(config, "eval", model, dir), where);
+  const EvalConfig c = parse_eval_config(j, where);
   if (!already_done) run_eval(c, where);
   return model;
 }
@@ -195,17 +204,30 @@ PipelineResult run_pipeline(const nlohmann::json& config, const std::string& sou
   nlohmann::json summary = {{"stages", nlohmann::json::array()},
                             {"eval", nlohmann::json::object()}};
   std::string model = config.at("model").at("path").get<std::string>();
+  bool upstream_ran = false;  // a stage that ran changes what every later stage would see
   for (const std::string& stage : stages) {
     const std::string dir = run_dir + "/" + stage;
-    const bool already_done = done.contains(stage);
-    std::fprintf(stderr, "pipeline: %s %s\n", already_done ? "skipping finished" : "running",
+    const nlohmann::json stage_config = prepare_stage(stage, config, model, dir);
+    const bool finished = done.contains(stage);
+    const bool already_done =
+        finished && !upstream_ran && done[stage].value("config", nlohmann::json()) == stage_config;
+    if (finished && !already_done) {
+      // Finished before with another config (or on another model): redo it from scratch.
+      done.erase(stage);
+      write_file_atomic(stages_path, done.dump(2) + "\n");
+      fs::remove_all(dir);
+    }
+    std::fprintf(stderr, "pipeline: %s %s\n",
+                 already_done ? "skipping finished" : (finished ? "redoing changed" : "running"),
                  stage.c_str());
     const auto start = std::chrono::steady_clock::now();
-    model = run_stage(stage, config, source, model, dir, already_done);
+    model = run_stage(stage, stage_config, source, model, dir, already_done);
+    upstream_ran = upstream_ran || !already_done;
     if (!already_done) {
       done[stage] = {
           {"seconds",
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
+          {"config", stage_config}};
       write_file_atomic(stages_path, done.dump(2) + "\n");
     }
     summary["stages"].push_back({{"name", stage},

@@ -31,7 +31,8 @@ struct ToyTask {
   std::string model = dir.file("sft/model");
   const nlohmann::json oracle = {{"type", "regex"}, {"pattern", "left"}};
 
-  ToyTask() {
+  // run_sft = false: only the base model and train.jsonl (for runs that do their own SFT).
+  explicit ToyTask(bool run_sft = true) {
     EXPECT_EQ(run("init --preset tiny --tokenizer " + golden_path("tokenizer/main") + " --out " +
                   dir.file("base") + " --seed 3 --dtype fp32"),
               0);
@@ -53,7 +54,9 @@ struct ToyTask {
         {"training", {{"log_every", 20}}},
         {"output", {{"dir", dir.file("sft")}}}};
     write_text(dir.file("sft.json"), sft.dump());
-    EXPECT_EQ(run("sft --config " + dir.file("sft.json")), 0);
+    if (run_sft) {
+      EXPECT_EQ(run("sft --config " + dir.file("sft.json")), 0);
+    }
   }
 
   // Writes <dir>/<name>-queries.jsonl: `copies` queries per name, ids "<name>-<i>".
