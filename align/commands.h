@@ -12,5 +12,6 @@ void add_sft_command(CLI::App& app);       // align sft: supervised fine-tuning
 void add_generate_command(CLI::App& app);  // align generate: batched sampling with the engine
 void add_pts_command(CLI::App& app);       // align pts: Pivotal Token Search
 void add_dpo_command(CLI::App& app);       // align dpo: preference optimization (DPO)
+void add_report_command(CLI::App& app);    // align report: one HTML page for a run directory
 
 }  // namespace align

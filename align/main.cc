@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   align::add_sft_command(app);
   align::add_pts_command(app);
   align::add_dpo_command(app);
+  align::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
