@@ -34,7 +34,7 @@ std::string num(double v) {
 
 }  // namespace
 
-std::vector<double> nice_ticks(double lo, double hi, int count) {
+std::vector<double> nice_ticks(double lo, double hi, int count, bool outward) {
   std::vector<double> ticks;
   if (!(hi > lo) || count < 1) return {lo};
   const double raw = (hi - lo) / count;
@@ -44,8 +44,12 @@ std::vector<double> nice_ticks(double lo, double hi, int count) {
     step = m * magnitude;
     if (step >= raw) break;
   }
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
+  const double first = outward ? std::floor(lo / step + 1e-9) : std::ceil(lo / step - 1e-9);
+  const double last = outward ? std::ceil(hi / step - 1e-9) : std::floor(hi / step + 1e-9);
+  for (double i = first; i <= last + 0.5; i += 1) {
+    const double t = i * step;
     ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  }
   return ticks;
 }
 
@@ -70,7 +74,8 @@ std::string line_chart(const std::string& title, const std::vector<ChartSeries>&
     return svg;
   }
   xr.pad();
-  const std::vector<double> yt = nice_ticks(yr.lo, yr.hi, 4);
+  yr.pad();
+  const std::vector<double> yt = nice_ticks(yr.lo, yr.hi, 4, /*outward=*/true);
   yr.add(yt.front());
   yr.add(yt.back());
   yr.pad();

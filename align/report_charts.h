@@ -17,8 +17,9 @@ struct ChartSeries {
   std::vector<ChartPoint> points;
 };
 
-// "Nice" tick values (1, 2 or 5 times a power of ten) covering [lo, hi], about `count` of them.
-std::vector<double> nice_ticks(double lo, double hi, int count);
+// "Nice" tick values (1, 2 or 5 times a power of ten), about `count` of them: inside [lo, hi], or
+// with `outward` from the last tick at or below lo to the first at or above hi.
+std::vector<double> nice_ticks(double lo, double hi, int count, bool outward = false);
 
 // An <svg> element of `width` x `height` pixels titled `title`. Series with no points are left out
 // of the plot; a chart with no points at all says "no data".

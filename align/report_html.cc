@@ -59,14 +59,16 @@ svg.chart { border: 1px solid #e4e4e4; background: #fff; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #444; }
 .completion { border: 1px solid #e4e4e4; padding: 8px 10px; margin: 10px 0; }
 .completion .meta { color: #555; margin-bottom: 6px; }
-.tokens { font: 13px/1.9 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap;
+.tokens { font: 14px/2 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap;
           word-break: break-word; }
 .tok { border-radius: 2px; }
-.tok.carried { opacity: 0.55; }
-.tok.pivot { outline: 2px solid #111; font-weight: bold; opacity: 1; }
-.legend { display: flex; align-items: center; gap: 8px; margin: 6px 0; color: #555; }
+.tok.pivot { outline: 2px solid #111; font-weight: bold; }
+.legend { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 24px; margin: 6px 0;
+          color: #555; }
+.legend .group { display: inline-flex; align-items: center; gap: 6px; white-space: nowrap; }
 .scale { width: 240px; height: 14px; border: 1px solid #ccc;
-         background: linear-gradient(to right, hsl(0,75%,72%), hsl(60,75%,72%), hsl(120,75%,72%)); }
+         background: linear-gradient(to right, hsl(0,75%,68%), hsl(30,75%,68%), hsl(60,75%,68%),
+                                          hsl(90,75%,68%), hsl(120,75%,68%)); }
 .swatch { display: inline-block; padding: 0 6px; font: 12px ui-monospace, monospace; }
 )css";
 

@@ -88,7 +88,10 @@ std::string plain_cell(const json& summary, const char* key) {
   if (summary.is_null()) return "<td class=\"missing\">not run</td>";
   if (!summary.contains(key) || !summary[key].is_primitive()) return "<td>\u2013</td>";
   const json& v = summary[key];
-  return "<td>" + html_escape(v.is_number() ? format_number(v.get<double>()) : v.dump()) + "</td>";
+  const std::string text = v.is_number()   ? format_number(v.get<double>())
+                           : v.is_string() ? v.get<std::string>()
+                                           : v.dump();
+  return "<td>" + html_escape(text) + "</td>";
 }
 
 // The evaluation summary of one side: eval-<side>/summary.json, else summary.json's eval.<side>.
@@ -107,7 +110,7 @@ json eval_summary(const std::string& run_dir, const std::string& side) {
 std::string pipeline_section(const std::string& run_dir) {
   std::string out = "<h2>Pipeline</h2>\n";
   const json s = read_json_file(run_dir + "/summary.json");
-  if (!s.is_object()) return out + not_run("summary.json");
+  if (!s.is_object()) return out + "<p class=\"missing\">no summary.json</p>\n";
   const json stages = s.value("stages", json::array());
   out += "<table><tr><th>stage</th><th>status</th><th>seconds</th></tr>\n";
   for (const auto& stage : stages) {

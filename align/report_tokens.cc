@@ -44,21 +44,23 @@ std::vector<PrefixProbability> prefix_probabilities(int64_t num_tokens,
   return out;
 }
 
-std::string probability_color(double p) {
+std::string probability_color(double p, bool measured) {
   if (std::isnan(p)) return "#e6e6e6";
   const double hue = 120.0 * std::clamp(p, 0.0, 1.0);
   char buffer[48];
-  std::snprintf(buffer, sizeof(buffer), "hsl(%.0f,75%%,72%%)", hue);
+  std::snprintf(buffer, sizeof(buffer), "hsl(%.0f,75%%,%d%%)", hue, measured ? 68 : 87);
   return buffer;
 }
 
 std::string token_legend_html() {
-  std::string out = "<div class=\"legend\"><span>p(success) after the token: 0</span>";
-  out += "<span class=\"scale\"></span><span>1</span>";
-  out += "<span class=\"swatch tok pivot\" style=\"background:" + probability_color(0.8) +
-         "\">pivot</span><span>pivotal token (hover: p before \u2192 after)</span>";
-  out += "<span class=\"swatch tok carried\" style=\"background:" + probability_color(0.8) +
-         "\">faded</span><span>not measured here: last estimate carried forward</span></div>\n";
+  std::string out = "<div class=\"legend\"><span class=\"group\">p(success) after the token: 0";
+  out += "<span class=\"scale\"></span>1</span>";
+  out += "<span class=\"group\"><span class=\"swatch tok pivot\" style=\"background:" +
+         probability_color(0.8) +
+         "\">pivot</span> pivotal token (hover: p before \u2192 after)</span>";
+  out += "<span class=\"group\"><span class=\"swatch tok carried\" style=\"background:" +
+         probability_color(0.8, false) +
+         "\">pale</span> not measured here: the last estimate carried forward</span></div>\n";
   return out;
 }
 
@@ -112,8 +114,9 @@ std::string token_view_html(const ShownCompletion& c) {
       title += " (carried)";
     if (pivot[static_cast<size_t>(k)])
       title = "pivot: p " + percent(before.p) + " \u2192 " + percent(after.p);
-    out += "<span class=\"" + cls + "\" style=\"background:" + probability_color(after.p) +
-           "\" title=\"" + html_escape(title) + "\">" + visible_token(c.token_texts[k]) + "</span>";
+    out += "<span class=\"" + cls +
+           "\" style=\"background:" + probability_color(after.p, after.measured) + "\" title=\"" +
+           html_escape(title) + "\">" + visible_token(c.token_texts[k]) + "</span>";
   }
   out += "</div>\n</div>\n";
   return out;

@@ -38,8 +38,9 @@ struct PrefixProbability {
 std::vector<PrefixProbability> prefix_probabilities(int64_t num_tokens,
                                                     const std::vector<PrefixEstimate>& estimates);
 
-// A background colour for p in [0, 1] on a red -> yellow -> green scale; grey for NaN.
-std::string probability_color(double p);
+// A background colour for p in [0, 1] on a red -> yellow -> green scale, paler for a carried
+// (unmeasured) value; grey for NaN.
+std::string probability_color(double p, bool measured = true);
 
 // The legend: the colour scale and what the outlines and faded tokens mean.
 std::string token_legend_html();
