@@ -2,6 +2,7 @@
 // PTS outputs with awkward token texts), the command run, and the page checked as text.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -165,6 +166,25 @@ TEST(ReportCli, MalformedMetricsLineNamesFileAndLine) {
   fs::remove_all(dir);
   EXPECT_EQ(run("report " + dir, &out), 1) << out;
   EXPECT_NE(out.find("run directory not found"), std::string::npos) << out;
+}
+
+// Renders the page in headless Chromium when it is installed (tools/check_report.sh installs it);
+// skipped otherwise. A screenshot of a few KB or more means the page parsed and painted.
+TEST(ReportCli, RendersInHeadlessChromium) {
+  if (std::system("command -v chromium > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "chromium not installed (tools/check_report.sh installs it)";
+  TempDir tmp;
+  const std::string dir = tmp.file("run");
+  write_run(dir, /*with_dpo=*/true);
+  std::string out;
+  ASSERT_EQ(run("report " + dir, &out), 0) << out;
+  const std::string png = tmp.file("page.png");
+  const std::string command = "chromium --headless --no-sandbox --disable-gpu --screenshot=" + png +
+                              " --window-size=1200,2400 file://" + dir +
+                              "/report.html > /dev/null 2>&1";
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  ASSERT_TRUE(fs::exists(png));
+  EXPECT_GT(fs::file_size(png), 20000u);
 }
 
 }  // namespace
