@@ -24,14 +24,17 @@ std::string not_run(const std::string& what) {
   return "<p class=\"missing\">not run (no " + html_escape(what) + ")</p>\n";
 }
 
-// A whole-file JSON document, or null when the file does not exist.
+// A whole-file JSON object, or null when the file does not exist.
 json read_json_file(const std::string& path) {
   if (!fs::exists(path)) return nullptr;
+  json j;
   try {
-    return json::parse(read_file(path));
+    j = json::parse(read_file(path));
   } catch (const json::parse_error& e) {
     throw InputError(path + ": invalid JSON: " + e.what());
   }
+  if (!j.is_object()) throw InputError(path + ": expected a JSON object, got " + j.type_name());
+  return j;
 }
 
 // Every numeric field of every line of a metrics.jsonl, as a series over "step".
@@ -227,11 +230,15 @@ std::string build_report(const ReportOptions& options) {
   const std::string& dir = options.run_dir;
   if (!fs::is_directory(dir)) throw InputError("run directory not found: " + dir);
   std::string body = "<h1>align report</h1>\n<p class=\"sub\">" + html_escape(dir) + "</p>\n";
-  body += pipeline_section(dir);
-  body += sft_section(dir);
-  body += eval_section(dir);
-  body += pts_section(dir, options.completions);
-  body += dpo_section(dir);
+  try {
+    body += pipeline_section(dir);
+    body += sft_section(dir);
+    body += eval_section(dir);
+    body += pts_section(dir, options.completions);
+    body += dpo_section(dir);
+  } catch (const json::exception& e) {  // a field of a summary.json with the wrong type
+    throw InputError(dir + ": unexpected summary contents: " + e.what());
+  }
   return html_page("align report: " + fs::path(dir).filename().string(), body);
 }
 

@@ -163,6 +163,12 @@ TEST(ReportCli, MalformedMetricsLineNamesFileAndLine) {
   EXPECT_NE(out.find("dpo/metrics.jsonl:2"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir + "/report.html"));
 
+  write_text(dir + "/dpo/metrics.jsonl", "{\"step\": 1, \"loss\": 0.69}\n");
+  write_text(dir + "/eval-after/summary.json", "{\"items\": 16,\n \"pass@k\": }\n");
+  EXPECT_EQ(run("report " + dir, &out), 1) << out;
+  EXPECT_NE(out.find("eval-after/summary.json: invalid JSON"), std::string::npos) << out;
+  EXPECT_NE(out.find("line 2"), std::string::npos) << out;
+
   fs::remove_all(dir);
   EXPECT_EQ(run("report " + dir, &out), 1) << out;
   EXPECT_NE(out.find("run directory not found"), std::string::npos) << out;
