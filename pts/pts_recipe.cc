@@ -50,6 +50,7 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source) {
     const int64_t end = std::min(total, done + config.queries_per_batch);
     const std::vector<PtsQuery> batch(queries.begin() + done, queries.begin() + end);
     const auto batch_start = std::chrono::steady_clock::now();
+    engine.reset_stats();
     const std::vector<QueryResult> results =
         search_pivots(batch, *oracle, options, rollout, decode);
     const double batch_seconds =
@@ -82,6 +83,9 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source) {
          {"rollouts", rollouts},
          {"tokens_generated", tokens},
          {"tokens_per_s", batch_seconds > 0 ? tokens / batch_seconds : 0.0},
+         {"prefill_tokens", engine.stats().prefill_tokens},
+         {"reused_prefix_tokens", engine.stats().reused_prefix_tokens},
+         {"engine_steps", engine.stats().steps},
          {"elapsed_s", batch_seconds}});
     output.append_batch(lines, end - done,
                         {{"queries", end - done},

@@ -3,7 +3,9 @@
 //
 // Writes into output.dir (pts/pts_output.h): config.json, pivots.jsonl, pairs.jsonl,
 // queries.jsonl, completions.jsonl, metrics.jsonl (one line per batch: batch, queries_done, kept,
-// pivots, pairs, rollouts, tokens_generated, tokens_per_s, elapsed_s), progress.json.
+// pivots, pairs, rollouts, tokens_generated, tokens_per_s, prefill_tokens, reused_prefix_tokens
+// (prompt tokens forked from cached prefixes instead of prefilled), engine_steps, elapsed_s),
+// progress.json.
 // Restarted with the same config it continues after the last finished batch.
 #pragma once
 
