@@ -5,12 +5,17 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "common/error.h"
 #include "model/attention.h"
+#include "model/kernels/residual_rms_norm_op.h"
+#include "model/kernels/rope_kv_write_op.h"
+#include "model/kernels/silu_gate_op.h"
 #include "model/lora.h"
 #include "model/ops.h"
 #include "model/rope.h"
+#include "rollout/paged_forward_fused.h"
 
 namespace align {
 namespace {
@@ -165,23 +170,43 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
   const LoraApply lora = lora_apply_of(model);
   const double scale = std::pow(static_cast<double>(D), -0.5);  // Python's D**-0.5
 
+  // The fused CUDA kernels where they apply (rollout/paged_forward_fused.h), the reference ops
+  // otherwise.
+  const FusedPagedOps fused = fused_paged_ops(model);
+  const PagedDecodeBatch decode =
+      fused.decode_attention ? paged_decode_batch(cache, rows, attn_rows) : PagedDecodeBatch();
+
   const ModelWeights& weights = model.weights();
   auto h = weights.embed.index_select(0, long_tensor(tokens, device));  // [N, C]
   for (size_t l = 0; l < weights.layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
     auto x = rms_norm(h, w.input_norm, c.rms_norm_eps);
     auto qkv = lora_linear(x, w.qkv, w.lora.qkv, lora);  // [N, H*D + 2*Hkv*D]
-    auto q = apply_rope(qkv.narrow(-1, 0, c.q_size).view({1, N, H, D}), cos, sin);
-    auto k = apply_rope(qkv.narrow(-1, c.q_size, c.kv_size).view({1, N, Hkv, D}), cos, sin);
-    auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({N, Hkv, D});
-    cache.k[l].view({-1, Hkv, D}).index_copy_(0, slot_index, k.reshape({N, Hkv, D}));
-    cache.v[l].view({-1, Hkv, D}).index_copy_(0, slot_index, v);
-    auto attn = paged_attention_reference(q.reshape({N, H, D}), cache.k[l], cache.v[l], attn_rows,
-                                          scale, c.sliding_window);  // [N, H, D]
-    h = h + lora_linear(attn.reshape({N, c.q_size}), w.o, w.lora.o, lora);
-    x = rms_norm(h, w.post_norm, c.rms_norm_eps);
+    torch::Tensor q;                                     // [N, H, D] after RoPE
+    if (fused.rope_kv_write) {
+      q = rope_kv_write(qkv, cos, sin, slot_index, cache.k[l], cache.v[l]);
+    } else {
+      q = apply_rope(qkv.narrow(-1, 0, c.q_size).view({1, N, H, D}), cos, sin).reshape({N, H, D});
+      auto k = apply_rope(qkv.narrow(-1, c.q_size, c.kv_size).view({1, N, Hkv, D}), cos, sin);
+      auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({N, Hkv, D});
+      cache.k[l].view({-1, Hkv, D}).index_copy_(0, slot_index, k.reshape({N, Hkv, D}));
+      cache.v[l].view({-1, Hkv, D}).index_copy_(0, slot_index, v);
+    }
+    auto attn = fused.decode_attention  // [N, H, D]
+                    ? paged_attention_fused(q, cache.k[l], cache.v[l], attn_rows, decode, scale,
+                                            c.sliding_window)
+                    : paged_attention_reference(q, cache.k[l], cache.v[l], attn_rows, scale,
+                                                c.sliding_window);
+    auto attn_out = lora_linear(attn.reshape({N, c.q_size}), w.o, w.lora.o, lora);
+    if (fused.residual_rms_norm) {
+      std::tie(h, x) = residual_rms_norm(h, attn_out, w.post_norm, c.rms_norm_eps);
+    } else {
+      h = h + attn_out;
+      x = rms_norm(h, w.post_norm, c.rms_norm_eps);
+    }
     auto gate_up = lora_linear(x, w.gate_up, w.lora.gate_up, lora);
-    h = h + lora_linear(swiglu(gate_up), w.down, w.lora.down, lora);
+    auto gated = fused.silu_gate ? silu_gate(gate_up) : swiglu(gate_up);
+    h = h + lora_linear(gated, w.down, w.lora.down, lora);
   }
   if (last.empty()) return torch::Tensor();
   auto h_last = h.index_select(0, long_tensor(last, device));  // [rows with logits, C]

@@ -8,7 +8,8 @@
 // the pages at their slots; then each row's queries attend to the row's whole cached sequence
 // (gathered from the pages into dense [Hkv, S, D] per row, the same numerics as model/attention.cc:
 // causal, sliding window when the config has one). Logits are formed only at each row's last new
-// token. A fused paged-attention kernel replaces paged_attention_reference() on CUDA later.
+// token. On CUDA (no LoRA, fp32/bf16, a build with the kernels) fused kernels replace the
+// reference ops where they apply: rollout/paged_forward_fused.h.
 //
 // Longrope models use the short factors; a row whose sequence would grow past
 // original_max_position_embeddings (where transformers switches every position to the long

@@ -274,22 +274,26 @@ torch::Tensor paged_decode_attention_reference(const torch::Tensor& q, const tor
 torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
                                      const torch::Tensor& v_cache,
                                      const torch::Tensor& block_tables,
-                                     const torch::Tensor& context_lens, double scale,
-                                     int64_t sliding_window) {
+                                     const torch::Tensor& context_lens, int64_t max_context_len,
+                                     double scale, int64_t sliding_window) {
+  const std::string op = "paged_decode_attention";
+  const int64_t page_size = check_q_and_caches(op.c_str(), q, k_cache, v_cache).second;
+  const int64_t B = q.size(0);
+  check_index_tensor(op, "block_tables", block_tables, 2, B, q);
+  check_index_tensor(op, "context_lens", context_lens, 1, B, q);
+  const int64_t capacity = block_tables.size(1) * page_size;
+  if (max_context_len < 1 || max_context_len > capacity) {
+    throw Error(op + ": max_context_len = " + std::to_string(max_context_len) +
+                ", expected in [1, " + std::to_string(capacity) + "]");
+  }
 #ifdef ALIGN_WITH_CUDA
   if (use_kernels(q)) {
-    const std::string op = "paged_decode_attention";
-    const int64_t page_size = check_q_and_caches(op.c_str(), q, k_cache, v_cache).second;
-    const int64_t B = q.size(0);
-    check_index_tensor(op, "block_tables", block_tables, 2, B, q);
-    check_index_tensor(op, "context_lens", context_lens, 1, B, q);
-    const auto lens =
-        host_lens(op, "context_lens", context_lens, 1, block_tables.size(1) * page_size);
-    std::vector<int64_t> offsets(B + 1), rows(B), qpos(B);
+    // No host copy of context_lens: the query positions are computed on the device and the key
+    // splits are sized by the caller's max_context_len.
+    std::vector<int64_t> offsets(B + 1), rows(B);
     for (int64_t b = 0; b < B; ++b) {
       offsets[b + 1] = b + 1;
       rows[b] = b;
-      qpos[b] = lens[b] - 1;
     }
     Pass pass;
     pass.pages = block_tables.stride(1) == 1 ? block_tables : block_tables.contiguous();
@@ -297,12 +301,13 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
     pass.row_offsets = device_ints(offsets, q.device());
     pass.rows = device_ints(rows, q.device());
     pass.max_rows = B > 0 ? 1 : 0;
-    pass.max_len = lens.empty() ? 0 : *std::max_element(lens.begin(), lens.end());
+    pass.max_len = max_context_len;
     std::vector<Pass> passes{pass};
-    return run_kernels(q, k_cache, v_cache, passes, device_ints(qpos, q.device()), scale,
-                       sliding_window);
+    torch::Tensor query_pos = (pass.lens - 1).to(torch::kInt32).contiguous();
+    return run_kernels(q, k_cache, v_cache, passes, query_pos, scale, sliding_window);
   }
 #endif
+  host_lens(op, "context_lens", context_lens, 1, max_context_len);  // each in [1, max]
   return paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, scale,
                                           sliding_window);
 }

@@ -20,13 +20,17 @@ namespace align {
 //                are ignored);
 //   context_lens [B] int32, tokens of row b in the cache including the current one (>= 1); the
 //                query sits at position context_lens[b] - 1;
+//   max_context_len  the largest context_lens[b], from the caller's host copy (the engine knows
+//                every row's length): the CUDA path sizes its key splits by it without copying
+//                context_lens back to the host, so it trusts the lengths (each in
+//                [1, max_context_len]); the reference copies them and checks;
 //   sliding_window > 0 masks keys with pos_q - pos_k >= sliding_window (0: no window).
 // Returns [B, H, D] in q's dtype. Throws align::Error on bad shapes, dtypes or lengths.
 torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
                                      const torch::Tensor& v_cache,
                                      const torch::Tensor& block_tables,
-                                     const torch::Tensor& context_lens, double scale,
-                                     int64_t sliding_window = 0);
+                                     const torch::Tensor& context_lens, int64_t max_context_len,
+                                     double scale, int64_t sliding_window = 0);
 torch::Tensor paged_decode_attention_reference(const torch::Tensor& q, const torch::Tensor& k_cache,
                                                const torch::Tensor& v_cache,
                                                const torch::Tensor& block_tables,

@@ -78,6 +78,10 @@ torch::Tensor ints(const std::vector<int64_t>& v) {
   return torch::tensor(v, torch::kLong).to(torch::kInt32);
 }
 
+int64_t max_of(const std::vector<int64_t>& v) {
+  return *std::max_element(v.begin(), v.end());
+}
+
 // model/attention.cc on one row: q [H, D]; k, v [L, Hkv, D] -> [H, D].
 torch::Tensor dense_row(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         int64_t window, double scale) {
@@ -126,7 +130,7 @@ TEST(PagedAttentionReference, MatchesDenseAttention) {
             auto q = torch::randn({B, H, D}, torch::TensorOptions().dtype(dtype));
             const double scale = 1.0 / std::sqrt(static_cast<double>(D));
             torch::Tensor got = paged_decode_attention(q, kv.k_cache, kv.v_cache, table(kv.pages),
-                                                       ints(lens), scale, window);
+                                                       ints(lens), max_of(lens), scale, window);
             ASSERT_EQ(got.sizes(), q.sizes());
             ASSERT_EQ(got.scalar_type(), dtype);
             for (int64_t b = 0; b < B; ++b) {
@@ -148,8 +152,8 @@ TEST(PagedAttentionReference, ManyPagesAndLongContext) {
   const std::vector<int64_t> lens = {1000, 1, 257};
   PagedKv kv = make_paged_kv(lens, 16, 2, 64, torch::kFloat32);
   auto q = torch::randn({3, 8, 64});
-  torch::Tensor got =
-      paged_decode_attention(q, kv.k_cache, kv.v_cache, table(kv.pages), ints(lens), 0.125, 0);
+  torch::Tensor got = paged_decode_attention(q, kv.k_cache, kv.v_cache, table(kv.pages), ints(lens),
+                                             1000, 0.125, 0);
   for (int64_t b = 0; b < 3; ++b) {
     EXPECT_LE(rel_err(got[b], dense_row(q[b], kv.k[b], kv.v[b], 0, 0.125)), 1e-5) << b;
   }
@@ -160,15 +164,19 @@ TEST(PagedAttentionReference, RejectsBadInputs) {
   auto q = torch::randn({1, 4, 8});
   auto bt = table(kv.pages, 0);  // [1, 2]: room for 8 tokens
   const double s = 0.5;
-  EXPECT_NO_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({8}), s));
-  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({9}), s));
-  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({0}), s));
+  EXPECT_NO_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({8}), 8, s));
+  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({9}), 9, s));
+  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({0}), 1, s));
   EXPECT_ANY_THROW(
-      paged_decode_attention(q, kv.k_cache, kv.v_cache, bt.to(torch::kLong), ints({5}), s));
+      paged_decode_attention(q, kv.k_cache, kv.v_cache, bt.to(torch::kLong), ints({5}), 5, s));
   EXPECT_ANY_THROW(
-      paged_decode_attention(torch::randn({1, 3, 8}), kv.k_cache, kv.v_cache, bt, ints({5}), s));
+      paged_decode_attention(torch::randn({1, 3, 8}), kv.k_cache, kv.v_cache, bt, ints({5}), 5, s));
   EXPECT_ANY_THROW(
-      paged_decode_attention(q.to(torch::kBFloat16), kv.k_cache, kv.v_cache, bt, ints({5}), s));
+      paged_decode_attention(q.to(torch::kBFloat16), kv.k_cache, kv.v_cache, bt, ints({5}), 5, s));
+  // max_context_len below a length, or outside [1, capacity].
+  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({5}), 4, s));
+  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({5}), 0, s));
+  EXPECT_ANY_THROW(paged_decode_attention(q, kv.k_cache, kv.v_cache, bt, ints({5}), 9, s));
 }
 
 // G groups; group g has a prefix of prefix_lens[g] tokens; row b belongs to group_of_row[b] and
@@ -303,9 +311,9 @@ TEST(PagedAttentionKernel, MatchesReferenceOverShapesAndDtypes) {
             torch::Tensor want = paged_decode_attention_reference(
                 q.to(torch::kFloat32), kv.k_cache.to(torch::kFloat32),
                 kv.v_cache.to(torch::kFloat32), table(kv.pages), ints(lens), scale, window);
-            torch::Tensor got =
-                paged_decode_attention(q.cuda(), kv.k_cache.cuda(), kv.v_cache.cuda(),
-                                       table(kv.pages).cuda(), ints(lens).cuda(), scale, window);
+            torch::Tensor got = paged_decode_attention(
+                q.cuda(), kv.k_cache.cuda(), kv.v_cache.cuda(), table(kv.pages).cuda(),
+                ints(lens).cuda(), max_of(lens), scale, window);
             ASSERT_EQ(got.scalar_type(), dtype);
             // bf16: one rounding of the output (2^-8) plus the inputs' accumulated error.
             EXPECT_LE(rel_err(got, want), dtype == torch::kFloat32 ? 1e-5 : 1e-2)
@@ -327,8 +335,9 @@ TEST(PagedAttentionKernel, StridedQueryAndPageSizeOne) {
   auto q = wide.narrow(2, 7, 64);  // D contiguous, heads 80 apart
   torch::Tensor want = paged_decode_attention_reference(q, kv.k_cache, kv.v_cache, table(kv.pages),
                                                         ints(lens), 0.125, 0);
-  torch::Tensor got = paged_decode_attention(q.cuda(), kv.k_cache.cuda(), kv.v_cache.cuda(),
-                                             table(kv.pages).cuda(), ints(lens).cuda(), 0.125, 0);
+  torch::Tensor got =
+      paged_decode_attention(q.cuda(), kv.k_cache.cuda(), kv.v_cache.cuda(), table(kv.pages).cuda(),
+                             ints(lens).cuda(), 33, 0.125, 0);
   EXPECT_LE(rel_err(got, want), 1e-5);
 }
 

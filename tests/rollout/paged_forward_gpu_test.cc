@@ -1,0 +1,190 @@
+// GPU test: paged_forward with the fused kernels on CUDA (rollout/paged_forward_fused.h) against
+// the reference ops on the CPU, on small random models whose head dims have a compiled attention
+// kernel (64, 128 with partial rotary and a sliding window) and one whose head dim does not (16,
+// where the decode-attention op takes its own reference). Prefill chunks, a fork sharing pages
+// (copy-on-write), mixed prefill + decode steps and several decode steps; then the engine's greedy
+// tokens and log-probs. Skipped (with a message) when no GPU is present.
+//
+// Tolerances are tied to the dtype: fp32 logits within 1e-4 of the largest |logit| (the two
+// devices differ only in accumulation order); bf16 logits must be within 2x the CPU bf16 run's own
+// error against the fp32 CPU run (FlashAttention's rule), plus a small floor.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/init.h"
+#include "model/kernels/rms_norm_op.h"  // cuda_kernels_built
+#include "rollout/engine.h"
+#include "rollout/paged_forward.h"
+#include "rollout/paged_forward_fused.h"
+#include "tests/gpu_test_util.h"
+
+namespace align {
+namespace {
+
+#define REQUIRE_GPU() REQUIRE_GPU_WITH(cuda_kernels_built())
+
+ModelConfig config_named(const std::string& name) {
+  ModelConfig c = model_preset("tiny");  // D = 16
+  if (name == "d64") {
+    c.hidden_size = 256;
+    c.intermediate_size = 256;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+  } else if (name == "d128_partial_window") {
+    c.hidden_size = 256;
+    c.intermediate_size = 192;
+    c.num_heads = 2;
+    c.num_kv_heads = 1;
+    c.partial_rotary_factor = 0.75;
+    c.sliding_window = 6;
+    c.tie_word_embeddings = true;
+  }
+  c.initializer_range = 0.1;  // larger logits, fewer near-ties in the greedy comparison
+  validate_config(c, "paged_forward_gpu_test " + name);
+  return c;
+}
+
+std::vector<TokenId> tokens(int64_t n, int64_t vocab, int64_t seed) {
+  std::vector<TokenId> out;
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(static_cast<TokenId>((seed * 7919 + i * 104729 + 13) % vocab));
+  return out;
+}
+
+// A fixed schedule of paged_forward calls; returns the logits of every call on the CPU, in fp32.
+std::vector<torch::Tensor> run_schedule(const Phi3Model& model) {
+  const ModelConfig& c = model.config();
+  const int64_t V = c.vocab_size;
+  PagedKvCache cache(c, 64, 4, model.dtype(), model.device());
+  std::vector<torch::Tensor> logits;
+  auto step = [&](const std::vector<PagedRow>& rows) {
+    logits.push_back(paged_forward(model, cache, rows).to(torch::kCPU, torch::kFloat));
+  };
+  const int64_t a = cache.create(), b = cache.create(), d = cache.create();
+  // Prefill: two chunks of different lengths and a one-token prompt (a decode-shaped row).
+  step({{a, tokens(6, V, 1), true}, {b, tokens(9, V, 2), true}, {d, tokens(1, V, 3), true}});
+  // Fork a in the middle of a page: both forks append into the shared partial page.
+  const int64_t e = cache.fork(a);
+  // Mixed: b gets a second prefill chunk while a, d, e decode.
+  step({{a, tokens(1, V, 4), true},
+        {b, tokens(5, V, 5), false},
+        {d, tokens(1, V, 6), true},
+        {e, tokens(1, V, 7), true}});
+  // Decode steps, batch of 4, past the sliding window and over several pages.
+  for (int64_t s = 0; s < 8; ++s) {
+    step({{a, tokens(1, V, 10 + s), true},
+          {b, tokens(1, V, 20 + s), true},
+          {d, tokens(1, V, 30 + s), true},
+          {e, tokens(1, V, 40 + s), true}});
+  }
+  return logits;
+}
+
+double max_abs_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got.to(torch::kDouble) - want.to(torch::kDouble)).abs().max().item<double>();
+}
+
+class PagedForwardGpuTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PagedForwardGpuTest, Fp32FusedMatchesCpuReference) {
+  REQUIRE_GPU();
+  const ModelConfig c = config_named(GetParam());
+  const Phi3Model cpu = random_model(c, 7, torch::kFloat);
+  const Phi3Model gpu = random_model(c, 7, torch::kFloat, torch::kCUDA);
+  const FusedPagedOps ops = fused_paged_ops(gpu);
+  EXPECT_TRUE(ops.rope_kv_write && ops.residual_rms_norm && ops.silu_gate && ops.decode_attention);
+  const auto want = run_schedule(cpu);
+  const auto got = run_schedule(gpu);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t s = 0; s < want.size(); ++s) {
+    const double scale = want[s].abs().max().item<double>();
+    EXPECT_LE(max_abs_err(got[s], want[s]), 1e-4 * scale + 1e-5) << GetParam() << " step " << s;
+  }
+}
+
+TEST_P(PagedForwardGpuTest, Bf16FusedWithinTwiceTheCpuBf16Error) {
+  REQUIRE_GPU();
+  const ModelConfig c = config_named(GetParam());
+  const auto exact = run_schedule(random_model(c, 7, torch::kFloat));
+  const auto cpu = run_schedule(random_model(c, 7, torch::kBFloat16));
+  const auto gpu = run_schedule(random_model(c, 7, torch::kBFloat16, torch::kCUDA));
+  ASSERT_EQ(gpu.size(), exact.size());
+  for (size_t s = 0; s < exact.size(); ++s) {
+    const double scale = exact[s].abs().max().item<double>();
+    const double cpu_err = max_abs_err(cpu[s], exact[s]);
+    EXPECT_LE(max_abs_err(gpu[s], exact[s]), 2 * cpu_err + 1e-2 * scale)
+        << GetParam() << " step " << s << " (CPU bf16 error " << cpu_err << ")";
+  }
+}
+
+TEST_P(PagedForwardGpuTest, EngineGreedyTokensAndLogprobsMatchCpu) {
+  REQUIRE_GPU();
+  const ModelConfig c = config_named(GetParam());
+  EngineOptions options;
+  options.page_size = 4;
+  options.kv_budget_tokens = 1024;
+  std::vector<GenerationRequest> requests;
+  for (int64_t r = 0; r < 3; ++r) {
+    GenerationRequest q;
+    q.prompt = tokens(3 + 5 * r, c.vocab_size, 100 + r);
+    q.num_samples = 2;
+    q.max_new_tokens = 12;
+    q.sampling.temperature = 0;
+    requests.push_back(q);
+  }
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const Phi3Model cpu_model = random_model(c, 11, dtype);
+    const Phi3Model gpu_model = random_model(c, 11, dtype, torch::kCUDA);
+    Engine cpu_engine(cpu_model, nullptr, options);
+    Engine gpu_engine(gpu_model, nullptr, options);
+    const auto want = cpu_engine.generate(requests);
+    const auto got = gpu_engine.generate(requests);
+    ASSERT_EQ(got.size(), want.size());
+    // bf16: greedy choices may legitimately flip at a near-tie; compare up to the first
+    // difference. fp32: the whole sequences must agree.
+    const double tol = dtype == torch::kFloat ? 1e-3 : 5e-2;
+    for (size_t r = 0; r < want.size(); ++r) {
+      ASSERT_EQ(got[r].size(), want[r].size());
+      for (size_t s = 0; s < want[r].size(); ++s) {
+        const auto& w = want[r][s];
+        const auto& g = got[r][s];
+        if (dtype == torch::kFloat) {
+          EXPECT_EQ(g.tokens, w.tokens) << "request " << r << "/" << s;
+        }
+        for (size_t i = 0; i < std::min(w.tokens.size(), g.tokens.size()); ++i) {
+          if (g.tokens[i] != w.tokens[i]) break;
+          EXPECT_NEAR(g.logprobs[i], w.logprobs[i], tol)
+              << c10::toString(dtype) << " request " << r << "/" << s << " token " << i;
+        }
+      }
+    }
+  }
+}
+
+// Runs everywhere: the configs validate and the schedule fits the cache (so the GPU tests fail
+// only on numerics).
+TEST_P(PagedForwardGpuTest, ScheduleRunsOnCpu) {
+  const auto logits = run_schedule(random_model(config_named(GetParam()), 7, torch::kFloat));
+  ASSERT_EQ(logits.size(), 10u);
+  EXPECT_EQ(logits[1].size(0), 3);  // b's second chunk asks for no logits
+  for (const auto& l : logits)
+    EXPECT_TRUE(l.isfinite().all().item<bool>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, PagedForwardGpuTest,
+                         ::testing::Values("d64", "d128_partial_window", "tiny_d16"));
+
+// Without a GPU this still checks the dispatch: CPU models never take a fused op.
+TEST(PagedForwardFused, CpuModelsUseTheReferenceOps) {
+  const Phi3Model cpu = random_model(config_named("d64"), 1, torch::kFloat);
+  const FusedPagedOps ops = fused_paged_ops(cpu);
+  EXPECT_FALSE(ops.rope_kv_write || ops.residual_rms_norm || ops.silu_gate || ops.decode_attention);
+}
+
+}  // namespace
+}  // namespace align
