@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 
 #include "pts/answer_extraction.h"
 #include "pts/code_oracle.h"
 #include "pts/oracle.h"
 #include "pts/subprocess.h"
+#include "tests/test_util.h"
 
 namespace align {
 namespace {
@@ -25,6 +27,30 @@ const nlohmann::json kAddTests = {{"tests", "assert add(2, 3) == 5\nassert add(-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// Points TMPDIR at a private folder while alive, so a test counts only its own scratch
+// directories (other tests grade code in parallel).
+class PrivateTmpDir {
+ public:
+  PrivateTmpDir() {
+    const char* old = std::getenv("TMPDIR");
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    ::setenv("TMPDIR", dir_.path().c_str(), 1);
+  }
+  ~PrivateTmpDir() {
+    if (had_) {
+      ::setenv("TMPDIR", old_.c_str(), 1);
+    } else {
+      ::unsetenv("TMPDIR");
+    }
+  }
+
+ private:
+  testing::TempDir dir_;
+  std::string old_;
+  bool had_ = false;
+};
 
 // Scratch directories of the code oracle now in the temp dir.
 size_t scratch_dirs() {
@@ -133,6 +159,7 @@ TEST(OracleCode, HugeFilesAndOutputFailFast) {
 }
 
 TEST(OracleCode, CannotSignalTheParentAndLeavesNoFiles) {
+  PrivateTmpDir tmp;
   const auto oracle = code_oracle(5);
   const size_t before = scratch_dirs();
   EXPECT_FALSE(
