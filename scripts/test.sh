@@ -5,4 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/build.sh
+# Tests run in parallel (one per core), so each uses one LibTorch thread: more threads than cores
+# makes LibTorch's thread pool spin and slows every test several-fold.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" "$@"
