@@ -59,45 +59,7 @@ DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source) {
   dpo.get("nll_weight", c.dpo.nll_weight);
   dpo.finish();
 
-  ConfigReader opt = root.section("optimizer");
-  opt.get("lr", c.optimizer.lr);
-  opt.get("beta1", c.optimizer.beta1);
-  opt.get("beta2", c.optimizer.beta2);
-  opt.get("eps", c.optimizer.eps);
-  opt.get("weight_decay", c.optimizer.weight_decay);
-  opt.get("max_grad_norm", c.optimizer.max_grad_norm);
-  opt.finish();
-
-  ConfigReader sched = root.section("schedule");
-  sched.get("type", c.schedule.type);
-  sched.get("warmup_steps", c.schedule.warmup_steps);
-  sched.get("max_steps", c.schedule.max_steps);
-  sched.get("epochs", c.schedule.epochs);
-  sched.get("min_lr_ratio", c.schedule.min_lr_ratio);
-  sched.finish();
-
-  ConfigReader train = root.section("training");
-  train.get("grad_accum", c.training.grad_accum);
-  train.get("seed", c.training.seed);
-  train.get("log_every", c.training.log_every);
-  train.get("eval_every", c.training.eval_every);
-  train.finish();
-
-  ConfigReader lora = root.section("lora");
-  lora.get("enabled", c.lora.enabled);
-  lora.get("rank", c.lora.rank);
-  lora.get("alpha", c.lora.alpha);
-  lora.get("dropout", c.lora.dropout);
-  lora.get("target_modules", c.lora.target_modules);
-  lora.finish();
-
-  ConfigReader out = root.section("output");
-  out.require("dir", c.output.dir);
-  out.get("save_every", c.output.save_every);
-  out.get("keep_last", c.output.keep_last);
-  out.get("merge_lora", c.output.merge_lora);
-  out.get("max_shard_size", c.output.max_shard_size);
-  out.finish();
+  read_train_sections(root, c);
   root.finish();
 
   const std::string& rt = c.reference.type;
@@ -128,30 +90,12 @@ DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source) {
     validate(loss);
   });
   check(c.dpo.nll_weight >= 0, source, "dpo.nll_weight", "must be >= 0");
-  check(c.optimizer.lr > 0, source, "optimizer.lr", "must be positive");
-  check(c.optimizer.beta1 >= 0 && c.optimizer.beta1 < 1, source, "optimizer.beta1",
-        "must be in [0, 1)");
-  check(c.optimizer.beta2 >= 0 && c.optimizer.beta2 < 1, source, "optimizer.beta2",
-        "must be in [0, 1)");
-  check(c.optimizer.eps > 0, source, "optimizer.eps", "must be positive");
-  check(c.schedule.type == "cosine" || c.schedule.type == "linear" || c.schedule.type == "constant",
-        source, "schedule.type",
-        "expected cosine, linear or constant, found '" + c.schedule.type + "'");
-  check(c.schedule.warmup_steps >= 0, source, "schedule.warmup_steps", "must be >= 0");
-  check(c.schedule.max_steps > 0 || c.schedule.epochs > 0, source, "schedule",
-        "set max_steps or epochs > 0");
-  check(c.training.grad_accum > 0, source, "training.grad_accum", "must be positive");
-  check(c.training.log_every > 0, source, "training.log_every", "must be positive");
-  check(c.lora.rank > 0, source, "lora.rank", "must be positive");
-  check(c.lora.dropout >= 0 && c.lora.dropout < 1, source, "lora.dropout", "must be in [0, 1)");
-  check(!c.lora.target_modules.empty(), source, "lora.target_modules", "must not be empty");
-  check(c.output.keep_last > 0, source, "output.keep_last", "must be positive");
-  check(!c.output.merge_lora || c.lora.enabled, source, "output.merge_lora", "needs lora.enabled");
+  check_train_sections(c, source);
   return c;
 }
 
 nlohmann::json to_json(const DpoConfig& c) {
-  return {
+  nlohmann::json j = {
       {"model",
        {{"path", c.model.path},
         {"dtype", c.model.dtype},
@@ -175,37 +119,9 @@ nlohmann::json to_json(const DpoConfig& c) {
         {"beta", c.dpo.beta},
         {"label_smoothing", c.dpo.label_smoothing},
         {"nll_weight", c.dpo.nll_weight}}},
-      {"optimizer",
-       {{"lr", c.optimizer.lr},
-        {"beta1", c.optimizer.beta1},
-        {"beta2", c.optimizer.beta2},
-        {"eps", c.optimizer.eps},
-        {"weight_decay", c.optimizer.weight_decay},
-        {"max_grad_norm", c.optimizer.max_grad_norm}}},
-      {"schedule",
-       {{"type", c.schedule.type},
-        {"warmup_steps", c.schedule.warmup_steps},
-        {"max_steps", c.schedule.max_steps},
-        {"epochs", c.schedule.epochs},
-        {"min_lr_ratio", c.schedule.min_lr_ratio}}},
-      {"training",
-       {{"grad_accum", c.training.grad_accum},
-        {"seed", c.training.seed},
-        {"log_every", c.training.log_every},
-        {"eval_every", c.training.eval_every}}},
-      {"lora",
-       {{"enabled", c.lora.enabled},
-        {"rank", c.lora.rank},
-        {"alpha", c.lora.alpha},
-        {"dropout", c.lora.dropout},
-        {"target_modules", c.lora.target_modules}}},
-      {"output",
-       {{"dir", c.output.dir},
-        {"save_every", c.output.save_every},
-        {"keep_last", c.output.keep_last},
-        {"merge_lora", c.output.merge_lora},
-        {"max_shard_size", c.output.max_shard_size}}},
   };
+  add_train_sections(j, c);
+  return j;
 }
 
 }  // namespace align

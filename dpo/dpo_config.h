@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "sft/train_sections.h"
+
 namespace align {
 
 struct DpoModelSection {
@@ -59,54 +61,19 @@ struct DpoLossSection {
   double nll_weight = 0.0;  // TRL's rpo_alpha: weight of the mean NLL per chosen token
 };
 
-struct DpoOptimizerSection {
-  double lr = 1e-6;  // TRL DPOConfig's default
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double weight_decay = 0.0;
-  double max_grad_norm = 1.0;
-};
-
-struct DpoScheduleSection {
-  std::string type = "linear";
-  int64_t warmup_steps = 0;
-  int64_t max_steps = 0;
-  double epochs = 1;
-  double min_lr_ratio = 0;
-};
-
-struct DpoTrainingSection {
-  int64_t grad_accum = 1;
-  uint64_t seed = 0;
-  int64_t log_every = 1;
-  int64_t eval_every = 0;
-};
-
-struct DpoLoraSection {
-  bool enabled = true;
-  int64_t rank = 16;
-  double alpha = 32;
-  double dropout = 0.0;
-  std::vector<std::string> target_modules = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
-};
-
-struct DpoOutputSection {
-  std::string dir;
-  int64_t save_every = 0;
-  int64_t keep_last = 2;
-  bool merge_lora = false;
-  int64_t max_shard_size = 5'000'000'000;
-};
-
-struct DpoConfig {
+// optimizer, schedule, training, lora, output: the trainers' shared sections, with DPO's defaults
+// (TRL DPOConfig's lr 1e-6, linear schedule, LoRA on without dropout).
+struct DpoConfig : TrainSections {
+  DpoConfig() {
+    optimizer.lr = 1e-6;
+    schedule.type = "linear";
+    lora.enabled = true;
+    lora.dropout = 0.0;
+  }
   DpoModelSection model;
   DpoReferenceSection reference;
   DpoDataSection data;
   DpoLossSection dpo;
-  DpoOptimizerSection optimizer;
-  DpoScheduleSection schedule;
-  DpoTrainingSection training;
-  DpoLoraSection lora;
-  DpoOutputSection output;
 };
 
 // Reads, validates and resolves reference.type "auto". Throws InputError "source: key.path: ...".

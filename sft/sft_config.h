@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "sft/train_sections.h"
+
 namespace align {
 
 struct SftModelSection {
@@ -37,52 +39,9 @@ struct SftDataSection {
   bool shuffle = true;
 };
 
-struct SftOptimizerSection {
-  double lr = 2e-5;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double weight_decay = 0.0;   // on 2-D weights only
-  double max_grad_norm = 1.0;  // <= 0: no clipping
-};
-
-struct SftScheduleSection {
-  std::string type = "cosine";  // cosine, linear, constant (after linear warmup)
-  int64_t warmup_steps = 0;
-  int64_t max_steps = 0;  // optimizer steps; 0: epochs x steps per epoch
-  double epochs = 1;
-  double min_lr_ratio = 0;  // cosine floor as a fraction of lr
-};
-
-struct SftTrainingSection {
-  int64_t grad_accum = 1;  // micro-batches per optimizer step
-  uint64_t seed = 0;
-  int64_t log_every = 1;
-  int64_t eval_every = 0;  // 0: only at the end (when data.eval is set)
-};
-
-struct SftLoraSection {
-  bool enabled = false;
-  int64_t rank = 16;
-  double alpha = 32;
-  double dropout = 0.05;
-  std::vector<std::string> target_modules = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
-};
-
-struct SftOutputSection {
-  std::string dir;
-  int64_t save_every = 0;  // optimizer steps between checkpoints; 0: only at the end
-  int64_t keep_last = 2;
-  bool merge_lora = false;  // also write merged full weights
-  int64_t max_shard_size = 5'000'000'000;
-};
-
-struct SftConfig {
+struct SftConfig : TrainSections {  // optimizer, schedule, training, lora, output (defaults above)
   SftModelSection model;
   SftDataSection data;
-  SftOptimizerSection optimizer;
-  SftScheduleSection schedule;
-  SftTrainingSection training;
-  SftLoraSection lora;
-  SftOutputSection output;
 };
 
 // Reads and validates; `source` names the file in messages. Throws InputError.
