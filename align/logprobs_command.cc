@@ -2,11 +2,11 @@
 // Teacher-forced scoring: each output line has "token_ids" and "logprobs", where logprobs[i] is
 // log p(token i | tokens before i) under the model and logprobs[0] is null (nothing precedes it).
 #include "align/commands.h"
-#include "model/device_options.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "common/progress.h"
+#include "model/device_options.h"
 #include "model/logprobs.h"
 #include "model/phi3_model.h"
 
