@@ -11,22 +11,7 @@ EvalConfig parse_eval_config(const nlohmann::json& j, const std::string& source)
   EvalConfig c;
   ConfigReader root(j, source);
 
-  ConfigReader model = root.section("model");
-  model.require("path", c.model.path);
-  model.get("dtype", c.model.dtype);
-  model.get("device", c.model.device);
-  model.finish();
-
-  ConfigReader data = root.section("data");
-  data.require("path", c.data.path);
-  data.get("system_prompt", c.data.system_prompt);
-  data.get("limit", c.data.limit);
-  data.finish();
-
-  if (!j.contains("oracle") || !j.at("oracle").is_object()) {
-    throw InputError(source + ": missing required section oracle (e.g. {\"type\": \"math\"})");
-  }
-  root.get("oracle", c.oracle);
+  read_query_sections(j, root, c.model, c.data, c.oracle);
 
   ConfigReader sampling = root.section("sampling");
   sampling.get("temperature", c.sampling.temperature);

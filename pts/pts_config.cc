@@ -5,26 +5,32 @@
 
 namespace align {
 
+void read_query_sections(const nlohmann::json& j, ConfigReader& root, PtsModelSection& model,
+                         PtsDataSection& data, nlohmann::json& oracle) {
+  ConfigReader m = root.section("model");
+  m.require("path", model.path);
+  m.get("dtype", model.dtype);
+  m.get("device", model.device);
+  m.finish();
+
+  ConfigReader d = root.section("data");
+  d.require("path", data.path);
+  d.get("system_prompt", data.system_prompt);
+  d.get("limit", data.limit);
+  d.finish();
+
+  if (!j.contains("oracle") || !j.at("oracle").is_object()) {
+    throw InputError(root.source() +
+                     ": missing required section oracle (e.g. {\"type\": \"math\"})");
+  }
+  root.get("oracle", oracle);
+}
+
 PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source) {
   PtsConfig c;
   ConfigReader root(j, source);
 
-  ConfigReader model = root.section("model");
-  model.require("path", c.model.path);
-  model.get("dtype", c.model.dtype);
-  model.get("device", c.model.device);
-  model.finish();
-
-  ConfigReader data = root.section("data");
-  data.require("path", c.data.path);
-  data.get("system_prompt", c.data.system_prompt);
-  data.get("limit", c.data.limit);
-  data.finish();
-
-  if (!j.contains("oracle") || !j.at("oracle").is_object()) {
-    throw InputError(source + ": missing required section oracle (e.g. {\"type\": \"math\"})");
-  }
-  root.get("oracle", c.oracle);
+  read_query_sections(j, root, c.model, c.data, c.oracle);
 
   PtsOptions& s = c.search;
   ConfigReader sampling = root.section("sampling");

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/config_reader.h"
 #include "pts/pivotal_search.h"
 #include "rollout/engine.h"
 
@@ -43,6 +44,11 @@ struct PtsConfig {
   int64_t queries_per_batch = 16;  // queries searched together (one output commit per batch)
   std::string output_dir;
 };
+
+// The model, data and oracle sections of `j` (whose reader is `root`), as align pts and align eval
+// both read them. Throws InputError naming the key.
+void read_query_sections(const nlohmann::json& j, ConfigReader& root, PtsModelSection& model,
+                         PtsDataSection& data, nlohmann::json& oracle);
 
 // Reads and validates; `source` names the file in messages. Throws InputError.
 PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source);
