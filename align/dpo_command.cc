@@ -2,6 +2,7 @@
 // Direct Preference Optimization (LoRA or full weights) on sequence pairs or PTS token pairs; see
 // dpo/dpo_config.h for the config and dpo/dpo_recipe.h for what it writes.
 #include "align/commands.h"
+#include "align/launch.h"
 #include "common/config_reader.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
@@ -32,7 +33,11 @@ void add_dpo_command(CLI::App& app) {
     for (const auto& assignment : opt->overrides)
       apply_override(j, assignment);
     const DpoConfig config = parse_dpo_config(j, opt->config);
-    run_dpo(config, DpoRunOptions{opt->resume, opt->write_reference});
+    DpoRunOptions run;
+    run.resume = opt->resume;
+    run.write_reference = opt->write_reference;
+    run.group = join_launched_job(config.model.device, "model.device");
+    run_dpo(config, run);
   });
 }
 

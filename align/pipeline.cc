@@ -119,7 +119,9 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
     if (!already_done) {
       const bool resume = find_latest_checkpoint(dir).has_value();
       if (!resume) fs::remove_all(dir);
-      run_sft(c, SftRunOptions{resume});
+      SftRunOptions options;
+      options.resume = resume;
+      run_sft(c, options);
     }
     return stage_model(dir, c.lora.enabled);
   }

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "align/commands.h"
+#include "align/launch.h"
 #include "common/config_reader.h"
 #include "pts/pts_config.h"
 #include "pts/pts_recipe.h"
@@ -28,7 +29,9 @@ void add_pts_command(CLI::App& app) {
     for (const auto& assignment : opt->overrides)
       apply_override(j, assignment);
     const PtsConfig config = parse_pts_config(j, opt->config);
-    const PtsRunSummary s = run_pts(config, opt->config);
+    const auto group = join_launched_job(config.model.device, "model.device");
+    const PtsRunSummary s = run_pts(config, opt->config, group);
+    if (group && !group->is_main()) return;
     std::printf(
         "pts: %lld queries, %lld in the band, %lld pivots, %lld pairs, %lld rollouts, "
         "%lld tokens generated (%.1f s this run) -> %s\n",

@@ -2,6 +2,7 @@
 // Supervised fine-tuning (LoRA or full weights) of a Hugging Face Phi-3-family model on JSONL
 // conversations; see sft/sft_config.h for the config and sft/sft_recipe.h for what it writes.
 #include "align/commands.h"
+#include "align/launch.h"
 #include "common/config_reader.h"
 #include "sft/sft_config.h"
 #include "sft/sft_recipe.h"
@@ -28,7 +29,10 @@ void add_sft_command(CLI::App& app) {
     for (const auto& assignment : opt->overrides)
       apply_override(j, assignment);
     SftConfig config = parse_sft_config(j, opt->config);
-    run_sft(config, SftRunOptions{opt->resume});
+    SftRunOptions run;
+    run.resume = opt->resume;
+    run.group = join_launched_job(config.model.device, "model.device");
+    run_sft(config, run);
   });
 }
 

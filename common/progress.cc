@@ -6,10 +6,10 @@
 
 namespace align {
 
-ProgressBar::ProgressBar(std::string label, int64_t total)
+ProgressBar::ProgressBar(std::string label, int64_t total, bool visible)
     : label_(std::move(label)),
       total_(total),
-      enabled_(::isatty(STDERR_FILENO) != 0),
+      enabled_(visible && ::isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 

@@ -10,7 +10,8 @@ namespace align {
 
 class ProgressBar {
  public:
-  ProgressBar(std::string label, int64_t total);
+  // `visible` false: never drawn (a data-parallel job draws only on rank 0).
+  ProgressBar(std::string label, int64_t total, bool visible = true);
   ~ProgressBar();  // finishes the line
   void advance(int64_t n = 1);
 

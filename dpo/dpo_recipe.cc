@@ -6,12 +6,15 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "common/progress.h"
 #include "data/tokenizer.h"
+#include "dist/data_parallel.h"
+#include "dist/grad_sync.h"
 #include "dpo/dpo_loss.h"
 #include "dpo/pair_data.h"
 #include "dpo/pair_scoring.h"
@@ -46,6 +49,13 @@ struct PairStats {
     chosen_logp += pc.detach().sum().item<double>();
     rejected_logp += pr.detach().sum().item<double>();
   }
+  void sum_over(ProcessGroup& group) {
+    const std::vector<double> s = sum_over_ranks(
+        group,
+        {pairs, loss, weight, chosen_reward, rejected_reward, correct, chosen_logp, rejected_logp});
+    pairs = s[0], loss = s[1], weight = s[2], chosen_reward = s[3], rejected_reward = s[4],
+    correct = s[5], chosen_logp = s[6], rejected_logp = s[7];
+  }
   void write(nlohmann::json& r, const std::string& prefix) const {
     const double n = std::max(pairs, 1.0);
     r[prefix + "rewards/chosen"] = chosen_reward / n;
@@ -70,6 +80,7 @@ struct EvalResult {
   std::vector<nlohmann::json> pivots;  // token pairs only
 };
 
+// Every rank scores the whole eval set (it is small), so rank 0 has every pivot to write.
 EvalResult evaluate(Phi3Model& model, const Reference& ref, const PairData& data,
                     const DpoLossOptions& loss_opt, int64_t batch_size) {
   torch::NoGradGuard no_grad;
@@ -111,8 +122,13 @@ EvalResult evaluate(Phi3Model& model, const Reference& ref, const PairData& data
 }  // namespace
 
 DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
-  // ---- Setup: device, data, reference, policy, optimizer, schedule, resume.
-  const torch::Device device = parse_device(cfg.model.device, "model.device");
+  // ---- Setup: ranks, device, data, reference, policy, optimizer, schedule, resume. Every rank
+  // holds the whole model and the same data order; only rank 0 writes.
+  const std::shared_ptr<ProcessGroup> group_ptr = run.group ? run.group : ProcessGroup::single();
+  ProcessGroup& group = *group_ptr;
+  const bool main_rank = group.is_main();
+  const torch::Device device =
+      group.world_size() > 1 ? group.device() : parse_device(cfg.model.device, "model.device");
   const torch::ScalarType dtype = parse_dtype_flag(cfg.model.dtype, device, "model.dtype");
   const ReferenceType ref_type = parse_reference_type(cfg.reference.type, "reference.type");
   const std::string out = cfg.output.dir;
@@ -125,13 +141,19 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
   const PairData train = load_pair_data(cfg.data.train, tokenizer, data_opt);
   PairData eval;
   if (!cfg.data.eval.empty()) eval = load_pair_data(cfg.data.eval, tokenizer, data_opt);
-  std::cerr << "dpo: " << train.num_pairs() << " training pairs in " << train.num_units()
-            << (train.token_pairs ? " chains" : " sequences") << " (" << train.truncated
-            << " truncated)";
-  if (!cfg.data.eval.empty()) std::cerr << ", " << eval.num_pairs() << " eval pairs";
-  std::cerr << "\n";
+  if (main_rank) {
+    std::cerr << "dpo: " << train.num_pairs() << " training pairs in " << train.num_units()
+              << (train.token_pairs ? " chains" : " sequences") << " (" << train.truncated
+              << " truncated)";
+    if (!cfg.data.eval.empty()) std::cerr << ", " << eval.num_pairs() << " eval pairs";
+    if (group.world_size() > 1) std::cerr << ", " << group.world_size() << " ranks";
+    std::cerr << "\n";
+  }
 
   if (!run.write_reference.empty()) {
+    if (group.world_size() > 1) {
+      throw InputError("--write-reference runs in one process: launch it without torchrun/srun");
+    }
     const std::string ref_dir =
         ref_type == ReferenceType::kCheckpoint || !cfg.reference.path.empty() ? cfg.reference.path
                                                                               : cfg.model.path;
@@ -146,7 +168,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
                      " already holds checkpoints: pass --resume to continue that run, or "
                      "set output.dir to a new folder");
   }
-  fs::create_directories(out);
+  if (main_rank) fs::create_directories(out);
 
   std::optional<Phi3Model> ref_model;
   if (ref_type == ReferenceType::kCheckpoint) {
@@ -207,6 +229,10 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
   adam.eps = cfg.optimizer.eps;
   adam.weight_decay = cfg.optimizer.weight_decay;
   AdamW optimizer(trainable, adam);
+  std::vector<torch::Tensor> trainable_tensors;
+  for (const auto& named : trainable)
+    trainable_tensors.push_back(named.second);
+  GradSync grad_sync(group_ptr, trainable_tensors);
   LrScheduleOptions schedule;
   schedule.type = parse_lr_schedule_type(cfg.schedule.type, "schedule.type");
   schedule.warmup_steps = cfg.schedule.warmup_steps;
@@ -214,7 +240,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
   schedule.min_lr_ratio = cfg.schedule.min_lr_ratio;
   validate(schedule);
 
-  MetricsWriter metrics((fs::path(out) / "metrics.jsonl").string());
+  std::optional<MetricsWriter> metrics;
+  if (main_rank) metrics.emplace((fs::path(out) / "metrics.jsonl").string());
   int64_t step = 0;
   if (run.resume) {
     const auto latest = find_latest_checkpoint(out);
@@ -233,13 +260,17 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
     loader.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
     restore_rng_state(ckpt.state.rng, ckpt.state_path);
     step = ckpt.state.step;
-    metrics.truncate_after(step);
-    std::cerr << "dpo: resumed from " << *latest << " at step " << step << "\n";
-  } else {
-    metrics.truncate_after(-1);
+    if (main_rank) {
+      metrics->truncate_after(step);
+      std::cerr << "dpo: resumed from " << *latest << " at step " << step << "\n";
+    }
+  } else if (main_rank) {
+    metrics->truncate_after(-1);
   }
   const nlohmann::json resolved = to_json(cfg);
-  write_file_atomic((fs::path(out) / "config.json").string(), resolved.dump(2) + "\n");
+  if (main_rank) {
+    write_file_atomic((fs::path(out) / "config.json").string(), resolved.dump(2) + "\n");
+  }
 
   auto save = [&] {
     TrainerState state;
@@ -255,8 +286,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
 
   // ---- Loop: one optimizer step = grad_accum micro-batches; each micro-batch's objective is
   // normalised by the whole step's pair weight and chosen-token count (dpo_step_objective), so
-  // accumulation equals the large batch.
-  ProgressBar progress("dpo", total_steps);
+  // accumulation equals the large batch; the ranks share the micro-batches.
+  ProgressBar progress("dpo", total_steps, main_rank);
   progress.advance(step);
   while (step < total_steps) {
     const auto start = std::chrono::steady_clock::now();
@@ -272,7 +303,10 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
     optimizer.zero_grad();
     PairStats stats;
     double loss = 0;
-    for (const PairBatch& b : micro) {
+    const std::vector<int64_t> mine = local_micro_batches(group, accum);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const PairBatch& b = micro[static_cast<size_t>(mine[j])];
+      if (j + 1 == mine.size()) grad_sync.arm();
       const PairLogps ref = reference.logps(model, b, cfg.model.activation_checkpointing);
       const PairLogps pol = score_pairs(model, b, cfg.model.activation_checkpointing);
       auto [pc, pr] = loss_inputs(pol, b, loss_opt.type);
@@ -284,6 +318,9 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
       loss += l.item<double>();
       stats.add(lo, b.weights, pc, pr);
     }
+    grad_sync.finish();
+    loss = sum_over_ranks(group, {loss})[0];
+    stats.sum_over(group);
     const double grad_norm = clip_grad_norm(trainable, cfg.optimizer.max_grad_norm).item<double>();
     const double lr = cfg.optimizer.lr * lr_multiplier(schedule, step);
     optimizer.step(lr);
@@ -309,7 +346,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
           (e.stats.chosen_reward - e.stats.rejected_reward) / std::max(e.stats.pairs, 1.0);
       record["eval_loss"] = result.eval_loss;
       e.stats.write(record, "eval_");
-      if (!e.pivots.empty()) {
+      if (main_rank && !e.pivots.empty()) {
         fs::create_directories(fs::path(out) / "pivots");
         JsonlWriter pivots(
             (fs::path(out) / "pivots" / (checkpoint_dir_name(step) + ".jsonl")).string());
@@ -318,9 +355,11 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
         pivots.commit();
       }
     }
-    if (step % cfg.training.log_every == 0 || eval_now || step == total_steps)
-      metrics.write(record);
-    if ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps) {
+    if (main_rank && (step % cfg.training.log_every == 0 || eval_now || step == total_steps)) {
+      metrics->write(record);
+    }
+    if (main_rank &&
+        ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps)) {
       save();
     }
     progress.advance();
@@ -329,6 +368,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
 
   // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).
   model.set_training(false);
+  if (!main_rank) return result;
   if (cfg.lora.enabled) {
     save_peft_adapter((fs::path(out) / "adapter").string(), model, cfg.model.path);
     if (cfg.output.merge_lora) {

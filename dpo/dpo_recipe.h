@@ -16,8 +16,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "dist/process_group.h"
 #include "dpo/dpo_config.h"
 
 namespace align {
@@ -27,6 +29,9 @@ struct DpoRunOptions {
   // Instead of training: score data.train with the reference model and write it with
   // ref_chosen_logps / ref_rejected_logps to this path (for reference.type precomputed).
   std::string write_reference;
+  // The data-parallel job (null: single process), as for SftRunOptions::group: each rank runs
+  // its share of every step's micro-batches, gradients are summed, only rank 0 writes.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 struct DpoRunResult {

@@ -10,8 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "dist/process_group.h"
 #include "pts/pts_config.h"
 
 namespace align {
@@ -22,6 +24,11 @@ struct PtsRunSummary {
 };
 
 // `source` names the config file in messages (the oracle section's errors included).
-PtsRunSummary run_pts(const PtsConfig& config, const std::string& source);
+// `group`: the multi-process job (null: one process). Each rank loads the model and runs its own
+// engine; the batches left to do go round-robin over the ranks and rank 0 appends every batch in
+// order, so the outputs equal a single-process run's (timings aside) and a restart, on any
+// number of ranks, continues after the last batch rank 0 committed. The summary is rank 0's.
+PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
+                      const std::shared_ptr<ProcessGroup>& group = nullptr);
 
 }  // namespace align

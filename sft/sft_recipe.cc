@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -13,6 +14,8 @@
 #include "data/batcher.h"
 #include "data/sft_dataset.h"
 #include "data/tokenizer.h"
+#include "dist/data_parallel.h"
+#include "dist/grad_sync.h"
 #include "model/device_options.h"
 #include "model/peft_io.h"
 #include "model/phi3_model.h"
@@ -43,9 +46,10 @@ TrainBatch to_train_batch(const Batch& b, torch::Device device) {
   return t;
 }
 
-// Mean next-token loss over every target of `examples` (no grad, dropout off).
+// Mean next-token loss over every target of `examples` (no grad, dropout off); the ranks share
+// the batches.
 double evaluate(Phi3Model& model, const std::vector<SftExample>& examples, BatcherOptions opt,
-                bool checkpoint_layers, torch::Device device) {
+                bool checkpoint_layers, torch::Device device, ProcessGroup& group) {
   opt.shuffle = false;
   Batcher batcher(examples, opt);
   torch::NoGradGuard no_grad;
@@ -55,18 +59,25 @@ double evaluate(Phi3Model& model, const std::vector<SftExample>& examples, Batch
   int64_t targets = 0;
   for (int64_t i = 0; i < batcher.batches_per_epoch(); ++i) {
     const Batch b = batcher.next();
+    if (i % group.world_size() != group.rank()) continue;
     total += sft_loss_sum(model, to_train_batch(b, device), checkpoint_layers).item<double>();
     targets += b.num_targets;
   }
   model.set_training(was_training);
-  return targets > 0 ? total / static_cast<double>(targets) : 0.0;
+  const std::vector<double> sums = sum_over_ranks(group, {total, static_cast<double>(targets)});
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
 }  // namespace
 
 SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
-  // ---- Setup: device, model, trainable weights, data, optimizer, schedule, resume.
-  const torch::Device device = parse_device(cfg.model.device, "model.device");
+  // ---- Setup: ranks, device, model, trainable weights, data, optimizer, schedule, resume. Every
+  // rank holds the whole model and the same data order; only rank 0 writes.
+  const std::shared_ptr<ProcessGroup> group_ptr = run.group ? run.group : ProcessGroup::single();
+  ProcessGroup& group = *group_ptr;
+  const bool main_rank = group.is_main();
+  const torch::Device device =
+      group.world_size() > 1 ? group.device() : parse_device(cfg.model.device, "model.device");
   const torch::ScalarType dtype = parse_dtype_flag(cfg.model.dtype, device, "model.dtype");
   const std::string out = cfg.output.dir;
   if (!run.resume && find_latest_checkpoint(out)) {
@@ -74,7 +85,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
                      " already holds checkpoints: pass --resume to continue that run, or "
                      "set output.dir to a new folder");
   }
-  fs::create_directories(out);
+  if (main_rank) fs::create_directories(out);
   torch::manual_seed(cfg.training.seed);
 
   const Tokenizer tokenizer = Tokenizer::load(cfg.model.path);
@@ -98,13 +109,16 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
   const SftDataset train = load_sft_dataset(cfg.data.train, tokenizer, data_opt);
   SftDataset eval;
   if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, tokenizer, data_opt);
-  std::cerr << "sft: " << train.examples.size() << " training examples (" << train.target_tokens
-            << " target tokens, " << train.truncated << " truncated, " << train.skipped
-            << " skipped)";
-  if (!cfg.data.eval.empty()) std::cerr << ", " << eval.examples.size() << " eval examples";
-  std::cerr << "\n";
-  for (const auto& m : train.skip_messages)
-    std::cerr << "sft: skipped " << m << "\n";
+  if (main_rank) {
+    std::cerr << "sft: " << train.examples.size() << " training examples (" << train.target_tokens
+              << " target tokens, " << train.truncated << " truncated, " << train.skipped
+              << " skipped)";
+    if (!cfg.data.eval.empty()) std::cerr << ", " << eval.examples.size() << " eval examples";
+    if (group.world_size() > 1) std::cerr << ", " << group.world_size() << " ranks";
+    std::cerr << "\n";
+    for (const auto& m : train.skip_messages)
+      std::cerr << "sft: skipped " << m << "\n";
+  }
 
   BatcherOptions batch_opt;
   batch_opt.max_seq_len = cfg.data.max_seq_len;
@@ -130,6 +144,10 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
   adam.eps = cfg.optimizer.eps;
   adam.weight_decay = cfg.optimizer.weight_decay;
   AdamW optimizer(trainable, adam);
+  std::vector<torch::Tensor> trainable_tensors;
+  for (const auto& named : trainable)
+    trainable_tensors.push_back(named.second);
+  GradSync grad_sync(group_ptr, trainable_tensors);
   LrScheduleOptions schedule;
   schedule.type = parse_lr_schedule_type(cfg.schedule.type, "schedule.type");
   schedule.warmup_steps = cfg.schedule.warmup_steps;
@@ -137,7 +155,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
   schedule.min_lr_ratio = cfg.schedule.min_lr_ratio;
   validate(schedule);
 
-  MetricsWriter metrics((fs::path(out) / "metrics.jsonl").string());
+  std::optional<MetricsWriter> metrics;
+  if (main_rank) metrics.emplace((fs::path(out) / "metrics.jsonl").string());
   int64_t step = 0;
   if (run.resume) {
     const auto latest = find_latest_checkpoint(out);
@@ -158,13 +177,17 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     batcher.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
     restore_rng_state(ckpt.state.rng, ckpt.state_path);
     step = ckpt.state.step;
-    metrics.truncate_after(step);
-    std::cerr << "sft: resumed from " << *latest << " at step " << step << "\n";
-  } else {
-    metrics.truncate_after(-1);
+    if (main_rank) {
+      metrics->truncate_after(step);
+      std::cerr << "sft: resumed from " << *latest << " at step " << step << "\n";
+    }
+  } else if (main_rank) {
+    metrics->truncate_after(-1);
   }
   const nlohmann::json resolved = to_json(cfg);
-  write_file_atomic((fs::path(out) / "config.json").string(), resolved.dump(2) + "\n");
+  if (main_rank) {
+    write_file_atomic((fs::path(out) / "config.json").string(), resolved.dump(2) + "\n");
+  }
 
   auto save = [&] {
     TrainerState state;
@@ -178,10 +201,10 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     save_train_checkpoint(out, state, trainable, optimizer.state_tensors(), ckpt_opt);
   };
 
-  // ---- Loop: one optimizer step = grad_accum micro-batches, loss normalised by the step's
-  // target count so accumulation equals the large batch.
+  // ---- Loop: one optimizer step = grad_accum micro-batches (over all ranks together), loss
+  // normalised by the step's target count so accumulation and ranks equal the large batch.
   SftRunResult result;
-  ProgressBar progress("sft", total_steps);
+  ProgressBar progress("sft", total_steps, main_rank);
   progress.advance(step);
   while (step < total_steps) {
     const auto start = std::chrono::steady_clock::now();
@@ -194,7 +217,10 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     }
     optimizer.zero_grad();
     double loss = 0;
-    for (const Batch& b : micro) {
+    const std::vector<int64_t> mine = local_micro_batches(group, accum);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const Batch& b = micro[static_cast<size_t>(mine[j])];
+      if (j + 1 == mine.size()) grad_sync.arm();
       if (b.num_targets == 0) continue;
       torch::Tensor l =
           sft_loss_sum(model, to_train_batch(b, device), cfg.model.activation_checkpointing) /
@@ -202,6 +228,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
       l.backward();
       loss += l.item<double>();
     }
+    grad_sync.finish();
+    loss = sum_over_ranks(group, {loss})[0];
     const double grad_norm = clip_grad_norm(trainable, cfg.optimizer.max_grad_norm).item<double>();
     const double lr = cfg.optimizer.lr * lr_multiplier(schedule, step);
     optimizer.step(lr);
@@ -222,14 +250,15 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
                           ((cfg.training.eval_every > 0 && step % cfg.training.eval_every == 0) ||
                            step == total_steps);
     if (eval_now) {
-      result.eval_loss =
-          evaluate(model, eval.examples, batch_opt, cfg.model.activation_checkpointing, device);
+      result.eval_loss = evaluate(model, eval.examples, batch_opt,
+                                  cfg.model.activation_checkpointing, device, group);
       record["eval_loss"] = result.eval_loss;
     }
-    if (step % cfg.training.log_every == 0 || eval_now || step == total_steps) {
-      metrics.write(record);
+    if (main_rank && (step % cfg.training.log_every == 0 || eval_now || step == total_steps)) {
+      metrics->write(record);
     }
-    if ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps) {
+    if (main_rank &&
+        ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps)) {
       save();
     }
     progress.advance();
@@ -238,6 +267,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
 
   // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).
   model.set_training(false);
+  if (!main_rank) return result;
   if (cfg.lora.enabled) {
     const std::string adapter = (fs::path(out) / "adapter").string();
     save_peft_adapter(adapter, model, cfg.model.path);

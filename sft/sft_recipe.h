@@ -14,14 +14,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "dist/process_group.h"
 #include "sft/sft_config.h"
 
 namespace align {
 
 struct SftRunOptions {
   bool resume = false;  // continue from the newest checkpoint in output.dir (required to exist)
+  // The data-parallel job this process belongs to (null: single process). With N ranks each
+  // runs its share of every step's grad_accum micro-batches; gradients are summed over ranks, so
+  // the run equals the single-process one; only rank 0 writes output.dir.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 struct SftRunResult {

@@ -1,0 +1,36 @@
+#include "align/launch.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "common/error.h"
+#include "dist/launch_env.h"
+#include "model/device_options.h"
+
+namespace align {
+
+std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
+                                                const std::string& field) {
+  const LaunchEnv env = read_launch_env();
+  if (!env.distributed()) return nullptr;
+  ProcessGroupOptions options;
+  if (const char* t = std::getenv("ALIGN_DIST_TIMEOUT_S")) {
+    char* end = nullptr;
+    const double seconds = std::strtod(t, &end);
+    if (end == t || *end != '\0' || !(seconds > 0)) {
+      throw InputError("environment variable ALIGN_DIST_TIMEOUT_S=\"" + std::string(t) +
+                       "\": expected a positive number of seconds");
+    }
+    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  }
+  const torch::Device device = parse_device(device_flag, field);
+  std::shared_ptr<ProcessGroup> group = ProcessGroup::create(env, device, options);
+  if (group->is_main()) {
+    std::cerr << "align: " << env.world_size << " ranks (" << env.launcher << ", "
+              << (device.is_cuda() ? "nccl" : "gloo") << ", rendezvous " << env.master_addr << ":"
+              << env.master_port << ")\n";
+  }
+  return group;
+}
+
+}  // namespace align

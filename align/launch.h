@@ -1,0 +1,19 @@
+// Joining the multi-process job a launcher started (torchrun, SLURM; dist/launch_env.h): the
+// commands that can run data-parallel call this once, before their recipe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dist/process_group.h"
+
+namespace align {
+
+// The process group of this job for a model on `device_flag` ("cpu", "cuda", "auto"; `field`
+// names it in errors): null for a single-process run (no launcher variables), else a joined
+// group (Gloo on CPU, NCCL on CUDA) with the timeout of ALIGN_DIST_TIMEOUT_S (seconds, default
+// 1800).
+std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
+                                                const std::string& field);
+
+}  // namespace align

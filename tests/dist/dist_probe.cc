@@ -1,0 +1,138 @@
+// One rank of the process-group tests (tests/dist/process_group_test.cc starts 2 or 3 of them):
+// joins the job from the launcher's variables, checks every collective and the store against
+// values derived here, then checks GradSync: a small network's gradient over a global batch of
+// micro-batches, split over the ranks and summed by buckets during backward, must equal the
+// gradient this process computes alone over the whole batch. Prints "probe ok" and exits 0, or
+// prints what differed and exits 1.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "dist/data_parallel.h"
+#include "dist/grad_sync.h"
+#include "dist/launch_env.h"
+#include "dist/process_group.h"
+
+namespace {
+
+int failures = 0;
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what,
+                  double tol = 0) {
+  const double diff =
+      (got.to(torch::kFloat64) - want.to(torch::kFloat64)).abs().max().item<double>();
+  if (diff > tol) {
+    std::printf("FAIL %s: max abs diff %g (tolerance %g)\n", what.c_str(), diff, tol);
+    ++failures;
+  }
+}
+
+// Two-layer network; parameters seeded identically on every rank.
+std::vector<torch::Tensor> make_params() {
+  torch::manual_seed(7);
+  std::vector<torch::Tensor> p = {torch::randn({16, 8}), torch::randn({16}), torch::randn({4, 16}),
+                                  torch::randn({4}), torch::randn({3, 4})};
+  for (auto& t : p)
+    t.requires_grad_(true);
+  return p;
+}
+
+// Micro-batch i's objective, normalised by the step's `count` micro-batches.
+torch::Tensor micro_loss(const std::vector<torch::Tensor>& p, int64_t i, int64_t count) {
+  torch::manual_seed(1000 + i);
+  const torch::Tensor x = torch::randn({5, 8});
+  const torch::Tensor h = torch::tanh(torch::nn::functional::linear(x, p[0], p[1]));
+  const torch::Tensor y = torch::nn::functional::linear(
+      torch::relu(torch::nn::functional::linear(h, p[2], p[3])), p[4]);
+  return y.pow(2).sum() / static_cast<double>(count);
+}
+
+void check_grad_sync(const std::shared_ptr<align::ProcessGroup>& group, int64_t count) {
+  const std::string tag = "grad_sync(" + std::to_string(count) + " micro-batches)";
+  std::vector<torch::Tensor> reference = make_params();
+  for (int64_t i = 0; i < count; ++i)
+    micro_loss(reference, i, count).backward();
+
+  std::vector<torch::Tensor> params = make_params();
+  align::GradSync sync(group, params, /*bucket_bytes=*/300);
+  if (sync.num_buckets() < 3) {
+    std::printf("FAIL %s: expected several buckets, got %lld\n", tag.c_str(),
+                static_cast<long long>(sync.num_buckets()));
+    ++failures;
+  }
+  for (int step = 0; step < 2; ++step) {  // twice: hooks re-arm cleanly
+    for (auto& t : params)
+      t.mutable_grad() = torch::Tensor();
+    const std::vector<int64_t> mine = align::local_micro_batches(*group, count);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      if (j + 1 == mine.size()) sync.arm();
+      micro_loss(params, mine[j], count).backward();
+    }
+    sync.finish();
+    if (!mine.empty() && sync.started_during_backward() == 0) {
+      std::printf("FAIL %s: no bucket started during backward\n", tag.c_str());
+      ++failures;
+    }
+    for (size_t k = 0; k < params.size(); ++k)
+      expect_close(params[k].grad(), reference[k].grad(),
+                   tag + " step " + std::to_string(step) + " param " + std::to_string(k), 1e-5);
+  }
+}
+
+}  // namespace
+
+int main() {
+  try {
+    const align::LaunchEnv env = align::read_launch_env();
+    align::ProcessGroupOptions options;
+    const char* timeout = std::getenv("PROBE_TIMEOUT_S");
+    options.timeout = std::chrono::seconds(timeout ? std::atoi(timeout) : 60);
+    const auto group = align::ProcessGroup::create(env, torch::kCPU, options);
+    const int rank = group->rank(), world = group->world_size();
+    const double w = world;
+
+    torch::Tensor t = torch::full({4}, rank + 1.0);
+    group->all_reduce_sum(t);
+    expect_close(t, torch::full({4}, w * (w + 1) / 2), "all_reduce_sum");
+
+    // Rank r sends chunk c = [10 c + r, 10 c + r + 1]; chunk c summed over ranks lands on rank c.
+    std::vector<float> in;
+    for (int c = 0; c < world; ++c)
+      for (int k = 0; k < 2; ++k)
+        in.push_back(static_cast<float>(10 * c + rank + k));
+    torch::Tensor out = torch::zeros({2});
+    group->reduce_scatter_sum(out, torch::tensor(in));
+    const double base = 10.0 * rank * w + w * (w - 1) / 2;
+    expect_close(out, torch::tensor({base, base + w}, torch::kFloat), "reduce_scatter_sum");
+
+    torch::Tensor gathered = torch::zeros({world * 3});
+    group->all_gather(gathered, torch::full({3}, static_cast<float>(rank)));
+    expect_close(gathered, torch::arange(world).repeat_interleave(3).to(torch::kFloat),
+                 "all_gather");
+
+    torch::Tensor b = torch::full({2}, static_cast<float>(rank * 5));
+    group->broadcast(b, world - 1);
+    expect_close(b, torch::full({2}, static_cast<float>((world - 1) * 5)), "broadcast");
+
+    group->store_set("probe/" + std::to_string(rank), "hello from " + std::to_string(rank));
+    const int peer = (rank + 1) % world;
+    const std::string got = group->store_get("probe/" + std::to_string(peer));
+    if (got != "hello from " + std::to_string(peer)) {
+      std::printf("FAIL store: got \"%s\"\n", got.c_str());
+      ++failures;
+    }
+
+    check_grad_sync(group, 5);          // uneven split over 2 or 3 ranks
+    check_grad_sync(group, world - 1);  // one rank has no micro-batch
+    group->barrier();
+  } catch (const std::exception& e) {
+    std::printf("FAIL exception: %s\n", e.what());
+    return 1;
+  }
+  if (failures > 0) return 1;
+  std::printf("probe ok\n");
+  return 0;
+}
