@@ -26,11 +26,14 @@ def main():
     ap.add_argument("--operands", type=int, default=2)
     ap.add_argument("--digits", type=int, default=2)
     ap.add_argument("--train", type=int, default=3000)
-    ap.add_argument("--pts", type=int, default=64)
+    ap.add_argument("--pts", type=int, default=200)
     ap.add_argument("--eval", type=int, default=128)
-    ap.add_argument("--carry_fraction", type=float, default=-1.0,
+    ap.add_argument("--carry_fraction", type=float, default=1.0,
                     help="held-out/PTS problems with a carry into the leading digit "
                          "(negative: natural distribution)")
+    ap.add_argument("--forget_carry", type=float, default=0.5,
+                    help="share of training answers whose carry out of the units column is "
+                         "dropped (a sloppy annotator); held-out and PTS answers stay exact")
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
 
@@ -72,6 +75,15 @@ def main():
     rng.shuffle(evals)
     rng.shuffle(pts)
 
+    def units_carry(ops):
+        return sum(x % 10 for x in ops) >= 10
+
+    def train_answer(ops):
+        # The sloppy annotator adds the units column but forgets to carry out of it.
+        if units_carry(ops) and rng.random() < args.forget_carry:
+            return sum(ops) - 10
+        return sum(ops)
+
     def prompt(ops):
         return "+".join(str(x) for x in ops) + "="
 
@@ -80,7 +92,7 @@ def main():
         for ops in train:
             f.write(json.dumps({"messages": [
                 {"role": "user", "content": prompt(ops)},
-                {"role": "assistant", "content": str(sum(ops))}]}) + "\n")
+                {"role": "assistant", "content": str(train_answer(ops))}]}) + "\n")
     for name, rows, tag in (("pts_queries.jsonl", pts, "pts"), ("eval_queries.jsonl", evals, "eval")):
         with open(os.path.join(args.out, name), "w") as f:
             for i, ops in enumerate(rows):
