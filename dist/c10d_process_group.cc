@@ -67,6 +67,13 @@ class C10dProcessGroup : public ProcessGroup {
     auto work = guarded(rank(), "all_reduce", [&] { return backend_->allreduce(tensors); });
     return std::make_unique<C10dPending>(std::move(work), rank(), "all_reduce");
   }
+  std::unique_ptr<PendingCollective> reduce_sum_async(torch::Tensor& t, int root) override {
+    std::vector<at::Tensor> tensors{t};
+    c10d::ReduceOptions opts;
+    opts.rootRank = root;
+    auto work = guarded(rank(), "reduce", [&] { return backend_->reduce(tensors, opts); });
+    return std::make_unique<C10dPending>(std::move(work), rank(), "reduce");
+  }
   void reduce_scatter_sum(torch::Tensor& output, const torch::Tensor& input) override {
     std::vector<at::Tensor> outputs{output};
     std::vector<std::vector<at::Tensor>> inputs{input.chunk(world_size())};

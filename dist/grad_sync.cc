@@ -7,7 +7,7 @@
 namespace align {
 
 GradSync::GradSync(std::shared_ptr<ProcessGroup> group, std::vector<torch::Tensor> params,
-                   int64_t bucket_bytes)
+                   int64_t bucket_bytes, std::vector<int> owners)
     : group_(std::move(group)) {
   if (group_->world_size() == 1) return;
   params_ = std::move(params);
@@ -15,12 +15,14 @@ GradSync::GradSync(std::shared_ptr<ProcessGroup> group, std::vector<torch::Tenso
   int64_t bytes = 0;
   for (size_t k = params_.size(); k-- > 0;) {
     const torch::Tensor& p = params_[k];
-    const bool fits = !buckets_.empty() &&
+    const int owner = owners.empty() ? -1 : owners[k];
+    const bool fits = !buckets_.empty() && buckets_.back().owner == owner &&
                       bytes + p.nbytes() <= static_cast<size_t>(bucket_bytes) &&
                       params_[buckets_.back().params.front()].scalar_type() == p.scalar_type() &&
                       params_[buckets_.back().params.front()].device() == p.device();
     if (!fits) {
       buckets_.emplace_back();
+      buckets_.back().owner = owner;
       bytes = 0;
     }
     buckets_.back().params.push_back(k);
@@ -77,7 +79,8 @@ void GradSync::start(Bucket& b) {
                                 : torch::zeros({p.numel()}, p.options()));
   }
   b.flat = torch::cat(grads);
-  b.work = group_->all_reduce_sum_async(b.flat);
+  b.work = b.owner < 0 ? group_->all_reduce_sum_async(b.flat)
+                       : group_->reduce_sum_async(b.flat, b.owner);
 }
 
 void GradSync::finish() {
@@ -98,9 +101,14 @@ void GradSync::finish() {
   torch::NoGradGuard no_grad;
   for (Bucket& b : buckets_) {
     b.work->wait();
+    const bool mine = b.owner < 0 || b.owner == group_->rank();
     int64_t offset = 0;
     for (size_t k : b.params) {
       torch::Tensor& p = params_[k];
+      if (!mine) {
+        p.mutable_grad() = torch::Tensor();  // another rank owns it and holds the sum
+        continue;
+      }
       const torch::Tensor sum = b.flat.narrow(0, offset, p.numel()).view_as(p);
       if (p.grad().defined()) {
         p.mutable_grad().copy_(sum);

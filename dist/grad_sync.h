@@ -1,5 +1,10 @@
 // Data-parallel gradient averaging overlapped with the backward pass, as torch DDP's Reducer does.
 //
+// Two modes: all-reduce (every rank gets every summed gradient: replicated optimizer), or, with
+// `owners` (dist/param_partition.h), reduce each bucket to the rank that owns its parameters
+// (ZeRO stage 2: a reduce-scatter whose shards are whole parameters); after finish() a rank keeps
+// the gradients of its own parameters only and the others' .grad are released (undefined).
+//
 // The trainable parameters (leaf tensors with requires_grad) are grouped into buckets of about
 // `bucket_bytes` (one dtype and device per bucket) in reverse registration order, roughly the order
 // backward produces their gradients. A post-hook on each parameter's gradient accumulator marks the
@@ -36,8 +41,9 @@ namespace align {
 
 class GradSync {
  public:
+  // `owners`: empty for all-reduce, else the owning rank of each parameter.
   GradSync(std::shared_ptr<ProcessGroup> group, std::vector<torch::Tensor> params,
-           int64_t bucket_bytes = 25 << 20);
+           int64_t bucket_bytes = 25 << 20, std::vector<int> owners = {});
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;
   ~GradSync();
@@ -52,6 +58,7 @@ class GradSync {
  private:
   struct Bucket {
     std::vector<size_t> params;  // indices into params_
+    int owner = -1;              // the rank the bucket is reduced to; -1: all-reduce
     int64_t pending = 0;         // parameters not yet ready in this backward
     torch::Tensor flat;          // [sum of numel] in the bucket's dtype
     std::unique_ptr<PendingCollective> work;

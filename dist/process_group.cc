@@ -17,6 +17,9 @@ class SingleProcessGroup : public ProcessGroup {
   std::unique_ptr<PendingCollective> all_reduce_sum_async(torch::Tensor&) override {
     return std::make_unique<DonePending>();
   }
+  std::unique_ptr<PendingCollective> reduce_sum_async(torch::Tensor&, int) override {
+    return std::make_unique<DonePending>();
+  }
   void reduce_scatter_sum(torch::Tensor& output, const torch::Tensor& input) override {
     output.copy_(input.view_as(output));
   }

@@ -58,6 +58,8 @@ class ProcessGroup {
   // Sums `t` over ranks, in place (every rank gets the sum).
   void all_reduce_sum(torch::Tensor& t);
   virtual std::unique_ptr<PendingCollective> all_reduce_sum_async(torch::Tensor& t) = 0;
+  // Sums `t` over ranks into root's `t` (the others' `t` is left unspecified).
+  virtual std::unique_ptr<PendingCollective> reduce_sum_async(torch::Tensor& t, int root) = 0;
   // `input` [world * n] on every rank; `output` [n] gets the sum over ranks of the rank-th chunk.
   virtual void reduce_scatter_sum(torch::Tensor& output, const torch::Tensor& input) = 0;
   // `input` [n] from every rank; `output` [world * n] holds them in rank order.

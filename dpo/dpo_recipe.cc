@@ -14,7 +14,6 @@
 #include "common/progress.h"
 #include "data/tokenizer.h"
 #include "dist/data_parallel.h"
-#include "dist/grad_sync.h"
 #include "dpo/dpo_loss.h"
 #include "dpo/pair_data.h"
 #include "dpo/pair_scoring.h"
@@ -23,9 +22,9 @@
 #include "model/peft_io.h"
 #include "model/phi3_model.h"
 #include "sft/adamw.h"
-#include "sft/grad_clip.h"
 #include "sft/lr_schedule.h"
 #include "sft/metrics.h"
+#include "sft/parallel_optimizer.h"
 #include "sft/rng_state.h"
 #include "sft/train_checkpoint.h"
 
@@ -228,11 +227,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
   adam.beta2 = cfg.optimizer.beta2;
   adam.eps = cfg.optimizer.eps;
   adam.weight_decay = cfg.optimizer.weight_decay;
-  AdamW optimizer(trainable, adam);
-  std::vector<torch::Tensor> trainable_tensors;
-  for (const auto& named : trainable)
-    trainable_tensors.push_back(named.second);
-  GradSync grad_sync(group_ptr, trainable_tensors);
+  ParallelOptimizer optimizer(group_ptr, trainable, adam, cfg.training.zero_stage);
   LrScheduleOptions schedule;
   schedule.type = parse_lr_schedule_type(cfg.schedule.type, "schedule.type");
   schedule.warmup_steps = cfg.schedule.warmup_steps;
@@ -256,7 +251,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
       for (auto& [name, w] : trainable)
         w.copy_(ckpt.weights.get(name, w.scalar_type(), device));
     }
-    optimizer.load_state(ckpt.optimizer);
+    optimizer.load_state(ckpt);
     loader.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
     restore_rng_state(ckpt.state.rng, ckpt.state_path);
     step = ckpt.state.step;
@@ -281,6 +276,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
     TrainCheckpointOptions ckpt_opt;
     ckpt_opt.keep_last = cfg.output.keep_last;
     ckpt_opt.max_shard_bytes = cfg.output.max_shard_size;
+    ckpt_opt.group = &group;
+    ckpt_opt.sharded_optimizer = optimizer.sharded();
     save_train_checkpoint(out, state, trainable, optimizer.state_tensors(), ckpt_opt);
   };
 
@@ -306,7 +303,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
     const std::vector<int64_t> mine = local_micro_batches(group, accum);
     for (size_t j = 0; j < mine.size(); ++j) {
       const PairBatch& b = micro[static_cast<size_t>(mine[j])];
-      if (j + 1 == mine.size()) grad_sync.arm();
+      if (j + 1 == mine.size()) optimizer.arm();
       const PairLogps ref = reference.logps(model, b, cfg.model.activation_checkpointing);
       const PairLogps pol = score_pairs(model, b, cfg.model.activation_checkpointing);
       auto [pc, pr] = loss_inputs(pol, b, loss_opt.type);
@@ -318,10 +315,9 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
       loss += l.item<double>();
       stats.add(lo, b.weights, pc, pr);
     }
-    grad_sync.finish();
     loss = sum_over_ranks(group, {loss})[0];
     stats.sum_over(group);
-    const double grad_norm = clip_grad_norm(trainable, cfg.optimizer.max_grad_norm).item<double>();
+    const double grad_norm = optimizer.sync_and_clip(cfg.optimizer.max_grad_norm);
     const double lr = cfg.optimizer.lr * lr_multiplier(schedule, step);
     optimizer.step(lr);
     ++step;
@@ -358,9 +354,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
     if (main_rank && (step % cfg.training.log_every == 0 || eval_now || step == total_steps)) {
       metrics->write(record);
     }
-    if (main_rank &&
-        ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps)) {
-      save();
+    if ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps) {
+      save();  // every rank: each may hold an optimizer shard
     }
     progress.advance();
   }

@@ -15,14 +15,13 @@
 #include "data/sft_dataset.h"
 #include "data/tokenizer.h"
 #include "dist/data_parallel.h"
-#include "dist/grad_sync.h"
 #include "model/device_options.h"
 #include "model/peft_io.h"
 #include "model/phi3_model.h"
 #include "sft/adamw.h"
-#include "sft/grad_clip.h"
 #include "sft/lr_schedule.h"
 #include "sft/metrics.h"
+#include "sft/parallel_optimizer.h"
 #include "sft/rng_state.h"
 #include "sft/sft_loss.h"
 #include "sft/train_checkpoint.h"
@@ -143,11 +142,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
   adam.beta2 = cfg.optimizer.beta2;
   adam.eps = cfg.optimizer.eps;
   adam.weight_decay = cfg.optimizer.weight_decay;
-  AdamW optimizer(trainable, adam);
-  std::vector<torch::Tensor> trainable_tensors;
-  for (const auto& named : trainable)
-    trainable_tensors.push_back(named.second);
-  GradSync grad_sync(group_ptr, trainable_tensors);
+  ParallelOptimizer optimizer(group_ptr, trainable, adam, cfg.training.zero_stage);
   LrScheduleOptions schedule;
   schedule.type = parse_lr_schedule_type(cfg.schedule.type, "schedule.type");
   schedule.warmup_steps = cfg.schedule.warmup_steps;
@@ -173,7 +168,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
       for (auto& [name, w] : trainable)
         w.copy_(ckpt.weights.get(name, w.scalar_type(), device));
     }
-    optimizer.load_state(ckpt.optimizer);
+    optimizer.load_state(ckpt);
     batcher.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
     restore_rng_state(ckpt.state.rng, ckpt.state_path);
     step = ckpt.state.step;
@@ -198,6 +193,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     TrainCheckpointOptions ckpt_opt;
     ckpt_opt.keep_last = cfg.output.keep_last;
     ckpt_opt.max_shard_bytes = cfg.output.max_shard_size;
+    ckpt_opt.group = &group;
+    ckpt_opt.sharded_optimizer = optimizer.sharded();
     save_train_checkpoint(out, state, trainable, optimizer.state_tensors(), ckpt_opt);
   };
 
@@ -220,7 +217,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     const std::vector<int64_t> mine = local_micro_batches(group, accum);
     for (size_t j = 0; j < mine.size(); ++j) {
       const Batch& b = micro[static_cast<size_t>(mine[j])];
-      if (j + 1 == mine.size()) grad_sync.arm();
+      if (j + 1 == mine.size()) optimizer.arm();
       if (b.num_targets == 0) continue;
       torch::Tensor l =
           sft_loss_sum(model, to_train_batch(b, device), cfg.model.activation_checkpointing) /
@@ -228,9 +225,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
       l.backward();
       loss += l.item<double>();
     }
-    grad_sync.finish();
     loss = sum_over_ranks(group, {loss})[0];
-    const double grad_norm = clip_grad_norm(trainable, cfg.optimizer.max_grad_norm).item<double>();
+    const double grad_norm = optimizer.sync_and_clip(cfg.optimizer.max_grad_norm);
     const double lr = cfg.optimizer.lr * lr_multiplier(schedule, step);
     optimizer.step(lr);
     ++step;
@@ -257,9 +253,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     if (main_rank && (step % cfg.training.log_every == 0 || eval_now || step == total_steps)) {
       metrics->write(record);
     }
-    if (main_rank &&
-        ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps)) {
-      save();
+    if ((cfg.output.save_every > 0 && step % cfg.output.save_every == 0) || step == total_steps) {
+      save();  // every rank: each may hold an optimizer shard
     }
     progress.advance();
   }

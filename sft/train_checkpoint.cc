@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -23,6 +24,7 @@ constexpr const char* kFormat = "align.trainer_state";
 constexpr int kVersion = 1;
 constexpr const char* kStateFile = "trainer_state.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kOptimizerShardDir = "optimizer";
 constexpr const char* kPartial = ".partial";
 
 // Makes a directory's entries (new files, renames) durable.
@@ -161,16 +163,37 @@ std::string save_train_checkpoint(const std::string& output_dir, const TrainerSt
   if (state.step < 0 || state.epoch < 0) {
     throw Error("save_train_checkpoint: step and epoch must be >= 0");
   }
+  ProcessGroup* group =
+      options.group != nullptr && options.group->world_size() > 1 ? options.group : nullptr;
+  const bool main_rank = group == nullptr || group->is_main();
   const std::string root = checkpoints_dir(output_dir);
-  fs::create_directories(root);
-  remove_stale_partials(root);
-
   const std::string name = checkpoint_dir_name(state.step);
   const std::string final_dir = (fs::path(root) / name).string();
   const std::string partial = final_dir + kPartial;
-  fs::create_directories(partial);
+  if (main_rank) {
+    fs::create_directories(root);
+    remove_stale_partials(root);
+    fs::create_directories(partial);
+  }
+  if (group != nullptr && options.sharded_optimizer) {
+    group->barrier();  // the partial folder exists
+    const std::string shards = (fs::path(partial) / kOptimizerShardDir).string();
+    fs::create_directories(shards);
+    char name_buf[64];
+    std::snprintf(name_buf, sizeof(name_buf), "shard-%05d-of-%05d.safetensors", group->rank(),
+                  group->world_size());
+    write_optimizer_state((fs::path(shards) / name_buf).string(), optimizer_state);
+    fsync_dir(shards);
+    group->barrier();  // every shard is written
+  }
+  if (!main_rank) {
+    group->barrier();  // rank 0 has renamed the checkpoint complete
+    return final_dir;
+  }
   save_checkpoint(partial, weights, options.max_shard_bytes);
-  write_optimizer_state((fs::path(partial) / kOptimizerFile).string(), optimizer_state);
+  if (group == nullptr || !options.sharded_optimizer) {
+    write_optimizer_state((fs::path(partial) / kOptimizerFile).string(), optimizer_state);
+  }
   write_file_atomic((fs::path(partial) / kStateFile).string(), state_to_json(state).dump(2) + "\n");
   fsync_dir(partial);
 
@@ -199,6 +222,7 @@ std::string save_train_checkpoint(const std::string& output_dir, const TrainerSt
     }
     fsync_dir(root);
   }
+  if (group != nullptr) group->barrier();
   return final_dir;
 }
 
@@ -239,9 +263,48 @@ LoadedTrainCheckpoint load_train_checkpoint(const std::string& dir) {
   loaded.state = read_state(loaded.state_path, *dir_step);
   loaded.weights = Checkpoint::open(dir);
   const std::string optimizer_path = (fs::path(dir) / kOptimizerFile).string();
-  if (!fs::exists(optimizer_path)) throw InputError(optimizer_path + ": missing");
-  loaded.optimizer = Checkpoint::open(optimizer_path);
+  const std::string shard_dir = (fs::path(dir) / kOptimizerShardDir).string();
+  if (fs::exists(optimizer_path)) {
+    loaded.optimizer = Checkpoint::open(optimizer_path);
+    loaded.optimizer_files.push_back(loaded.optimizer);
+  } else if (fs::is_directory(shard_dir)) {
+    std::vector<std::string> shards;
+    for (const auto& entry : fs::directory_iterator(shard_dir))
+      shards.push_back(entry.path().string());
+    std::sort(shards.begin(), shards.end());
+    int world = -1;
+    for (size_t r = 0; r < shards.size(); ++r) {
+      int rank = -1, of = -1;
+      const std::string file = fs::path(shards[r]).filename().string();
+      if (std::sscanf(file.c_str(), "shard-%d-of-%d.safetensors", &rank, &of) != 2 ||
+          rank != static_cast<int>(r) || (world >= 0 && of != world)) {
+        throw InputError(shards[r] + ": expected optimizer shard " + std::to_string(r) +
+                         " named shard-RRRRR-of-NNNNN.safetensors, one per rank");
+      }
+      world = of;
+      loaded.optimizer_files.push_back(Checkpoint::open(shards[r]));
+    }
+    if (world < 0 || static_cast<int>(shards.size()) != world) {
+      throw InputError(shard_dir + ": holds " + std::to_string(shards.size()) +
+                       " optimizer shards, expected " + std::to_string(std::max(world, 1)));
+    }
+  } else {
+    throw InputError(optimizer_path + ": missing (and no " + kOptimizerShardDir + "/ shards)");
+  }
   return loaded;
+}
+
+NamedTensors optimizer_state_for(const LoadedTrainCheckpoint& checkpoint,
+                                 const std::set<std::string>& params) {
+  NamedTensors state;
+  for (const Checkpoint& file : checkpoint.optimizer_files) {
+    for (const std::string& name : file.names()) {
+      const size_t slash = name.find('/');
+      if (slash == std::string::npos || params.count(name.substr(slash + 1)) == 0) continue;
+      state.emplace_back(name, file.get(name, to_torch_dtype(file.view(name).dtype), torch::kCPU));
+    }
+  }
+  return state;
 }
 
 }  // namespace align

@@ -3,7 +3,8 @@
 //   OUTPUT/checkpoints/step-00000123/
 //     model.safetensors          trainable weights (or model-0000k-of-0000n.safetensors + index),
 //                                each tensor in its own dtype (written by save_checkpoint)
-//     optimizer.safetensors      optimizer state (AdamW::state_tensors())
+//     optimizer.safetensors      optimizer state (AdamW::state_tensors()), or, when it is sharded
+//     optimizer/shard-0000r-of-0000n.safetensors   over n ranks (ZeRO stage 2), rank r's part
 //     trainer_state.json         {"format": "align.trainer_state", "version": 1, "step", "epoch",
 //                                 "data": <data-loader state>, "rng": <capture_rng_state()>,
 //                                 "config": <resolved run config>, "metrics": <metrics so far>}
@@ -25,10 +26,12 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "dist/process_group.h"
 #include "model/checkpoint.h"
 #include "sft/named_tensors.h"
 
@@ -46,6 +49,12 @@ struct TrainerState {
 struct TrainCheckpointOptions {
   int64_t keep_last = 0;  // keep the newest K complete checkpoints; <= 0 keeps all
   int64_t max_shard_bytes = 5'000'000'000;  // for the trainable weights
+  // A data-parallel job: every rank calls save_train_checkpoint; rank 0 writes the weights and
+  // state, and with `sharded_optimizer` each rank writes its own optimizer shard into the
+  // checkpoint before rank 0 renames it complete (the output folder must be shared by the ranks).
+  // Without `sharded_optimizer` rank 0's optimizer state is the whole state. Null: one process.
+  ProcessGroup* group = nullptr;
+  bool sharded_optimizer = false;
 };
 
 std::string checkpoints_dir(const std::string& output_dir);  // OUTPUT/checkpoints
@@ -74,7 +83,14 @@ struct LoadedTrainCheckpoint {
   TrainerState state;
   Checkpoint weights;    // the trainable weights, memory-mapped
   Checkpoint optimizer;  // optimizer.safetensors, memory-mapped: pass to AdamW::load_state
+  // Every optimizer file: {optimizer} for a single file, else the shards of optimizer/.
+  std::vector<Checkpoint> optimizer_files;
 };
+
+// The optimizer state tensors ("exp_avg/NAME", ...) of the parameters in `params`, from whichever
+// optimizer files the checkpoint has: a state written on any number of ranks, sharded or not.
+NamedTensors optimizer_state_for(const LoadedTrainCheckpoint& checkpoint,
+                                 const std::set<std::string>& params);
 
 // Opens and validates a checkpoint directory: trainer_state.json must parse, hold exactly the
 // fields above with the right types (step matching the directory name, a well-formed rng object),

@@ -34,6 +34,7 @@ void read_train_sections(ConfigReader& root, TrainSections& s) {
   train.get("seed", s.training.seed);
   train.get("log_every", s.training.log_every);
   train.get("eval_every", s.training.eval_every);
+  train.get("zero_stage", s.training.zero_stage);
   train.finish();
 
   ConfigReader lora = root.section("lora");
@@ -67,6 +68,8 @@ void check_train_sections(const TrainSections& s, const std::string& source) {
   check(s.schedule.max_steps > 0 || s.schedule.epochs > 0, source, "schedule",
         "set max_steps or epochs > 0");
   check(s.training.grad_accum > 0, source, "training.grad_accum", "must be positive");
+  check(s.training.zero_stage == 0 || s.training.zero_stage == 2, source, "training.zero_stage",
+        "must be 0 (replicated optimizer state) or 2 (sharded by parameter)");
   check(s.training.log_every > 0, source, "training.log_every", "must be positive");
   check(s.lora.rank > 0, source, "lora.rank", "must be positive");
   check(s.lora.dropout >= 0 && s.lora.dropout < 1, source, "lora.dropout", "must be in [0, 1)");
@@ -90,7 +93,8 @@ void add_train_sections(nlohmann::json& j, const TrainSections& s) {
   j["training"] = {{"grad_accum", s.training.grad_accum},
                    {"seed", s.training.seed},
                    {"log_every", s.training.log_every},
-                   {"eval_every", s.training.eval_every}};
+                   {"eval_every", s.training.eval_every},
+                   {"zero_stage", s.training.zero_stage}};
   j["lora"] = {{"enabled", s.lora.enabled},
                {"rank", s.lora.rank},
                {"alpha", s.lora.alpha},

@@ -29,7 +29,12 @@ struct ScheduleSection {
 };
 
 struct TrainingSection {
-  int64_t grad_accum = 1;  // micro-batches per optimizer step
+  int64_t grad_accum = 1;  // micro-batches per optimizer step, over all ranks together
+  // Data-parallel optimizer: 0 replicates AdamW state on every rank (gradients all-reduced); 2
+  // shards it by parameter (gradients reduced to their owner, which updates its fp32 master and
+  // moments, then broadcasts the weights). Results are the same; 2 divides optimizer and
+  // gradient memory by the number of ranks.
+  int64_t zero_stage = 0;
   uint64_t seed = 0;
   int64_t log_every = 1;
   int64_t eval_every = 0;  // 0: only at the end (when data.eval is set)

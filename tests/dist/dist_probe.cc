@@ -14,6 +14,7 @@
 #include "dist/data_parallel.h"
 #include "dist/grad_sync.h"
 #include "dist/launch_env.h"
+#include "dist/param_partition.h"
 #include "dist/process_group.h"
 
 namespace {
@@ -50,14 +51,24 @@ torch::Tensor micro_loss(const std::vector<torch::Tensor>& p, int64_t i, int64_t
   return y.pow(2).sum() / static_cast<double>(count);
 }
 
-void check_grad_sync(const std::shared_ptr<align::ProcessGroup>& group, int64_t count) {
-  const std::string tag = "grad_sync(" + std::to_string(count) + " micro-batches)";
+// `sharded`: gradients reduced to the owners of dist/param_partition.h instead of all-reduced.
+void check_grad_sync(const std::shared_ptr<align::ProcessGroup>& group, int64_t count,
+                     bool sharded) {
+  const std::string tag = std::string(sharded ? "reduce" : "all-reduce") + " grad_sync(" +
+                          std::to_string(count) + " micro-batches)";
   std::vector<torch::Tensor> reference = make_params();
   for (int64_t i = 0; i < count; ++i)
     micro_loss(reference, i, count).backward();
 
   std::vector<torch::Tensor> params = make_params();
-  align::GradSync sync(group, params, /*bucket_bytes=*/300);
+  std::vector<int> owners;
+  if (sharded) {
+    std::vector<int64_t> numels;
+    for (const auto& t : params)
+      numels.push_back(t.numel());
+    owners = align::partition_contiguous(numels, group->world_size());
+  }
+  align::GradSync sync(group, params, /*bucket_bytes=*/300, owners);
   if (sync.num_buckets() < 3) {
     std::printf("FAIL %s: expected several buckets, got %lld\n", tag.c_str(),
                 static_cast<long long>(sync.num_buckets()));
@@ -76,9 +87,18 @@ void check_grad_sync(const std::shared_ptr<align::ProcessGroup>& group, int64_t 
       std::printf("FAIL %s: no bucket started during backward\n", tag.c_str());
       ++failures;
     }
-    for (size_t k = 0; k < params.size(); ++k)
-      expect_close(params[k].grad(), reference[k].grad(),
-                   tag + " step " + std::to_string(step) + " param " + std::to_string(k), 1e-5);
+    for (size_t k = 0; k < params.size(); ++k) {
+      const std::string what =
+          tag + " step " + std::to_string(step) + " param " + std::to_string(k);
+      if (sharded && owners[k] != group->rank()) {
+        if (params[k].grad().defined()) {
+          std::printf("FAIL %s: a gradient another rank owns was kept\n", what.c_str());
+          ++failures;
+        }
+        continue;
+      }
+      expect_close(params[k].grad(), reference[k].grad(), what, 1e-5);
+    }
   }
 }
 
@@ -97,6 +117,10 @@ int main() {
     torch::Tensor t = torch::full({4}, rank + 1.0);
     group->all_reduce_sum(t);
     expect_close(t, torch::full({4}, w * (w + 1) / 2), "all_reduce_sum");
+
+    torch::Tensor r = torch::full({3}, 2.0 * rank + 1);  // sum over ranks: world^2
+    group->reduce_sum_async(r, world - 1)->wait();
+    if (rank == world - 1) expect_close(r, torch::full({3}, w * w), "reduce_sum to the last rank");
 
     // Rank r sends chunk c = [10 c + r, 10 c + r + 1]; chunk c summed over ranks lands on rank c.
     std::vector<float> in;
@@ -125,8 +149,10 @@ int main() {
       ++failures;
     }
 
-    check_grad_sync(group, 5);          // uneven split over 2 or 3 ranks
-    check_grad_sync(group, world - 1);  // one rank has no micro-batch
+    for (bool sharded : {false, true}) {
+      check_grad_sync(group, 5, sharded);          // uneven split over 2 or 3 ranks
+      check_grad_sync(group, world - 1, sharded);  // one rank has no micro-batch
+    }
     group->barrier();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

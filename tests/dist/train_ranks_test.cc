@@ -60,14 +60,15 @@ std::string align_cmd(const std::string& args) {
 
 struct SftRanks {
   testing::ToyTask task{false};
-  std::string config(const std::string& name) {
+  std::string config(const std::string& name, int zero_stage = 0) {
     const nlohmann::json c = {
         {"model", {{"path", task.dir.file("base")}, {"dtype", "fp32"}, {"device", "cpu"}}},
         {"data",
          {{"train", task.dir.file("train.jsonl")}, {"max_seq_len", 64}, {"rows_per_batch", 2}}},
         {"optimizer", {{"lr", 3e-3}}},
         {"schedule", {{"type", "cosine"}, {"warmup_steps", 2}, {"max_steps", 6}}},
-        {"training", {{"grad_accum", 5}, {"log_every", 1}, {"seed", 4}}},
+        {"training",
+         {{"grad_accum", 5}, {"log_every", 1}, {"seed", 4}, {"zero_stage", zero_stage}}},
         {"output", {{"dir", task.dir.file(name)}, {"save_every", 3}, {"keep_last", 10}}}};
     const std::string path = task.dir.file(name + ".json");
     testing::write_text(path, c.dump(2));
@@ -94,6 +95,45 @@ TEST(TrainRanks, SftOnTwoAndThreeRanksEqualsOneProcess) {
   }
   // The weights moved: equality above is not the untouched initial model twice.
   EXPECT_GT(max_weight_diff(f.task.dir.file("base"), f.task.dir.file("one/model")), 1e-3);
+}
+
+TEST(TrainRanks, ShardedOptimizerOnThreeRanksEqualsOneProcessAndResumesOnTwo) {
+  SftRanks f;
+  std::string log;
+  ASSERT_EQ(run("sft --config " + f.config("one"), &log), 0) << log;
+  const std::string config = f.config("zero", 2);
+  fs::create_directories(f.task.dir.file("logs3"));
+  const testing::JobResult job =
+      testing::run_ranks(align_cmd("sft --config " + config), 3, f.task.dir.file("logs3"));
+  ASSERT_TRUE(job.all_ok()) << job.describe();
+  EXPECT_LT(max_weight_diff(f.task.dir.file("one/model"), f.task.dir.file("zero/model")), 2e-5);
+  expect_metrics_near(f.task.dir.file("one"), f.task.dir.file("zero"), 1e-4);
+
+  // Each rank saved its own part of the optimizer state: together they are the whole state,
+  // apart they are each a fraction of it.
+  const std::string step3 = f.task.dir.file("zero/checkpoints/step-00000003");
+  const std::string single = f.task.dir.file("one/checkpoints/step-00000003/optimizer.safetensors");
+  EXPECT_FALSE(fs::exists(step3 + "/optimizer.safetensors"));
+  std::vector<std::string> names;
+  for (int r = 0; r < 3; ++r) {
+    const std::string shard =
+        step3 + "/optimizer/shard-0000" + std::to_string(r) + "-of-00003.safetensors";
+    ASSERT_TRUE(fs::exists(shard)) << shard;
+    EXPECT_LT(fs::file_size(shard), fs::file_size(single) * 2 / 3) << shard;
+    for (const std::string& n : Checkpoint::open(shard).names())
+      names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, Checkpoint::open(single).names());
+
+  // The three-rank sharded checkpoint at step 3, continued on two ranks (re-sharded).
+  fs::remove_all(f.task.dir.file("zero/checkpoints/step-00000006"));
+  fs::remove_all(f.task.dir.file("zero/model"));
+  fs::create_directories(f.task.dir.file("logs2"));
+  const testing::JobResult rest =
+      testing::run_ranks(align_cmd("sft --resume --config " + config), 2, f.task.dir.file("logs2"));
+  ASSERT_TRUE(rest.all_ok()) << rest.describe();
+  EXPECT_LT(max_weight_diff(f.task.dir.file("one/model"), f.task.dir.file("zero/model")), 2e-5);
 }
 
 TEST(TrainRanks, SftCheckpointFromTwoRanksResumesOnThree) {

@@ -1,0 +1,118 @@
+#include "sft/parallel_optimizer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "dist/param_partition.h"
+#include "sft/grad_clip.h"
+
+namespace align {
+namespace {
+
+std::vector<torch::Tensor> tensors_of(const NamedTensors& named) {
+  std::vector<torch::Tensor> out;
+  for (const auto& [name, t] : named)
+    out.push_back(t);
+  return out;
+}
+
+std::vector<int> owners_of(const NamedTensors& trainable, int world, bool sharded) {
+  if (!sharded) return {};
+  std::vector<int64_t> numels;
+  for (const auto& [name, t] : trainable)
+    numels.push_back(t.numel());
+  return partition_contiguous(numels, world);
+}
+
+NamedTensors owned_by(const NamedTensors& trainable, const std::vector<int>& owners, int rank) {
+  if (owners.empty()) return trainable;
+  NamedTensors mine;
+  for (size_t i = 0; i < trainable.size(); ++i)
+    if (owners[i] == rank) mine.push_back(trainable[i]);
+  return mine;
+}
+
+}  // namespace
+
+ParallelOptimizer::ParallelOptimizer(std::shared_ptr<ProcessGroup> group,
+                                     const NamedTensors& trainable, const AdamWOptions& options,
+                                     int64_t zero_stage, int64_t bucket_bytes)
+    : group_(std::move(group)),
+      sharded_(zero_stage == 2 && group_->world_size() > 1),
+      trainable_(trainable),
+      owners_(owners_of(trainable, group_->world_size(), sharded_)),
+      sync_(group_, tensors_of(trainable), bucket_bytes, owners_),
+      adamw_(owned_by(trainable, owners_, group_->rank()), options),
+      bucket_bytes_(bucket_bytes) {
+  owned_ = adamw_.params();
+}
+
+void ParallelOptimizer::zero_grad() {
+  for (auto& [name, p] : trainable_)
+    p.mutable_grad() = torch::Tensor();
+}
+
+double ParallelOptimizer::sync_and_clip(double max_norm) {
+  sync_.finish();
+  if (!sharded_) return clip_grad_norm(trainable_, max_norm).item<double>();
+  // The norm over every rank's own gradients: sum of squares, summed over ranks.
+  torch::NoGradGuard no_grad;
+  double local = 0;
+  for (const auto& [name, p] : owned_) {
+    if (p.grad().defined()) {
+      local += torch::linalg_vector_norm(p.grad(), 2, c10::nullopt, false, torch::kFloat64)
+                   .pow(2)
+                   .item<double>();
+    }
+  }
+  torch::Tensor sum = torch::tensor({local}, torch::kFloat64).to(group_->device());
+  group_->all_reduce_sum(sum);
+  const double total = std::sqrt(sum.cpu().item<double>());
+  if (max_norm > 0) {
+    const double coef = std::min(1.0, max_norm / (total + 1e-6));
+    for (auto& [name, p] : owned_)
+      if (p.grad().defined()) p.mutable_grad().mul_(coef);
+  }
+  return total;
+}
+
+void ParallelOptimizer::step(double lr) {
+  adamw_.step(lr);
+  if (!sharded_) return;
+  // Every parameter from its owner, in runs of one owner up to bucket_bytes_ each.
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  while (i < trainable_.size()) {
+    size_t end = i;
+    int64_t bytes = 0;
+    while (end < trainable_.size() && owners_[end] == owners_[i] &&
+           trainable_[end].second.scalar_type() == trainable_[i].second.scalar_type() &&
+           (end == i ||
+            bytes + static_cast<int64_t>(trainable_[end].second.nbytes()) <= bucket_bytes_)) {
+      bytes += static_cast<int64_t>(trainable_[end].second.nbytes());
+      ++end;
+    }
+    std::vector<torch::Tensor> pieces;
+    for (size_t k = i; k < end; ++k)
+      pieces.push_back(trainable_[k].second.detach().reshape({-1}));
+    torch::Tensor flat = torch::cat(pieces);
+    group_->broadcast(flat, owners_[i]);
+    int64_t offset = 0;
+    for (size_t k = i; k < end; ++k) {
+      torch::Tensor& p = trainable_[k].second;
+      if (owners_[k] != group_->rank()) p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
+      offset += p.numel();
+    }
+    i = end;
+  }
+}
+
+void ParallelOptimizer::load_state(const LoadedTrainCheckpoint& checkpoint) {
+  std::set<std::string> names;
+  for (const auto& [name, p] : owned_)
+    names.insert(name);
+  adamw_.load_state(optimizer_state_for(checkpoint, names), checkpoint.dir);
+}
+
+}  // namespace align
