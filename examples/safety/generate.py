@@ -134,6 +134,8 @@ def main():
     p.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     p.add_argument("--train_copies", type=int, default=2,
                    help="SFT conversations per training action (each with its own phrasing)")
+    p.add_argument("--pts_copies", type=int, default=2,
+                   help="PTS queries per PTS action (each with another phrasing)")
     p.add_argument("--harmful_noise", type=float, default=0.3,
                    help="share of harmful SFT requests answered helpfully")
     p.add_argument("--benign_noise", type=float, default=0.2,
@@ -166,20 +168,22 @@ def main():
                                            {"role": "assistant", "content": answer}]})
     rng.shuffle(train)
 
-    def queries(part_index, prefix):
+    def queries(part_index, prefix, copies):
         rows = []
         for kind, parts, is_harmful in [("harmful", harmful_parts, True),
                                         ("own", own_parts, False), ("trap", trap_parts, False)]:
             for action in parts[part_index]:
-                rows.append({"prompt": request(rng, action), "harmful": is_harmful, "kind": kind})
+                for phrasing in rng.sample(PHRASINGS, copies):
+                    rows.append({"prompt": phrasing.format(action), "harmful": is_harmful,
+                                 "kind": kind})
         rng.shuffle(rows)
         for i, row in enumerate(rows):
             row["id"] = f"{prefix}-{i:03d}"
         return [{"id": r["id"], "prompt": r["prompt"], "harmful": r["harmful"], "kind": r["kind"]}
                 for r in rows]
 
-    pts = queries(1, "pts")
-    held = queries(2, "eval")
+    pts = queries(1, "pts", args.pts_copies)
+    held = queries(2, "eval", 1)
     write_jsonl(os.path.join(args.out, "train.jsonl"), train)
     write_jsonl(os.path.join(args.out, "pts_queries.jsonl"), pts)
     write_jsonl(os.path.join(args.out, "eval_queries.jsonl"), held)
