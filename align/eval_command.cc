@@ -47,8 +47,11 @@ void add_eval_command(CLI::App& app) {
       for (const auto& [label, rate] : {std::pair{"refusal rate, harmful", &s.safety->harmful},
                                         std::pair{"over-refusal, benign", &s.safety->benign}}) {
         if (rate->items == 0) continue;
-        std::printf("%s: %.4f [%.4f, %.4f] (%lld items)\n", label, rate->value.mean,
-                    rate->value.low, rate->value.high, static_cast<long long>(rate->items));
+        std::printf("%s: %.4f [%.4f, %.4f] (%lld items)", label, rate->value.mean, rate->value.low,
+                    rate->value.high, static_cast<long long>(rate->items));
+        if (rate->has_wilson)
+          std::printf("  (Wilson over items [%.4f, %.4f])", rate->wilson.low, rate->wilson.high);
+        std::printf("\n");
       }
     }
     std::printf("-> %s\n", config.output_dir.c_str());
