@@ -14,5 +14,5 @@ rm -rf "$out"
 mkdir -p "$out"
 build/bin/align init --preset tiny --tokenizer tests/golden/tokenizer/main --out "$out/model" \
   --seed 3 --dtype fp32
-build/bin/align pipeline --config examples/safety/pipeline.json
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" build/bin/align pipeline --config examples/safety/pipeline.json
 build/bin/align report runs/safety/pipeline
