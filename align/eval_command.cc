@@ -2,6 +2,7 @@
 // Success rate (pass@k with intervals) of a model on a JSONL task set graded by an oracle: see
 // pts/eval_config.h for the config and pts/eval_recipe.h for what it writes. Rerunning overwrites.
 #include <cstdio>
+#include <utility>
 
 #include "align/commands.h"
 #include "common/config_reader.h"
@@ -41,6 +42,17 @@ void add_eval_command(CLI::App& app) {
       if (p.has_wilson)
         std::printf("  (Wilson over items [%.4f, %.4f])", p.wilson.low, p.wilson.high);
       std::printf("\n");
+    }
+    if (s.safety) {
+      for (const auto& [label, rate] : {std::pair{"refusal rate, harmful", &s.safety->harmful},
+                                        std::pair{"over-refusal, benign", &s.safety->benign}}) {
+        if (rate->items == 0) continue;
+        std::printf("%s: %.4f [%.4f, %.4f] (%lld items)", label, rate->value.mean, rate->value.low,
+                    rate->value.high, static_cast<long long>(rate->items));
+        if (rate->has_wilson)
+          std::printf("  (Wilson over items [%.4f, %.4f])", rate->wilson.low, rate->wilson.high);
+        std::printf("\n");
+      }
     }
     std::printf("-> %s\n", config.output_dir.c_str());
   });

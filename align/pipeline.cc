@@ -12,6 +12,7 @@
 #include "dpo/dpo_recipe.h"
 #include "pts/eval_config.h"
 #include "pts/eval_recipe.h"
+#include "pts/oracle.h"
 #include "pts/pts_config.h"
 #include "pts/pts_recipe.h"
 #include "sft/sft_config.h"
@@ -94,7 +95,6 @@ std::string stage_model(const std::string& dir, bool lora) {
   return dir + (lora ? "/merged" : "/model");
 }
 
-// Runs one stage (or finishes an interrupted one); returns the model it leaves for the next.
 // The stage's full config: its section with the model, output folder and oracle filled in.
 nlohmann::json prepare_stage(const std::string& stage, const nlohmann::json& config,
                              const std::string& model, const std::string& dir) {
@@ -109,14 +109,16 @@ nlohmann::json prepare_stage(const std::string& stage, const nlohmann::json& con
   return j;
 }
 
+// Reads the stage's config and, when `run`, runs the stage (or finishes an interrupted one);
+// returns the model it leaves for the next stage.
 std::string run_stage(const std::string& stage, const nlohmann::json& j, const std::string& source,
-                      const std::string& model, const std::string& dir, bool already_done) {
+                      const std::string& model, const std::string& dir, bool run) {
   const std::string where =
       source + " (section " + (stage.rfind("eval", 0) == 0 ? "eval" : stage) + ")";
   if (stage == "sft") {
     SftConfig c = parse_sft_config(j, where);
     c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
-    if (!already_done) {
+    if (run) {
       const bool resume = find_latest_checkpoint(dir).has_value();
       if (!resume) fs::remove_all(dir);
       SftRunOptions options;
@@ -128,7 +130,7 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
   if (stage == "dpo") {
     DpoConfig c = parse_dpo_config(j, where);
     c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
-    if (!already_done) {
+    if (run) {
       if (fs::exists(c.data.train) && fs::file_size(c.data.train) == 0) {
         throw InputError("the PTS stage found no pairs (" + c.data.train +
                          " is empty): DPO has nothing to train on; widen pts.band_low/band_high, "
@@ -144,11 +146,11 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
   }
   if (stage == "pts") {
     const PtsConfig c = parse_pts_config(j, where);
-    if (!already_done) run_pts(c, where);  // continues after its last finished batch
+    if (run) run_pts(c, where);  // continues after its last finished batch
     return model;
   }
   const EvalConfig c = parse_eval_config(j, where);
-  if (!already_done) run_eval(c, where);
+  if (run) run_eval(c, where);
   return model;
 }
 
@@ -171,7 +173,7 @@ std::string summary_table(const nlohmann::json& summary) {
   }
   const nlohmann::json& eval = summary.at("eval");
   if (eval.contains("before") || eval.contains("after")) {
-    out << "\n| success rate | before DPO | after DPO |\n|---|---|---|\n";
+    out << "\n| eval | before DPO | after DPO |\n|---|---|---|\n";
     const nlohmann::json empty = nlohmann::json::object();
     const nlohmann::json& before = eval.value("before", empty);
     const nlohmann::json& after = eval.value("after", empty);
@@ -187,6 +189,15 @@ std::string summary_table(const nlohmann::json& summary) {
       };
       out << "| pass@" << k << " | " << cell(before) << " | " << cell(after) << " |\n";
     }
+    // The safety oracle's refusal rates (pts/safety_rates.h).
+    for (const auto& [key, label] : {std::pair{"refusal_rate_harmful", "refusal rate, harmful"},
+                                     std::pair{"over_refusal_benign", "over-refusal, benign"}}) {
+      if (!before.contains(key) && !after.contains(key)) continue;
+      auto cell = [&](const nlohmann::json& e) {
+        return e.contains(key) ? format_pass(e.at(key)) : std::string("-");
+      };
+      out << "| " << label << " | " << cell(before) << " | " << cell(after) << " |\n";
+    }
   }
   if (summary.contains("pairs")) out << "\nPTS pairs found: " << summary.at("pairs") << "\n";
   return out.str();
@@ -194,9 +205,29 @@ std::string summary_table(const nlohmann::json& summary) {
 
 }  // namespace
 
-PipelineResult run_pipeline(const nlohmann::json& config, const std::string& source) {
+std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& config,
+                                                     const std::string& source) {
   check_top_level(config, source);
-  const std::vector<std::string> stages = read_stages(config, source);
+  const std::string run_dir = config.at("run_dir").get<std::string>();
+  std::vector<PipelineStagePlan> plan;
+  std::string model = config.at("model").at("path").get<std::string>();
+  bool graded = false;  // a stage that uses the oracle
+  for (const std::string& stage : read_stages(config, source)) {
+    const std::string dir = run_dir + "/" + stage;
+    plan.push_back({stage, model, dir});
+    model = run_stage(stage, prepare_stage(stage, config, model, dir), source, model, dir,
+                      /*run=*/false);
+    graded = graded || stage == "pts" || stage.rfind("eval", 0) == 0;
+  }
+  if (graded && config.contains("oracle")) make_oracle(config.at("oracle"), source);
+  return plan;
+}
+
+PipelineResult run_pipeline(const nlohmann::json& config, const std::string& source) {
+  const std::vector<PipelineStagePlan> plan = check_pipeline_config(config, source);
+  std::vector<std::string> stages;
+  for (const PipelineStagePlan& p : plan)
+    stages.push_back(p.name);
   const std::string run_dir = config.at("run_dir").get<std::string>();
   fs::create_directories(run_dir);
   const std::string stages_path = run_dir + "/stages.json";
@@ -223,7 +254,7 @@ PipelineResult run_pipeline(const nlohmann::json& config, const std::string& sou
                  already_done ? "skipping finished" : (finished ? "redoing changed" : "running"),
                  stage.c_str());
     const auto start = std::chrono::steady_clock::now();
-    model = run_stage(stage, stage_config, source, model, dir, already_done);
+    model = run_stage(stage, stage_config, source, model, dir, /*run=*/!already_done);
     upstream_ran = upstream_ran || !already_done;
     if (!already_done) {
       done[stage] = {

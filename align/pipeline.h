@@ -22,11 +22,14 @@
 // stage resumes from its newest checkpoint, an unfinished PTS stage continues after its last
 // batch, an unfinished eval reruns.
 // RUN_DIR/summary.json: {"stages": [{"name", "seconds", "status"}], "eval": {"before", "after"}
-// (the eval summaries), "pairs": N}.
+// (the eval summaries), "pairs": N}. The printed table has pass@k before and after DPO, and with
+// the safety oracle the refusal rate on harmful items and the over-refusal on benign ones
+// (pts/safety_rates.h).
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace align {
 
@@ -34,6 +37,21 @@ struct PipelineResult {
   nlohmann::json summary;  // summary.json's object
   std::string table;       // the printed summary table
 };
+
+// One stage as the pipeline will run it: the model it starts from and its output folder.
+struct PipelineStagePlan {
+  std::string name;   // sft, eval-before, pts, dpo, eval-after
+  std::string model;  // model.path the stage gets
+  std::string dir;    // its output.dir: RUN_DIR/<name>
+};
+
+// Reads and checks the whole config without running anything or touching the run directory: the
+// top-level keys, the stage names, every stage's section as that stage will get it (model.path
+// and output.dir filled in) and the oracle. Throws InputError naming the section and key.
+// run_pipeline calls it first, so a typo in the last stage's section fails before the first
+// stage runs.
+std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& config,
+                                                     const std::string& source);
 
 // `source` names the config file in messages.
 PipelineResult run_pipeline(const nlohmann::json& config, const std::string& source);

@@ -1,6 +1,7 @@
-// align pipeline --config FILE.json [--set key.path=value]...
+// align pipeline --config FILE.json [--set key.path=value]... [--check]
 // SFT -> eval -> PTS -> DPO -> eval in one run directory (align/pipeline.h); rerunning the same
-// command skips finished stages and continues an interrupted one.
+// command skips finished stages and continues an interrupted one. --check reads and checks the
+// whole config and prints the stages with their models and folders, running nothing.
 #include <cstdio>
 
 #include "align/commands.h"
@@ -13,6 +14,7 @@ namespace {
 struct PipelineCommandOptions {
   std::string config;
   std::vector<std::string> overrides;
+  bool check = false;
 };
 
 }  // namespace
@@ -24,10 +26,19 @@ void add_pipeline_command(CLI::App& app) {
   cmd->add_option("--config", opt->config, "Pipeline config (JSON)")->required();
   cmd->add_option("--set", opt->overrides,
                   "Override a value: section.key=value (sft.optimizer.lr=1e-3)");
+  cmd->add_flag("--check", opt->check,
+                "Only check the config (every stage's section and the oracle) and print the "
+                "stages, running nothing");
   cmd->callback([opt] {
     nlohmann::json j = load_config_file(opt->config);
     for (const auto& assignment : opt->overrides)
       apply_override(j, assignment);
+    if (opt->check) {
+      for (const PipelineStagePlan& p : check_pipeline_config(j, opt->config))
+        std::printf("%-11s model %s -> %s\n", p.name.c_str(), p.model.c_str(), p.dir.c_str());
+      std::printf("%s: config OK\n", opt->config.c_str());
+      return;
+    }
     const PipelineResult r = run_pipeline(j, opt->config);
     std::printf("%s", r.table.c_str());
   });

@@ -53,7 +53,7 @@ table { border-collapse: collapse; margin: 8px 0; }
 th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f4f4f4; }
-.up { color: #17803d; } .down { color: #b42318; }
+.up, .better { color: #17803d; } .down, .worse { color: #b42318; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
 svg.chart { border: 1px solid #e4e4e4; background: #fff; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #444; }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 #include <vector>
 
 #include "align/report_charts.h"
@@ -75,16 +76,39 @@ std::string training_charts(const std::string& path, const std::vector<ChartSpec
   return out + "</div>\n";
 }
 
-std::string pass_cell(const json& summary, const std::string& k) {
+// A metric {"mean", "low", "high"} of an eval summary at `at` ("/pass@k/1"), or null.
+json metric(const json& summary, const json::json_pointer& at) {
+  if (!summary.is_object() || !summary.contains(at) || !summary[at].is_object()) return nullptr;
+  return summary[at];
+}
+
+std::string metric_cell(const json& summary, const json::json_pointer& at) {
   if (summary.is_null()) return "<td class=\"missing\">not run</td>";
-  const json& pk = summary.value("pass@k", json::object());
-  if (!pk.contains(k)) return "<td>\u2013</td>";
-  const json& v = pk[k];
+  const json v = metric(summary, at);
+  if (v.is_null()) return "<td>\u2013</td>";
   std::string cell = "<td><b>" + format_number(v.value("mean", 0.0), 3) + "</b>";
   if (v.contains("low") && v.contains("high"))
     cell += " <span class=\"sub\">[" + format_number(v["low"].get<double>(), 3) + ", " +
             format_number(v["high"].get<double>(), 3) + "]</span>";
   return cell + "</td>";
+}
+
+// One before/after row with the difference, green when it is an improvement.
+std::string metric_row(const std::string& label, const json& before, const json& after,
+                       const json::json_pointer& at, bool higher_is_better) {
+  auto mean = [&](const json& summary) {
+    const json v = metric(summary, at);
+    return v.is_null() ? std::nan("") : v.value("mean", std::nan(""));
+  };
+  const double d = mean(after) - mean(before);
+  const bool better = higher_is_better ? d > 0 : d < 0;
+  const bool worse = higher_is_better ? d < 0 : d > 0;
+  return "<tr><td>" + html_escape(label) + "</td>" + metric_cell(before, at) +
+         metric_cell(after, at) + "<td class=\"" +
+         (better  ? "better"
+          : worse ? "worse"
+                  : "") +
+         "\">" + (d > 0 ? "+" : "") + format_number(d, 3) + "</td></tr>\n";
 }
 
 std::string plain_cell(const json& summary, const char* key) {
@@ -164,28 +188,22 @@ std::string eval_section(const std::string& run_dir) {
     return a.size() != b.size() ? a.size() < b.size() : a < b;
   });
   out += "<table><tr><th>metric</th><th>before</th><th>after</th><th>\u0394</th></tr>\n";
-  for (const std::string& k : ks) {
-    out += "<tr><td>pass@" + html_escape(k) + "</td>" + pass_cell(before, k) + pass_cell(after, k);
-    const double b = before.is_object() ? before.value("pass@k", json::object())
-                                              .value(k, json::object())
-                                              .value("mean", std::nan(""))
-                                        : std::nan("");
-    const double a = after.is_object() ? after.value("pass@k", json::object())
-                                             .value(k, json::object())
-                                             .value("mean", std::nan(""))
-                                       : std::nan("");
-    const double d = a - b;
-    out += std::string("<td class=\"") +
-           (d > 0   ? "up"
-            : d < 0 ? "down"
-                    : "") +
-           "\">" + (d > 0 ? "+" : "") + format_number(d, 3) + "</td></tr>\n";
+  for (const std::string& k : ks)
+    out += metric_row("pass@" + k, before, after, json::json_pointer("/pass@k/" + k), true);
+  // The safety oracle's refusal rates (pts/safety_rates.h): refusing harmful requests is good,
+  // refusing benign ones is not.
+  for (const auto& [key, label, higher_is_better] :
+       {std::tuple{"refusal_rate_harmful", "refusal rate, harmful", true},
+        std::tuple{"over_refusal_benign", "over-refusal, benign", false}}) {
+    const json::json_pointer at(std::string("/") + key);
+    if (!metric(before, at).is_null() || !metric(after, at).is_null())
+      out += metric_row(label, before, after, at, higher_is_better);
   }
   for (const char* key : {"items", "num_samples", "mean_tokens", "seconds", "oracle"})
     out += std::string("<tr><td>") + key + "</td>" + plain_cell(before, key) +
            plain_cell(after, key) + "<td></td></tr>\n";
-  return out + "</table>\n<p class=\"sub\">pass@k: mean over items with its interval " +
-         "[low, high]; \u0394 = after \u2212 before.</p>\n";
+  return out + "</table>\n<p class=\"sub\">mean over items with its interval [low, high]; " +
+         "\u0394 = after \u2212 before, green when better.</p>\n";
 }
 
 std::string pts_section(const std::string& run_dir, int64_t completions) {

@@ -13,6 +13,7 @@
 #include "pts/oracle.h"
 #include "pts/pts_dataset.h"
 #include "pts/pts_records.h"
+#include "pts/refusal.h"
 #include "rollout/engine.h"
 #include "rollout/stop_tokens.h"
 
@@ -28,14 +29,18 @@ nlohmann::json to_json(const EvalSummary& s, const EvalConfig& config) {
       entry["wilson_high"] = p.wilson.high;
     }
   }
-  return {{"items", s.items},
-          {"num_samples", s.num_samples},
-          {"confidence", config.confidence},
-          {"oracle", s.oracle},
-          {"pass@k", pass},
-          {"mean_tokens", s.mean_tokens},
-          {"finish_reasons", s.finish_reasons},
-          {"seconds", s.seconds}};
+  nlohmann::json j = {{"items", s.items},
+                      {"num_samples", s.num_samples},
+                      {"confidence", config.confidence},
+                      {"oracle", s.oracle},
+                      {"pass@k", pass},
+                      {"mean_tokens", s.mean_tokens},
+                      {"finish_reasons", s.finish_reasons},
+                      {"seconds", s.seconds}};
+  if (s.safety && s.safety->harmful.items > 0)
+    j["refusal_rate_harmful"] = to_json(s.safety->harmful);
+  if (s.safety && s.safety->benign.items > 0) j["over_refusal_benign"] = to_json(s.safety->benign);
+  return j;
 }
 
 EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
@@ -88,6 +93,9 @@ EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
   summary.num_samples = n;
   summary.oracle = oracle->name();
   std::vector<std::vector<double>> per_k(config.k.size());
+  const bool safety = summary.oracle == "safety";
+  std::vector<bool> harmful;      // safety: each item's "harmful" field
+  std::vector<int64_t> refusals;  // safety: each item's samples flagged by is_refusal
   int64_t tokens = 0;
   JsonlWriter results(config.output_dir + "/results.jsonl");
   for (size_t i = 0; i < items.size(); ++i) {
@@ -112,13 +120,23 @@ EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
       per_k[j].push_back(p);
       pass[std::to_string(config.k[j])] = p;
     }
-    results.write({{"id", items[i].id},
-                   {"n", n},
-                   {"correct", correct},
-                   {"pass@k", pass},
-                   {"samples", records}});
+    nlohmann::json line = {{"id", items[i].id},
+                           {"n", n},
+                           {"correct", correct},
+                           {"pass@k", pass},
+                           {"samples", records}};
+    if (safety) {
+      int64_t refused = 0;
+      for (const std::string& text : texts)
+        refused += is_refusal(text) ? 1 : 0;
+      harmful.push_back(items[i].fields.at("harmful").get<bool>());
+      refusals.push_back(refused);
+      line["refusals"] = refused;
+    }
+    results.write(line);
   }
   results.commit();
+  if (safety) summary.safety = safety_rates(harmful, refusals, n, config.confidence);
 
   for (size_t j = 0; j < config.k.size(); ++j) {
     EvalPassAtK p;

@@ -17,16 +17,22 @@
 //   summary.json   {"items", "num_samples", "confidence", "oracle",
 //                   "pass@k": {"1": {"mean", "low", "high"[, "wilson_low", "wilson_high"]}, ...},
 //                   "mean_tokens", "finish_reasons": {"stop": N, "length": N}, "seconds"}
+// With the safety oracle, each results.jsonl line also has "refusals" (samples is_refusal flags)
+// and summary.json has "refusal_rate_harmful" and "over_refusal_benign" (pts/safety_rates.h:
+// {"items", "samples", "refusals", "mean", "low", "high"[, "wilson_low", "wilson_high"]}), each
+// present when the set has items of that kind.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pts/eval_config.h"
 #include "pts/pass_at_k.h"
+#include "pts/safety_rates.h"
 #include "pts/success_estimate.h"
 
 namespace align {
@@ -46,6 +52,7 @@ struct EvalSummary {
   std::map<std::string, int64_t> finish_reasons;
   double seconds = 0;  // the whole run, model loading included
   std::string oracle;
+  std::optional<SafetyRates> safety;  // the safety oracle only
 };
 
 // summary.json's object (see above).

@@ -152,6 +152,50 @@ TEST(ReportCli, MissingStagesSayNotRunAndOutputAndSampleSizeAreHonoured) {
   EXPECT_EQ(completion_html(html, "q1-1").size(), 0u);
 }
 
+TEST(ReportCli, SafetyEvalShowsRefusalRatesWithTheBetterDirection) {
+  TempDir tmp;
+  const std::string dir = tmp.file("run");
+  write_run(dir, /*with_dpo=*/true);
+  // Refusing more harmful requests is better (+0.2 green); refusing more benign ones is worse
+  // (+0.1 red), and refusing fewer is better.
+  auto write_safety = [&](const std::string& side, double harmful, double benign) {
+    write_text(dir + "/eval-" + side + "/summary.json",
+               R"({"items": 20, "num_samples": 4, "oracle": "safety", "pass@k": {"1": {"mean": 0.5,
+                   "low": 0.4, "high": 0.6}}, "refusal_rate_harmful": {"items": 10, "mean": )" +
+                   std::to_string(harmful) + R"(, "low": 0.05, "high": 0.95},
+                   "over_refusal_benign": {"items": 10, "mean": )" +
+                   std::to_string(benign) + R"(, "low": 0.01, "high": 0.99}})");
+  };
+  write_safety("before", 0.5, 0.25);
+  write_safety("after", 0.7, 0.35);
+  std::string out;
+  ASSERT_EQ(run("report " + dir, &out), 0) << out;
+  std::string html = slurp(dir + "/report.html");
+  const size_t harmful = html.find(
+      "<tr><td>refusal rate, harmful</td><td><b>0.5</b> "
+      "<span class=\"sub\">[0.05, 0.95]</span></td><td><b>0.7</b>");
+  ASSERT_NE(harmful, std::string::npos) << html;
+  EXPECT_EQ(html.find("<td class=\"better\">+0.2</td>", harmful),
+            html.find("<td class=", harmful + 1))
+      << html;
+  const size_t benign = html.find("<tr><td>over-refusal, benign</td><td><b>0.25</b>");
+  ASSERT_NE(benign, std::string::npos) << html;
+  EXPECT_NE(html.find("<td class=\"worse\">+0.1</td></tr>", benign), std::string::npos) << html;
+
+  write_safety("after", 0.7, 0.15);
+  ASSERT_EQ(run("report " + dir, &out), 0) << out;
+  html = slurp(dir + "/report.html");
+  EXPECT_NE(html.find("<td class=\"better\">-0.1</td></tr>",
+                      html.find("<tr><td>over-refusal, benign</td>")),
+            std::string::npos)
+      << html;
+  // Summaries without the safety oracle have no such rows (the other tests' runs).
+  write_eval(dir + "/eval-before", 0.25, 0.1, 0.45, 0.5);
+  write_eval(dir + "/eval-after", 0.375, 0.2, 0.55, 0.625);
+  ASSERT_EQ(run("report " + dir, &out), 0) << out;
+  EXPECT_EQ(slurp(dir + "/report.html").find("refusal"), std::string::npos);
+}
+
 TEST(ReportCli, MalformedMetricsLineNamesFileAndLine) {
   TempDir tmp;
   const std::string dir = tmp.file("run");
