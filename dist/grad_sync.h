@@ -1,32 +1,35 @@
-// Data-parallel gradient averaging overlapped with the backward pass, as torch DDP's Reducer does.
-//
-// Two modes: all-reduce (every rank gets every summed gradient: replicated optimizer), or, with
-// `owners` (dist/param_partition.h), reduce each bucket to the rank that owns its parameters
-// (ZeRO stage 2: a reduce-scatter whose shards are whole parameters); after finish() a rank keeps
-// the gradients of its own parameters only and the others' .grad are released (undefined).
+// Data-parallel gradient sums overlapped with the backward pass, as torch DDP's Reducer does.
 //
 // The trainable parameters (leaf tensors with requires_grad) are grouped into buckets of about
-// `bucket_bytes` (one dtype and device per bucket) in reverse registration order, roughly the order
-// backward produces their gradients. A post-hook on each parameter's gradient accumulator marks the
-// parameter ready once its .grad is final; when every parameter of a bucket is ready, the bucket's
-// gradients are copied into one flat buffer and its all-reduce (sum) starts while backward goes on.
-// Buckets start in index order on every rank (a ready bucket waits for the lower ones), so the
-// ranks' collectives always match.
+// `bucket_bytes` (one dtype, device and owner per bucket) in reverse registration order, roughly
+// the order backward produces their gradients. A post-hook on each parameter's gradient
+// accumulator marks the parameter ready once its .grad is final for the backward; when every
+// parameter of a bucket is ready, its gradients are copied into one flat buffer and the bucket's
+// collective starts while backward goes on. Buckets start in index order on every rank (a ready
+// bucket waits for the lower ones), so the ranks' collectives always match.
 //
-// Use, per optimizer step (gradients accumulate over a rank's micro-batches; only the last
-// backward overlaps communication):
-//   sync.arm();              // before the rank's last backward of the step (skip if it has none)
-//   loss.backward();
-//   sync.finish();           // starts buckets not yet started, waits, writes sums into .grad
+// Two modes:
+//  - all-reduce (no `owners`): gradients accumulate in .grad over a rank's micro-batches and only
+//    the last backward of the step is reduced; after finish() every rank has every summed .grad.
+//      for each local micro-batch: { if last: sync.arm(); backward; }   sync.finish();
+//  - reduce to owners (`owners`, dist/param_partition.h; ZeRO stage 2: a reduce-scatter whose
+//    shards are whole parameters): every backward is a round reduced to the parameters' owners,
+//    and a bucket's .grad are released as soon as it is copied, so no rank ever holds more than
+//    its own summed gradients, the buckets in flight (at most two waiting) and one backward's
+//    worth of not-yet-bucketed gradients. Every rank must run the same number of rounds; a rank
+//    without a micro-batch for a round calls round_done() without arm() and contributes zeros.
+//      for each round: { sync.arm(); backward; sync.round_done(); }   sync.finish();
+//    After finish() a rank has .grad for the parameters it owns only (the others are undefined).
+//
 // The objective must already be normalised by the global step's size, so the sum over ranks is
-// the gradient of the global batch. A parameter without a gradient on a rank counts as zeros;
-// after finish() every parameter has a .grad. With world size 1 nothing is hooked and finish()
-// leaves the gradients as they are.
+// the gradient of the global batch. A parameter without a gradient on a rank counts as zeros.
+// With world size 1 nothing is hooked and every call leaves the gradients as they are.
 #pragma once
 
 #include <torch/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -48,11 +51,13 @@ class GradSync {
   GradSync& operator=(const GradSync&) = delete;
   ~GradSync();
 
+  bool reduces_to_owners() const { return !owners_.empty(); }
   void arm();
+  void round_done();  // reduce-to-owners mode only
   void finish();
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
-  // Buckets whose all-reduce started during the last armed backward (before finish()).
+  // Buckets whose collective started during the last armed backward (before it returned).
   int64_t started_during_backward() const { return started_during_backward_; }
 
  private:
@@ -60,21 +65,28 @@ class GradSync {
     std::vector<size_t> params;  // indices into params_
     int owner = -1;              // the rank the bucket is reduced to; -1: all-reduce
     int64_t pending = 0;         // parameters not yet ready in this backward
-    torch::Tensor flat;          // [sum of numel] in the bucket's dtype
+  };
+  struct InFlight {
+    size_t bucket;
+    torch::Tensor flat;  // [sum of numel] in the bucket's dtype
     std::unique_ptr<PendingCollective> work;
   };
   void mark_ready(size_t param);
   void start_ready_buckets();  // in index order, as far as the lower buckets allow
-  void start(Bucket& b);
+  void start(size_t bucket);
+  void complete_oldest();  // waits for it; reduce mode: the owner adds it to its sums
 
   std::shared_ptr<ProcessGroup> group_;
   std::vector<torch::Tensor> params_;
+  std::vector<int> owners_;        // per parameter; empty in all-reduce mode
   std::vector<size_t> bucket_of_;  // per parameter
   std::vector<Bucket> buckets_;
+  std::deque<InFlight> in_flight_;
+  std::vector<torch::Tensor> sums_;  // reduce mode: this rank's summed gradients, per parameter
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // keep the hooks alive
   std::mutex mutex_;  // hooks may run on autograd's device threads
   bool armed_ = false;
-  size_t next_bucket_ = 0;  // the lowest bucket not yet started
+  size_t next_bucket_ = 0;  // the lowest bucket not yet started in this round
   int64_t started_during_backward_ = 0;
 };
 

@@ -300,10 +300,14 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
     optimizer.zero_grad();
     PairStats stats;
     double loss = 0;
-    const std::vector<int64_t> mine = local_micro_batches(group, accum);
-    for (size_t j = 0; j < mine.size(); ++j) {
-      const PairBatch& b = micro[static_cast<size_t>(mine[j])];
-      if (j + 1 == mine.size()) optimizer.arm();
+    const std::vector<int64_t> plan = optimizer.local_plan(accum);
+    for (size_t j = 0; j < plan.size(); ++j) {
+      if (plan[j] < 0) {
+        optimizer.skip_backward();
+        continue;
+      }
+      const PairBatch& b = micro[static_cast<size_t>(plan[j])];
+      optimizer.before_backward(j + 1 == plan.size());
       const PairLogps ref = reference.logps(model, b, cfg.model.activation_checkpointing);
       const PairLogps pol = score_pairs(model, b, cfg.model.activation_checkpointing);
       auto [pc, pr] = loss_inputs(pol, b, loss_opt.type);
@@ -312,6 +316,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
       torch::Tensor l = dpo_step_objective(lo.losses, b.weights, step_weight, pol.chosen,
                                            cfg.dpo.nll_weight, step_chosen_tokens);
       l.backward();
+      optimizer.after_backward();
       loss += l.item<double>();
       stats.add(lo, b.weights, pc, pr);
     }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "dist/data_parallel.h"
 #include "dist/param_partition.h"
 #include "sft/grad_clip.h"
 
@@ -46,6 +47,27 @@ ParallelOptimizer::ParallelOptimizer(std::shared_ptr<ProcessGroup> group,
       adamw_(owned_by(trainable, owners_, group_->rank()), options),
       bucket_bytes_(bucket_bytes) {
   owned_ = adamw_.params();
+}
+
+std::vector<int64_t> ParallelOptimizer::local_plan(int64_t grad_accum) const {
+  std::vector<int64_t> plan = local_micro_batches(*group_, grad_accum);
+  if (sharded_) {
+    const int64_t world = group_->world_size();
+    plan.resize(static_cast<size_t>((grad_accum + world - 1) / world), -1);
+  }
+  return plan;
+}
+
+void ParallelOptimizer::before_backward(bool last) {
+  if (sharded_ || last) sync_.arm();
+}
+
+void ParallelOptimizer::after_backward() {
+  if (sharded_) sync_.round_done();
+}
+
+void ParallelOptimizer::skip_backward() {
+  if (sharded_) sync_.round_done();
 }
 
 void ParallelOptimizer::zero_grad() {

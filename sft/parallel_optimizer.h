@@ -5,13 +5,19 @@
 //   zero_stage 0: every rank keeps AdamW state for every parameter; gradients are all-reduced;
 //                 every rank runs the same update.
 //   zero_stage 2: parameters are split into contiguous runs, one per rank
-//                 (dist/param_partition.h); each gradient bucket is reduced to its owner, which
-//                 alone keeps that parameter's gradient, fp32 master and moments and updates it;
-//                 the owners then broadcast the new weights bucket by bucket.
+//                 (dist/param_partition.h); every micro-batch's gradient buckets are reduced to
+//                 their owner during backward and released, so a rank holds only its own summed
+//                 gradients; the owner alone keeps that parameter's fp32 master and moments and
+//                 updates it; the owners then broadcast the new weights bucket by bucket.
 // Both give the single-process result up to floating-point summation order.
 //
-// Per step:  opt.zero_grad(); for each local micro-batch { if last: opt.arm(); backward }
-//            norm = opt.sync_and_clip(max_norm); opt.step(lr);
+// Per step:
+//   opt.zero_grad();
+//   const auto plan = opt.local_plan(grad_accum);
+//   for (j, i) in plan: { if i < 0 or nothing to learn: opt.skip_backward(); continue;
+//                         opt.before_backward(j is last); loss(i).backward(); opt.after_backward();
+//                         }
+//   norm = opt.sync_and_clip(max_norm); opt.step(lr);
 #pragma once
 
 #include <memory>
@@ -34,7 +40,12 @@ class ParallelOptimizer {
                     int64_t bucket_bytes = 25 << 20);
 
   void zero_grad();
-  void arm() { sync_.arm(); }
+  // The step's micro-batch indices this rank runs (dist/data_parallel.h), in order; with sharded
+  // state every rank gets the same number of entries (rounds), -1 where it has no micro-batch.
+  std::vector<int64_t> local_plan(int64_t grad_accum) const;
+  void before_backward(bool last);
+  void after_backward();
+  void skip_backward();
   // Finishes the gradient sum, then returns the global gradient norm (before clipping) and, when
   // max_norm > 0, scales the gradients so it is at most max_norm (torch's clip_grad_norm_).
   double sync_and_clip(double max_norm);

@@ -214,15 +214,19 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
     }
     optimizer.zero_grad();
     double loss = 0;
-    const std::vector<int64_t> mine = local_micro_batches(group, accum);
-    for (size_t j = 0; j < mine.size(); ++j) {
-      const Batch& b = micro[static_cast<size_t>(mine[j])];
-      if (j + 1 == mine.size()) optimizer.arm();
-      if (b.num_targets == 0) continue;
+    const std::vector<int64_t> plan = optimizer.local_plan(accum);
+    for (size_t j = 0; j < plan.size(); ++j) {
+      if (plan[j] < 0 || micro[static_cast<size_t>(plan[j])].num_targets == 0) {
+        optimizer.skip_backward();
+        continue;
+      }
+      const Batch& b = micro[static_cast<size_t>(plan[j])];
+      optimizer.before_backward(j + 1 == plan.size());
       torch::Tensor l =
           sft_loss_sum(model, to_train_batch(b, device), cfg.model.activation_checkpointing) /
           static_cast<double>(step_targets);
       l.backward();
+      optimizer.after_backward();
       loss += l.item<double>();
     }
     loss = sum_over_ranks(group, {loss})[0];

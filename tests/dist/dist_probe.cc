@@ -78,9 +78,27 @@ void check_grad_sync(const std::shared_ptr<align::ProcessGroup>& group, int64_t 
     for (auto& t : params)
       t.mutable_grad() = torch::Tensor();
     const std::vector<int64_t> mine = align::local_micro_batches(*group, count);
-    for (size_t j = 0; j < mine.size(); ++j) {
-      if (j + 1 == mine.size()) sync.arm();
-      micro_loss(params, mine[j], count).backward();
+    if (sharded) {
+      // Every rank runs the same number of rounds, each reduced; missing micro-batches are zeros.
+      const int64_t rounds = (count + group->world_size() - 1) / group->world_size();
+      for (int64_t j = 0; j < rounds; ++j) {
+        if (j < static_cast<int64_t>(mine.size())) {
+          sync.arm();
+          micro_loss(params, mine[static_cast<size_t>(j)], count).backward();
+          for (size_t k = 0; k < params.size(); ++k) {
+            if (params[k].grad().defined()) {
+              std::printf("FAIL %s: gradient %zu kept after its bucket was sent\n", tag.c_str(), k);
+              ++failures;
+            }
+          }
+        }
+        sync.round_done();
+      }
+    } else {
+      for (size_t j = 0; j < mine.size(); ++j) {
+        if (j + 1 == mine.size()) sync.arm();
+        micro_loss(params, mine[j], count).backward();
+      }
     }
     sync.finish();
     if (!mine.empty() && sync.started_during_backward() == 0) {

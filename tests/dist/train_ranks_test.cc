@@ -1,6 +1,7 @@
 // Data-parallel `align sft` / `align dpo` and `align pts` across ranks, as real processes over
-// Gloo: 2 and 3 ranks end with the weights (and metrics) of the single-process run; a checkpoint
-// written by one number of ranks resumes on another; torchrun launches align directly; a killed
+// Gloo: 2 and 3 ranks end with the weights (and metrics) of the single-process run, with the
+// optimizer state replicated or sharded (ZeRO stage 2); a checkpoint written by one number of
+// ranks resumes on another; torchrun launches align directly; a killed
 // rank makes the others exit with an error instead of hanging; PTS across ranks writes the
 // single-process outputs and continues a killed run.
 #include <gtest/gtest.h>
@@ -159,6 +160,7 @@ TEST(TrainRanks, SftCheckpointFromTwoRanksResumesOnThree) {
 
 struct DpoRanks {
   testing::TempDir dir;
+  int zero_stage = 0;
   DpoRanks() {
     EXPECT_EQ(run("init --preset tiny --tokenizer " + testing::golden_path("tokenizer/main") +
                   " --out " + dir.file("model") + " --seed 1 --dtype fp32"),
@@ -175,7 +177,7 @@ struct DpoRanks {
         {"dpo", {{"beta", 0.5}, {"nll_weight", 0.5}}},
         {"optimizer", {{"lr", 5e-3}}},
         {"schedule", {{"type", "linear"}, {"warmup_steps", 1}, {"max_steps", 4}}},
-        {"training", {{"grad_accum", 3}, {"log_every", 1}}},
+        {"training", {{"grad_accum", 3}, {"log_every", 1}, {"zero_stage", zero_stage}}},
         {"lora", {{"enabled", true}, {"rank", 4}, {"alpha", 8}, {"dropout", 0.0}}},
         {"output", {{"dir", dir.file(name)}, {"save_every", 2}, {"keep_last", 10}}}};
     const std::string path = dir.file(name + ".json");
@@ -184,7 +186,7 @@ struct DpoRanks {
   }
 };
 
-TEST(TrainRanks, DpoOnTwoRanksEqualsOneProcessAndResumesOnOne) {
+TEST(TrainRanks, DpoOnTwoAndThreeRanksEqualsOneProcessAndResumesOnOne) {
   DpoRanks f;
   std::string log;
   ASSERT_EQ(run("dpo --config " + f.config("one"), &log), 0) << log;
@@ -197,6 +199,16 @@ TEST(TrainRanks, DpoOnTwoRanksEqualsOneProcessAndResumesOnOne) {
   EXPECT_LT(max_weight_diff(f.dir.file("one") + adapter, f.dir.file("two") + adapter), 2e-5);
   expect_metrics_near(f.dir.file("one"), f.dir.file("two"), 1e-4);
   EXPECT_GT(metrics(f.dir.file("one")).back()["rewards/margins"].get<double>(), 0.0);
+
+  // Sharded optimizer state on three ranks: the same adapter.
+  f.zero_stage = 2;
+  fs::create_directories(f.dir.file("logs3"));
+  const testing::JobResult sharded =
+      testing::run_ranks(align_cmd("dpo --config " + f.config("three")), 3, f.dir.file("logs3"));
+  ASSERT_TRUE(sharded.all_ok()) << sharded.describe();
+  EXPECT_LT(max_weight_diff(f.dir.file("one") + adapter, f.dir.file("three") + adapter), 2e-5);
+  expect_metrics_near(f.dir.file("one"), f.dir.file("three"), 1e-4);
+  f.zero_stage = 0;
 
   // The two-rank checkpoint at step 2, resumed in one process.
   fs::remove_all(f.dir.file("two/checkpoints/step-00000004"));
