@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "align/commands.h"
+#include "align/launch.h"
 #include "common/config_reader.h"
 #include "pts/eval_config.h"
 #include "pts/eval_recipe.h"
@@ -25,6 +26,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
   cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
   cmd->callback([opt] {
+    require_single_process("eval");
     nlohmann::json j = load_config_file(opt->config);
     for (const auto& assignment : opt->overrides)
       apply_override(j, assignment);

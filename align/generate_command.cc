@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "align/commands.h"
+#include "align/launch.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"
@@ -116,6 +117,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--device", opt->device, "auto, cpu or cuda");
   cmd->add_option("--kv-budget-tokens", opt->kv_budget_tokens, "KV cache budget in tokens");
   cmd->callback([opt, prompt, input] {
+    require_single_process("generate");
     if (prompt->count() + input->count() != 1) {
       throw InputError("generate: give exactly one of --prompt or --input");
     }

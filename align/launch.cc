@@ -33,4 +33,13 @@ std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
   return group;
 }
 
+void require_single_process(const std::string& command) {
+  const LaunchEnv env = read_launch_env();
+  if (!env.distributed()) return;
+  throw InputError("align " + command + " runs in one process, but the launcher (" + env.launcher +
+                   ") started " + std::to_string(env.world_size) +
+                   ": run it without torchrun/srun (align sft, dpo and pts run on several; see "
+                   "docs/distributed.md)");
+}
+
 }  // namespace align

@@ -16,4 +16,9 @@ namespace align {
 std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
                                                 const std::string& field);
 
+// Commands that run in one process only (pipeline, eval, generate): a launcher starting several
+// copies would have them all write the same outputs. Throws InputError naming `command` when
+// the launcher's variables say more than one process.
+void require_single_process(const std::string& command);
+
 }  // namespace align

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "align/commands.h"
+#include "align/launch.h"
 #include "align/pipeline.h"
 #include "common/config_reader.h"
 
@@ -30,6 +31,7 @@ void add_pipeline_command(CLI::App& app) {
                 "Only check the config (every stage's section and the oracle) and print the "
                 "stages, running nothing");
   cmd->callback([opt] {
+    require_single_process("pipeline");
     nlohmann::json j = load_config_file(opt->config);
     for (const auto& assignment : opt->overrides)
       apply_override(j, assignment);

@@ -270,6 +270,21 @@ TEST(TrainRanks, KilledRankMakesTheOthersExitWithAnError) {
   EXPECT_NE(log.find("another rank probably failed"), std::string::npos) << log;
 }
 
+TEST(TrainRanks, SingleProcessCommandsRefuseSeveralRanks) {
+  testing::TempDir dir;
+  for (const std::string& command :
+       {std::string("pipeline --config ") + testing::source_path("examples/arith/pipeline.json"),
+        std::string("eval --config ") + testing::source_path("examples/arith/pipeline.json")}) {
+    const testing::RankProcess p =
+        testing::start_rank(align_cmd(command), 0, 2, testing::free_port(), dir.file("log"));
+    EXPECT_EQ(testing::wait_rank(p, std::chrono::seconds(30)), 1);
+    const std::string log = testing::read_file(dir.file("log"));
+    EXPECT_NE(log.find("runs in one process, but the launcher (torchrun) started 2"),
+              std::string::npos)
+        << log;
+  }
+}
+
 // PTS outputs without timings.
 std::string pts_lines(const std::string& path) {
   std::string s;
