@@ -14,7 +14,7 @@ constexpr size_t kMaxWaiting = 2;  // reduce mode: buckets in flight before the 
 GradSync::GradSync(std::shared_ptr<ProcessGroup> group, std::vector<torch::Tensor> params,
                    int64_t bucket_bytes, std::vector<int> owners)
     : group_(std::move(group)) {
-  if (group_->world_size() == 1) return;
+  if (group_->single_process()) return;
   params_ = std::move(params);
   owners_ = std::move(owners);
   bucket_of_.resize(params_.size());

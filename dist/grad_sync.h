@@ -23,7 +23,8 @@
 //
 // The objective must already be normalised by the global step's size, so the sum over ranks is
 // the gradient of the global batch. A parameter without a gradient on a rank counts as zeros.
-// With world size 1 nothing is hooked and every call leaves the gradients as they are.
+// In a single-process group nothing is hooked and every call leaves the gradients as they are; a
+// one-rank group with a real backend runs the whole path.
 #pragma once
 
 #include <torch/types.h>

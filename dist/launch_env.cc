@@ -82,7 +82,7 @@ LaunchEnv read_launch_env(const Getenv& getenv) {
     env.local_rank = parse_int_or(getenv, "LOCAL_RANK", 0, env.local_world_size - 1, 0);
     env.agent_store = getenv("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
     env.restart_count = parse_int_or(getenv, "TORCHELASTIC_RESTART_COUNT", 0, kMaxRanks, 0);
-    if (env.world_size > 1) {
+    if (env.world_size > 1 || (getenv("MASTER_ADDR") && getenv("MASTER_PORT"))) {
       env.master_addr = require_host(getenv, "MASTER_ADDR");
       env.master_port = parse_int(getenv, "MASTER_PORT", 1, 65535);
     }

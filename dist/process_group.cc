@@ -14,6 +14,7 @@ class DonePending : public PendingCollective {
 class SingleProcessGroup : public ProcessGroup {
  public:
   SingleProcessGroup() : ProcessGroup(0, 1, torch::kCPU) {}
+  bool single_process() const override { return true; }
   std::unique_ptr<PendingCollective> all_reduce_sum_async(torch::Tensor&) override {
     return std::make_unique<DonePending>();
   }
@@ -53,7 +54,9 @@ std::shared_ptr<ProcessGroup> ProcessGroup::single() {
 std::shared_ptr<ProcessGroup> ProcessGroup::create(const LaunchEnv& env,
                                                    const torch::Device& device,
                                                    const ProcessGroupOptions& options) {
-  if (!env.distributed()) return single();
+  if (!env.distributed() && !(options.backend_for_one_rank && !env.master_addr.empty())) {
+    return single();
+  }
   return make_c10d_process_group(env, device, options);
 }
 

@@ -30,6 +30,9 @@ class DistError : public Error {
 
 struct ProcessGroupOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(30)};  // per collective and store wait
+  // Join through the store and a real backend even as the only rank (needs MASTER_ADDR and
+  // MASTER_PORT): runs the NCCL/Gloo code path on one device, for tests.
+  bool backend_for_one_rank = false;
 };
 
 // An asynchronous collective in flight; wait() returns when its output is ready.
@@ -52,6 +55,8 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
   bool is_main() const { return rank_ == 0; }
+  // No backend at all (ProcessGroup::single()): collectives are identities.
+  virtual bool single_process() const { return false; }
   // Where collective tensors live: CPU for Gloo, the rank's GPU for NCCL.
   const torch::Device& device() const { return device_; }
 

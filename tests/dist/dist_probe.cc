@@ -4,6 +4,9 @@
 // micro-batches, split over the ranks and summed by buckets during backward, must equal the
 // gradient this process computes alone over the whole batch. Prints "probe ok" and exits 0, or
 // prints what differed and exits 1.
+//
+// PROBE_DEVICE=cuda runs it over NCCL on cuda:LOCAL_RANK (tests/dist/nccl_gpu_test.cc);
+// PROBE_ONE_RANK=1 builds the real backend even for world size 1; PROBE_TIMEOUT_S sets the timeout.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -20,11 +23,12 @@
 namespace {
 
 int failures = 0;
+torch::Device dev = torch::kCPU;  // where collective tensors live (the group's device)
 
 void expect_close(const torch::Tensor& got, const torch::Tensor& want, const std::string& what,
                   double tol = 0) {
   const double diff =
-      (got.to(torch::kFloat64) - want.to(torch::kFloat64)).abs().max().item<double>();
+      (got.cpu().to(torch::kFloat64) - want.cpu().to(torch::kFloat64)).abs().max().item<double>();
   if (diff > tol) {
     std::printf("FAIL %s: max abs diff %g (tolerance %g)\n", what.c_str(), diff, tol);
     ++failures;
@@ -37,14 +41,14 @@ std::vector<torch::Tensor> make_params() {
   std::vector<torch::Tensor> p = {torch::randn({16, 8}), torch::randn({16}), torch::randn({4, 16}),
                                   torch::randn({4}), torch::randn({3, 4})};
   for (auto& t : p)
-    t.requires_grad_(true);
+    t = t.to(dev).requires_grad_(true);
   return p;
 }
 
 // Micro-batch i's objective, normalised by the step's `count` micro-batches.
 torch::Tensor micro_loss(const std::vector<torch::Tensor>& p, int64_t i, int64_t count) {
   torch::manual_seed(1000 + i);
-  const torch::Tensor x = torch::randn({5, 8});
+  const torch::Tensor x = torch::randn({5, 8}).to(dev);
   const torch::Tensor h = torch::tanh(torch::nn::functional::linear(x, p[0], p[1]));
   const torch::Tensor y = torch::nn::functional::linear(
       torch::relu(torch::nn::functional::linear(h, p[2], p[3])), p[4]);
@@ -128,15 +132,19 @@ int main() {
     align::ProcessGroupOptions options;
     const char* timeout = std::getenv("PROBE_TIMEOUT_S");
     options.timeout = std::chrono::seconds(timeout ? std::atoi(timeout) : 60);
-    const auto group = align::ProcessGroup::create(env, torch::kCPU, options);
+    options.backend_for_one_rank = std::getenv("PROBE_ONE_RANK") != nullptr;
+    const char* device_name = std::getenv("PROBE_DEVICE");
+    const torch::Device device(device_name ? device_name : "cpu");
+    const auto group = align::ProcessGroup::create(env, device, options);
+    dev = group->device();
     const int rank = group->rank(), world = group->world_size();
     const double w = world;
 
-    torch::Tensor t = torch::full({4}, rank + 1.0);
+    torch::Tensor t = torch::full({4}, rank + 1.0).to(dev);
     group->all_reduce_sum(t);
     expect_close(t, torch::full({4}, w * (w + 1) / 2), "all_reduce_sum");
 
-    torch::Tensor r = torch::full({3}, 2.0 * rank + 1);  // sum over ranks: world^2
+    torch::Tensor r = torch::full({3}, 2.0 * rank + 1).to(dev);  // sum over ranks: world^2
     group->reduce_sum_async(r, world - 1)->wait();
     if (rank == world - 1) expect_close(r, torch::full({3}, w * w), "reduce_sum to the last rank");
 
@@ -145,17 +153,17 @@ int main() {
     for (int c = 0; c < world; ++c)
       for (int k = 0; k < 2; ++k)
         in.push_back(static_cast<float>(10 * c + rank + k));
-    torch::Tensor out = torch::zeros({2});
-    group->reduce_scatter_sum(out, torch::tensor(in));
+    torch::Tensor out = torch::zeros({2}).to(dev);
+    group->reduce_scatter_sum(out, torch::tensor(in).to(dev));
     const double base = 10.0 * rank * w + w * (w - 1) / 2;
     expect_close(out, torch::tensor({base, base + w}, torch::kFloat), "reduce_scatter_sum");
 
-    torch::Tensor gathered = torch::zeros({world * 3});
-    group->all_gather(gathered, torch::full({3}, static_cast<float>(rank)));
+    torch::Tensor gathered = torch::zeros({world * 3}).to(dev);
+    group->all_gather(gathered, torch::full({3}, static_cast<float>(rank)).to(dev));
     expect_close(gathered, torch::arange(world).repeat_interleave(3).to(torch::kFloat),
                  "all_gather");
 
-    torch::Tensor b = torch::full({2}, static_cast<float>(rank * 5));
+    torch::Tensor b = torch::full({2}, static_cast<float>(rank * 5)).to(dev);
     group->broadcast(b, world - 1);
     expect_close(b, torch::full({2}, static_cast<float>((world - 1) * 5)), "broadcast");
 
@@ -168,8 +176,8 @@ int main() {
     }
 
     for (bool sharded : {false, true}) {
-      check_grad_sync(group, 5, sharded);          // uneven split over 2 or 3 ranks
-      check_grad_sync(group, world - 1, sharded);  // one rank has no micro-batch
+      check_grad_sync(group, 5, sharded);                         // uneven split over 2 or 3 ranks
+      if (world > 1) check_grad_sync(group, world - 1, sharded);  // one rank has no micro-batch
     }
     group->barrier();
   } catch (const std::exception& e) {

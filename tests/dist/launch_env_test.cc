@@ -63,6 +63,12 @@ TEST(LaunchEnv, TorchrunSingleProcessNeedsNoMaster) {
   const LaunchEnv env = read({{"RANK", "0"}, {"WORLD_SIZE", "1"}});
   EXPECT_FALSE(env.distributed());
   EXPECT_FALSE(env.agent_store);
+  EXPECT_TRUE(env.master_addr.empty());
+  const LaunchEnv one =
+      read({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "29501"}});
+  EXPECT_FALSE(one.distributed());
+  EXPECT_EQ(one.master_addr, "h");  // kept for a one-rank run through a real backend
+  EXPECT_EQ(one.master_port, 29501);
 }
 
 TEST(LaunchEnv, Slurm) {

@@ -24,6 +24,15 @@ TEST_P(ProcessGroupRanks, CollectivesStoreAndGradSyncAgree) {
 
 INSTANTIATE_TEST_SUITE_P(World, ProcessGroupRanks, ::testing::Values(2, 3));
 
+TEST(ProcessGroupRanks, OneRankThroughTheRealBackend) {
+  // The store and Gloo even for a single rank (the path a 1-GPU NCCL run takes).
+  testing::TempDir dir;
+  const testing::JobResult job =
+      testing::run_ranks("env PROBE_ONE_RANK=1 " + probe(), 1, dir.path());
+  ASSERT_TRUE(job.all_ok()) << job.describe();
+  EXPECT_NE(job.logs[0].find("probe ok"), std::string::npos) << job.logs[0];
+}
+
 TEST(ProcessGroupRanks, MissingRankTimesOutWithAClearError) {
   // World size 2 but only rank 1 starts: the rendezvous must fail within the timeout, naming it.
   testing::TempDir dir;
