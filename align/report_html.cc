@@ -59,6 +59,8 @@ svg.chart { border: 1px solid #e4e4e4; background: #fff; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #444; }
 .completion { border: 1px solid #e4e4e4; padding: 8px 10px; margin: 10px 0; }
 .completion .meta { color: #555; margin-bottom: 6px; }
+.completion .prompt { font: 13px/1.5 ui-monospace, "DejaVu Sans Mono", monospace; color: #333;
+  white-space: pre-wrap; border-left: 3px solid #ccc; padding-left: 8px; margin-bottom: 6px; }
 .tokens { font: 14px/2 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap;
           word-break: break-word; }
 .tok { border-radius: 2px; }

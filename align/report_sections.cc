@@ -206,6 +206,33 @@ std::string eval_section(const std::string& run_dir) {
          "\u0394 = after \u2212 before, green when better.</p>\n";
 }
 
+// The prompt of each PTS query by id, from the query file named in RUN_DIR/pts/config.json
+// ("prompt", or the last user message of "messages"); empty when that file is not readable from
+// here (its path is as the run was given it).
+std::map<std::string, std::string> pts_prompts(const std::string& run_dir) {
+  std::map<std::string, std::string> prompts;
+  const json config = read_json_file(run_dir + "/pts/config.json");
+  if (config.is_null() || !config.contains("data") || !config["data"].contains("path")) {
+    return prompts;
+  }
+  const std::string path = config["data"]["path"].get<std::string>();
+  if (!fs::exists(path)) return prompts;
+  for_each_jsonl(path, [&](const json& r, const JsonlLocation& where) {
+    if (!r.is_object()) return;
+    std::string id = "line-" + std::to_string(where.line);
+    if (r.contains("id")) id = r["id"].is_string() ? r["id"].get<std::string>() : r["id"].dump();
+    if (r.contains("prompt") && r["prompt"].is_string()) {
+      prompts[id] = r["prompt"].get<std::string>();
+    } else if (r.contains("messages") && r["messages"].is_array()) {
+      for (const json& m : r["messages"])
+        if (m.is_object() && m.value("role", "") == "user" && m.contains("content") &&
+            m["content"].is_string())
+          prompts[id] = m["content"].get<std::string>();
+    }
+  });
+  return prompts;
+}
+
 std::string pts_section(const std::string& run_dir, int64_t completions) {
   std::string out = "<h2>Pivotal Token Search</h2>\n";
   const std::string queries = run_dir + "/pts/queries.jsonl";
@@ -236,6 +263,11 @@ std::string pts_section(const std::string& run_dir, int64_t completions) {
     if (static_cast<int64_t>(shown.size()) < completions)
       shown.push_back(parse_shown_completion(r));
   });
+  const std::map<std::string, std::string> prompts = pts_prompts(run_dir);
+  for (ShownCompletion& c : shown) {
+    const auto it = prompts.find(c.query_id);
+    if (it != prompts.end()) c.prompt = it->second;
+  }
   out += "<p class=\"sub\">The first " + std::to_string(shown.size()) + " of " + path +
          "; each token is coloured by the estimated p(success) after it.</p>\n";
   out += token_legend_html();

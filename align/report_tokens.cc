@@ -100,7 +100,9 @@ std::string token_view_html(const ShownCompletion& c) {
       " \u2014 " +
       (c.success ? "<span class=\"up\">correct</span>" : "<span class=\"down\">wrong</span>") +
       ", " + std::to_string(T) + " tokens, " + std::to_string(c.pivot_positions.size()) +
-      " pivotal, p(success | prompt) = " + percent(probs[0].p) + "</div>\n<div class=\"tokens\">";
+      " pivotal, p(success | prompt) = " + percent(probs[0].p) + "</div>\n";
+  if (!c.prompt.empty()) out += "<div class=\"prompt\">" + html_escape(c.prompt) + "</div>\n";
+  out += "<div class=\"tokens\">";
   for (int64_t k = 0; k < T; ++k) {
     const PrefixProbability& before = probs[static_cast<size_t>(k)];
     const PrefixProbability& after = probs[static_cast<size_t>(k + 1)];

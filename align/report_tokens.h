@@ -18,6 +18,7 @@ struct PrefixEstimate {
 
 struct ShownCompletion {
   std::string query_id;
+  std::string prompt;  // the query's prompt text when known (shown above the tokens), else empty
   int64_t completion_index = 0;
   std::vector<std::string> token_texts;  // [T]
   bool success = false;

@@ -75,6 +75,13 @@ void write_run(const std::string& dir, bool with_dpo) {
 {"query_id": "q1", "completion_index": 1, "token_ids": [11,12,13], "token_texts": ["No", " idea", "."], "success": false, "estimates": [{"prefix_length": 0, "p": 0.5, "n": 8}, {"prefix_length": 3, "p": 0.0, "n": 0}], "pivot_positions": []}
 )j");
   write_text(dir + "/pts/pairs.jsonl", "");
+  // The query file PTS read: q1's prompt is shown above its completions.
+  write_text(dir + "/queries.jsonl",
+             R"({"id": "q1", "prompt": "What is <b>6*7</b>?"}
+{"id": "q2", "messages": [{"role": "user", "content": "Other"}]}
+)");
+  write_text(dir + "/pts/config.json",
+             nlohmann::json{{"data", {{"path", dir + "/queries.jsonl"}}}}.dump());
   if (!with_dpo) return;
   fs::create_directories(dir + "/dpo");
   write_text(dir + "/dpo/metrics.jsonl",
@@ -124,6 +131,9 @@ TEST(ReportCli, WritesASelfContainedPageWithEveryStage) {
       << first;
   EXPECT_NE(first.find("tok carried"), std::string::npos);  // tokens 5..9 carry 0.875
   EXPECT_EQ(count(second, "tok pivot"), 0u);
+  EXPECT_NE(first.find("<div class=\"prompt\">What is &lt;b&gt;6*7&lt;/b&gt;?</div>"),
+            std::string::npos)
+      << first;
 
   // The eval table: before, after and the difference; the PTS totals; the curves.
   EXPECT_NE(html.find("<b>0.25</b> <span class=\"sub\">[0.1, 0.45]</span>"), std::string::npos);
