@@ -238,7 +238,7 @@ std::string pts_section(const std::string& run_dir, int64_t completions) {
   const std::string queries = run_dir + "/pts/queries.jsonl";
   if (!fs::exists(queries)) return out + not_run("pts/queries.jsonl");
   const char* fields[] = {"completions_analysed", "pivots", "pivots_dropped", "pairs", "rollouts",
-                          "tokens_generated",     "seconds"};
+                          "tokens_generated"};
   std::map<std::string, double> totals;
   int64_t n = 0, kept = 0;
   for_each_jsonl(queries, [&](const json& r, const JsonlLocation&) {
@@ -247,13 +247,24 @@ std::string pts_section(const std::string& run_dir, int64_t completions) {
     for (const char* f : fields)
       if (r.contains(f) && r[f].is_number()) totals[f] += r[f].get<double>();
   });
+  // Wall time: the batches' elapsed_s (a query's own "seconds" counts from its batch's start,
+  // so summing those would count shared time several times).
+  double seconds = 0;
+  const std::string metrics = run_dir + "/pts/metrics.jsonl";
+  if (fs::exists(metrics)) {
+    for_each_jsonl(metrics, [&](const json& r, const JsonlLocation&) {
+      if (r.contains("elapsed_s") && r["elapsed_s"].is_number())
+        seconds += r["elapsed_s"].get<double>();
+    });
+  }
   out += "<table><tr><th>queries</th><th>kept</th>";
   for (const char* f : fields)
     out += std::string("<th>") + f + "</th>";
-  out += "</tr>\n<tr><td>" + std::to_string(n) + "</td><td>" + std::to_string(kept) + "</td>";
+  out += "<th>seconds</th></tr>\n<tr><td>" + std::to_string(n) + "</td><td>" +
+         std::to_string(kept) + "</td>";
   for (const char* f : fields)
     out += "<td>" + format_number(totals[f], 10) + "</td>";
-  out += "</tr></table>\n";
+  out += "<td>" + format_number(seconds, 4) + "</td></tr></table>\n";
 
   const std::string path = run_dir + "/pts/completions.jsonl";
   out += "<h3>Analysed completions</h3>\n";

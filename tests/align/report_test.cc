@@ -75,6 +75,8 @@ void write_run(const std::string& dir, bool with_dpo) {
 {"query_id": "q1", "completion_index": 1, "token_ids": [11,12,13], "token_texts": ["No", " idea", "."], "success": false, "estimates": [{"prefix_length": 0, "p": 0.5, "n": 8}, {"prefix_length": 3, "p": 0.0, "n": 0}], "pivot_positions": []}
 )j");
   write_text(dir + "/pts/pairs.jsonl", "");
+  write_text(dir + "/pts/metrics.jsonl",
+             "{\"batch\": 0, \"elapsed_s\": 2.5}\n{\"batch\": 1, \"elapsed_s\": 0.75}\n");
   // The query file PTS read: q1's prompt is shown above its completions.
   write_text(dir + "/queries.jsonl",
              R"({"id": "q1", "prompt": "What is <b>6*7</b>?"}
@@ -139,7 +141,8 @@ TEST(ReportCli, WritesASelfContainedPageWithEveryStage) {
   EXPECT_NE(html.find("<b>0.25</b> <span class=\"sub\">[0.1, 0.45]</span>"), std::string::npos);
   EXPECT_NE(html.find("<b>0.375</b>"), std::string::npos);
   EXPECT_NE(html.find("+0.125"), std::string::npos);
-  EXPECT_NE(html.find("<td>104</td>"), std::string::npos);  // rollouts 96 + 8
+  EXPECT_NE(html.find("<td>104</td>"), std::string::npos);        // rollouts 96 + 8
+  EXPECT_NE(html.find("<td>3.25</td></tr>"), std::string::npos);  // wall time 2.5 + 0.75
   EXPECT_NE(html.find("reward margin"), std::string::npos);
   EXPECT_NE(html.find("eval_rewards/margins"), std::string::npos);
   EXPECT_GE(count(html, "<svg class=\"chart\""), 7u);  // 3 SFT + 4 DPO
