@@ -1,5 +1,6 @@
 #include "align/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -203,6 +204,36 @@ std::string summary_table(const nlohmann::json& summary) {
   return out.str();
 }
 
+// Name, size and modification time of every file a stage reads (the files of its model
+// directory, its data files, a reference checkpoint), so that a finished stage whose inputs
+// changed on disk is redone like one whose config changed.
+nlohmann::json input_fingerprints(const nlohmann::json& stage_config) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* pointer :
+       {"/model/path", "/data/train", "/data/eval", "/data/path", "/reference/path"}) {
+    const nlohmann::json::json_pointer at(pointer);
+    if (!stage_config.contains(at) || !stage_config[at].is_string()) continue;
+    const std::string path = stage_config[at].get<std::string>();
+    if (path.empty()) continue;
+    std::vector<fs::path> files;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      for (const auto& entry : fs::directory_iterator(path))
+        if (entry.is_regular_file()) files.push_back(entry.path());
+    } else if (fs::exists(path, ec)) {
+      files.push_back(path);
+    }
+    std::sort(files.begin(), files.end());
+    nlohmann::json list = nlohmann::json::array();
+    for (const fs::path& f : files) {
+      list.push_back({f.filename().string(), static_cast<int64_t>(fs::file_size(f)),
+                      static_cast<int64_t>(fs::last_write_time(f).time_since_epoch().count())});
+    }
+    out[path] = list;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& config,
@@ -241,11 +272,14 @@ PipelineResult run_pipeline(const nlohmann::json& config, const std::string& sou
   for (const std::string& stage : stages) {
     const std::string dir = run_dir + "/" + stage;
     const nlohmann::json stage_config = prepare_stage(stage, config, model, dir);
+    const nlohmann::json inputs = input_fingerprints(stage_config);
     const bool finished = done.contains(stage);
-    const bool already_done =
-        finished && !upstream_ran && done[stage].value("config", nlohmann::json()) == stage_config;
+    const bool already_done = finished && !upstream_ran &&
+                              done[stage].value("config", nlohmann::json()) == stage_config &&
+                              done[stage].value("inputs", nlohmann::json()) == inputs;
     if (finished && !already_done) {
-      // Finished before with another config (or on another model): redo it from scratch.
+      // Finished before with another config, on another model or on changed input files: redo
+      // it from scratch.
       done.erase(stage);
       write_file_atomic(stages_path, done.dump(2) + "\n");
       fs::remove_all(dir);
@@ -260,7 +294,8 @@ PipelineResult run_pipeline(const nlohmann::json& config, const std::string& sou
       done[stage] = {
           {"seconds",
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
-          {"config", stage_config}};
+          {"config", stage_config},
+          {"inputs", inputs}};
       write_file_atomic(stages_path, done.dump(2) + "\n");
     }
     summary["stages"].push_back({{"name", stage},

@@ -16,9 +16,10 @@
 // (RUN_DIR/<stage>); the oracle for eval and PTS; dpo.data.train = RUN_DIR/pts/pairs.jsonl and
 // dpo.data.format = "token" unless given. Errors in a section name the section and the key.
 //
-// RUN_DIR/stages.json records finished stages with their full configs (written atomically after
-// each). A rerun skips a finished stage when its config is unchanged and no earlier stage ran; a
-// changed one is redone from scratch, and so is everything after it. An unfinished SFT or DPO
+// RUN_DIR/stages.json records finished stages with their full configs and the name, size and
+// modification time of every file they read (model directory, data files; written atomically
+// after each). A rerun skips a finished stage when its config and input files are unchanged and
+// no earlier stage ran; a changed one is redone from scratch, and so is everything after it. An unfinished SFT or DPO
 // stage resumes from its newest checkpoint, an unfinished PTS stage continues after its last
 // batch, an unfinished eval reruns.
 // RUN_DIR/summary.json: {"stages": [{"name", "seconds", "status"}], "eval": {"before", "after"}

@@ -89,6 +89,18 @@ TEST(PipelineCli, RunsEveryStageThenSkipsOrRedoesThem) {
   EXPECT_EQ(count(out, "pipeline: skipping finished"), 3u) << out;
   EXPECT_NE(out.find("pipeline: redoing changed dpo"), std::string::npos) << out;
   EXPECT_NE(out.find("pipeline: redoing changed eval-after"), std::string::npos) << out;
+
+  // Same config, but the held-out file changed on disk: eval-before and what follows it redo.
+  const std::string held = task.dir.file("held-queries.jsonl");
+  testing::write_text(
+      held, read_file(held) +
+                nlohmann::json{{"id", "extra"}, {"prompt", testing::toy_prompt("Ann")}}.dump() +
+                "\n");
+  ASSERT_EQ(run("pipeline --config " + config + " --set dpo.dpo.beta=0.2", &out), 0) << out;
+  EXPECT_NE(out.find("pipeline: skipping finished sft"), std::string::npos) << out;
+  EXPECT_NE(out.find("pipeline: redoing changed eval-before"), std::string::npos) << out;
+  const nlohmann::json again = nlohmann::json::parse(read_file(task.dir.file("run/summary.json")));
+  EXPECT_EQ(again["eval"]["before"]["items"].get<int64_t>(), 3);  // Gus, Hal + the extra line
 }
 
 TEST(PipelineCli, ConfigErrorsNameTheSectionAndKey) {
