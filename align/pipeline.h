@@ -19,13 +19,12 @@
 // RUN_DIR/stages.json records finished stages with their full configs and the name, size and
 // modification time of every file they read (model directory, data files; written atomically
 // after each). A rerun skips a finished stage when its config and input files are unchanged and
-// no earlier stage ran; a changed one is redone from scratch, and so is everything after it. An unfinished SFT or DPO
-// stage resumes from its newest checkpoint, an unfinished PTS stage continues after its last
-// batch, an unfinished eval reruns.
-// RUN_DIR/summary.json: {"stages": [{"name", "seconds", "status"}], "eval": {"before", "after"}
-// (the eval summaries), "pairs": N}. The printed table has pass@k before and after DPO, and with
-// the safety oracle the refusal rate on harmful items and the over-refusal on benign ones
-// (pts/safety_rates.h).
+// no earlier stage ran; a changed one is redone from scratch, and so is everything after it. An
+// unfinished SFT or DPO stage resumes from its newest checkpoint, an unfinished PTS stage continues
+// after its last batch, an unfinished eval reruns. RUN_DIR/summary.json: {"stages": [{"name",
+// "seconds", "status"}], "eval": {"before", "after"} (the eval summaries), "pairs": N}. The printed
+// table has pass@k before and after DPO, and with the safety oracle the refusal rate on harmful
+// items and the over-refusal on benign ones (pts/safety_rates.h).
 #pragma once
 
 #include <nlohmann/json.hpp>

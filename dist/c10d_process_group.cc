@@ -74,17 +74,6 @@ class C10dProcessGroup : public ProcessGroup {
     auto work = guarded(rank(), "reduce", [&] { return backend_->reduce(tensors, opts); });
     return std::make_unique<C10dPending>(std::move(work), rank(), "reduce");
   }
-  void reduce_scatter_sum(torch::Tensor& output, const torch::Tensor& input) override {
-    std::vector<at::Tensor> outputs{output};
-    std::vector<std::vector<at::Tensor>> inputs{input.chunk(world_size())};
-    guarded(rank(), "reduce_scatter",
-            [&] { return backend_->reduce_scatter(outputs, inputs)->wait(); });
-  }
-  void all_gather(torch::Tensor& output, const torch::Tensor& input) override {
-    std::vector<std::vector<at::Tensor>> outputs{output.chunk(world_size())};
-    std::vector<at::Tensor> inputs{input};
-    guarded(rank(), "all_gather", [&] { return backend_->allgather(outputs, inputs)->wait(); });
-  }
   void broadcast(torch::Tensor& t, int root) override {
     std::vector<at::Tensor> tensors{t};
     c10d::BroadcastOptions opts;

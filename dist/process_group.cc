@@ -21,12 +21,6 @@ class SingleProcessGroup : public ProcessGroup {
   std::unique_ptr<PendingCollective> reduce_sum_async(torch::Tensor&, int) override {
     return std::make_unique<DonePending>();
   }
-  void reduce_scatter_sum(torch::Tensor& output, const torch::Tensor& input) override {
-    output.copy_(input.view_as(output));
-  }
-  void all_gather(torch::Tensor& output, const torch::Tensor& input) override {
-    output.copy_(input.view_as(output));
-  }
   void broadcast(torch::Tensor&, int) override {}
   void barrier() override {}
   void store_set(const std::string& key, const std::string& value) override { store_[key] = value; }

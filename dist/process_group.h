@@ -65,10 +65,6 @@ class ProcessGroup {
   virtual std::unique_ptr<PendingCollective> all_reduce_sum_async(torch::Tensor& t) = 0;
   // Sums `t` over ranks into root's `t` (the others' `t` is left unspecified).
   virtual std::unique_ptr<PendingCollective> reduce_sum_async(torch::Tensor& t, int root) = 0;
-  // `input` [world * n] on every rank; `output` [n] gets the sum over ranks of the rank-th chunk.
-  virtual void reduce_scatter_sum(torch::Tensor& output, const torch::Tensor& input) = 0;
-  // `input` [n] from every rank; `output` [world * n] holds them in rank order.
-  virtual void all_gather(torch::Tensor& output, const torch::Tensor& input) = 0;
   // Copies root's `t` into every rank's `t`.
   virtual void broadcast(torch::Tensor& t, int root) = 0;
   virtual void barrier() = 0;

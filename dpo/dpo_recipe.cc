@@ -25,7 +25,6 @@
 #include "sft/lr_schedule.h"
 #include "sft/metrics.h"
 #include "sft/parallel_optimizer.h"
-#include "sft/rng_state.h"
 #include "sft/train_checkpoint.h"
 
 namespace align {
@@ -239,25 +238,12 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& run) {
   if (main_rank) metrics.emplace((fs::path(out) / "metrics.jsonl").string());
   int64_t step = 0;
   if (run.resume) {
-    const auto latest = find_latest_checkpoint(out);
-    if (!latest) throw InputError("--resume: no checkpoint in " + checkpoints_dir(out));
-    const LoadedTrainCheckpoint ckpt = load_train_checkpoint(*latest);
-    TensorShapes shapes;
-    for (const auto& [name, w] : trainable)
-      shapes.emplace_back(name, w.sizes().vec());
-    ckpt.weights.check(shapes);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& [name, w] : trainable)
-        w.copy_(ckpt.weights.get(name, w.scalar_type(), device));
-    }
-    optimizer.load_state(ckpt);
+    const LoadedTrainCheckpoint ckpt = optimizer.resume_from_latest(out);
     loader.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
-    restore_rng_state(ckpt.state.rng, ckpt.state_path);
     step = ckpt.state.step;
     if (main_rank) {
       metrics->truncate_after(step);
-      std::cerr << "dpo: resumed from " << *latest << " at step " << step << "\n";
+      std::cerr << "dpo: resumed from " << ckpt.dir << " at step " << step << "\n";
     }
   } else if (main_rank) {
     metrics->truncate_after(-1);

@@ -4,9 +4,11 @@
 
 #include <cmath>
 
+#include "common/error.h"
 #include "dist/data_parallel.h"
 #include "dist/param_partition.h"
 #include "sft/grad_clip.h"
+#include "sft/rng_state.h"
 
 namespace align {
 namespace {
@@ -78,19 +80,22 @@ void ParallelOptimizer::zero_grad() {
 double ParallelOptimizer::sync_and_clip(double max_norm) {
   sync_.finish();
   if (!sharded_) return clip_grad_norm(trainable_, max_norm).item<double>();
-  // The norm over every rank's own gradients: sum of squares, summed over ranks.
+  // The norm over every rank's own gradients: sums of squares on the device, summed over ranks,
+  // read back once.
   torch::NoGradGuard no_grad;
-  double local = 0;
+  std::vector<torch::Tensor> squares;
   for (const auto& [name, p] : owned_) {
     if (p.grad().defined()) {
-      local += torch::linalg_vector_norm(p.grad(), 2, c10::nullopt, false, torch::kFloat64)
-                   .pow(2)
-                   .item<double>();
+      squares.push_back(torch::linalg_vector_norm(p.grad(), 2, c10::nullopt, false, torch::kFloat64)
+                            .pow(2)
+                            .to(group_->device()));
     }
   }
-  torch::Tensor sum = torch::tensor({local}, torch::kFloat64).to(group_->device());
+  torch::Tensor sum =
+      squares.empty() ? torch::zeros({1}, torch::dtype(torch::kFloat64).device(group_->device()))
+                      : torch::stack(squares).sum().reshape({1});
   group_->all_reduce_sum(sum);
-  const double total = std::sqrt(sum.cpu().item<double>());
+  const double total = std::sqrt(sum.item<double>());
   if (max_norm > 0) {
     const double coef = std::min(1.0, max_norm / (total + 1e-6));
     for (auto& [name, p] : owned_)
@@ -115,15 +120,20 @@ void ParallelOptimizer::step(double lr) {
       bytes += static_cast<int64_t>(trainable_[end].second.nbytes());
       ++end;
     }
+    const bool mine = owners_[i] == group_->rank();
+    int64_t numel = 0;
     std::vector<torch::Tensor> pieces;
-    for (size_t k = i; k < end; ++k)
-      pieces.push_back(trainable_[k].second.detach().reshape({-1}));
-    torch::Tensor flat = torch::cat(pieces);
+    for (size_t k = i; k < end; ++k) {
+      numel += trainable_[k].second.numel();
+      if (mine) pieces.push_back(trainable_[k].second.detach().reshape({-1}));
+    }
+    torch::Tensor flat =
+        mine ? torch::cat(pieces) : torch::empty({numel}, trainable_[i].second.options());
     group_->broadcast(flat, owners_[i]);
     int64_t offset = 0;
     for (size_t k = i; k < end; ++k) {
       torch::Tensor& p = trainable_[k].second;
-      if (owners_[k] != group_->rank()) p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
+      if (!mine) p.copy_(flat.narrow(0, offset, p.numel()).view_as(p));
       offset += p.numel();
     }
     i = end;
@@ -135,6 +145,24 @@ void ParallelOptimizer::load_state(const LoadedTrainCheckpoint& checkpoint) {
   for (const auto& [name, p] : owned_)
     names.insert(name);
   adamw_.load_state(optimizer_state_for(checkpoint, names), checkpoint.dir);
+}
+
+LoadedTrainCheckpoint ParallelOptimizer::resume_from_latest(const std::string& output_dir) {
+  const auto latest = find_latest_checkpoint(output_dir);
+  if (!latest) throw InputError("--resume: no checkpoint in " + checkpoints_dir(output_dir));
+  LoadedTrainCheckpoint ckpt = load_train_checkpoint(*latest);
+  TensorShapes shapes;
+  for (const auto& [name, w] : trainable_)
+    shapes.emplace_back(name, w.sizes().vec());
+  ckpt.weights.check(shapes);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, w] : trainable_)
+      w.copy_(ckpt.weights.get(name, w.scalar_type(), w.device()));
+  }
+  load_state(ckpt);
+  restore_rng_state(ckpt.state.rng, ckpt.state_path);
+  return ckpt;
 }
 
 }  // namespace align

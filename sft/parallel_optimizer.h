@@ -60,6 +60,11 @@ class ParallelOptimizer {
   // Restores the owned parameters' state from a checkpoint written with any stage and any number
   // of ranks (its state is keyed by parameter name).
   void load_state(const LoadedTrainCheckpoint& checkpoint);
+  // --resume: opens the newest checkpoint in `output_dir` (InputError when there is none or its
+  // weights do not match the trainable ones by name and shape), copies its weights into the
+  // trainable tensors, loads this rank's optimizer state and restores the RNG states. The caller
+  // restores its data position from the returned checkpoint's state.
+  LoadedTrainCheckpoint resume_from_latest(const std::string& output_dir);
 
  private:
   std::shared_ptr<ProcessGroup> group_;

@@ -22,7 +22,6 @@
 #include "sft/lr_schedule.h"
 #include "sft/metrics.h"
 #include "sft/parallel_optimizer.h"
-#include "sft/rng_state.h"
 #include "sft/sft_loss.h"
 #include "sft/train_checkpoint.h"
 
@@ -154,27 +153,12 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& run) {
   if (main_rank) metrics.emplace((fs::path(out) / "metrics.jsonl").string());
   int64_t step = 0;
   if (run.resume) {
-    const auto latest = find_latest_checkpoint(out);
-    if (!latest) throw InputError("--resume: no checkpoint in " + checkpoints_dir(out));
-    const LoadedTrainCheckpoint ckpt = load_train_checkpoint(*latest);
-    ckpt.weights.check([&] {
-      TensorShapes shapes;
-      for (const auto& [name, w] : trainable)
-        shapes.emplace_back(name, w.sizes().vec());
-      return shapes;
-    }());
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& [name, w] : trainable)
-        w.copy_(ckpt.weights.get(name, w.scalar_type(), device));
-    }
-    optimizer.load_state(ckpt);
+    const LoadedTrainCheckpoint ckpt = optimizer.resume_from_latest(out);
     batcher.restore(batcher_state_from_json(ckpt.state.data, ckpt.state_path));
-    restore_rng_state(ckpt.state.rng, ckpt.state_path);
     step = ckpt.state.step;
     if (main_rank) {
       metrics->truncate_after(step);
-      std::cerr << "sft: resumed from " << *latest << " at step " << step << "\n";
+      std::cerr << "sft: resumed from " << ckpt.dir << " at step " << step << "\n";
     }
   } else if (main_rank) {
     metrics->truncate_after(-1);

@@ -285,6 +285,19 @@ TEST(TrainRanks, SingleProcessCommandsRefuseSeveralRanks) {
   }
 }
 
+TEST(TrainRanks, MalformedDistTimeoutNamesTheVariable) {
+  testing::TempDir dir;
+  const testing::RankProcess p = testing::start_rank(
+      "env ALIGN_DIST_TIMEOUT_S=soon " +
+          align_cmd("sft --config " + testing::source_path("examples/sft/tiny_cpu.json")),
+      0, 2, testing::free_port(), dir.file("log"));
+  EXPECT_EQ(testing::wait_rank(p, std::chrono::seconds(30)), 1);
+  const std::string log = testing::read_file(dir.file("log"));
+  EXPECT_NE(log.find("ALIGN_DIST_TIMEOUT_S=\"soon\": expected a positive number of seconds"),
+            std::string::npos)
+      << log;
+}
+
 // PTS outputs without timings.
 std::string pts_lines(const std::string& path) {
   std::string s;

@@ -82,6 +82,51 @@ TEST(TrainCheckpoint, RoundTrip) {
   EXPECT_EQ(ckpt.optimizer.get("step/lora_A", torch::kInt64, torch::kCPU).item<int64_t>(), 7);
 }
 
+// The single optimizer file moved into optimizer/ as `shard` (the sharded layout of a
+// data-parallel run with ZeRO stage 2).
+std::string save_as_shard(const std::string& out, const std::string& shard) {
+  const std::string dir = save(out, 5);
+  fs::create_directories(dir + "/optimizer");
+  fs::rename(dir + "/optimizer.safetensors", dir + "/optimizer/" + shard);
+  return dir;
+}
+
+std::string load_error(const std::string& dir) {
+  try {
+    load_train_checkpoint(dir);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TrainCheckpoint, ShardedOptimizerStateIsReadByParameterName) {
+  testing::TempDir out;
+  const std::string dir = save_as_shard(out.path(), "shard-00000-of-00001.safetensors");
+  const LoadedTrainCheckpoint ckpt = load_train_checkpoint(dir);
+  ASSERT_EQ(ckpt.optimizer_files.size(), 1u);
+  const NamedTensors mine = optimizer_state_for(ckpt, {"lora_A"});
+  ASSERT_EQ(mine.size(), 2u);  // exp_avg/lora_A and step/lora_A
+  EXPECT_TRUE(torch::equal(mine[0].second, some_tensors(5).optimizer[0].second));
+  EXPECT_TRUE(optimizer_state_for(ckpt, {"lora_B"}).empty());
+}
+
+TEST(TrainCheckpoint, MissingOrMisnamedShardsAreErrorsNamingThem) {
+  testing::TempDir a, b, c;
+  const std::string two = save_as_shard(a.path(), "shard-00000-of-00002.safetensors");
+  EXPECT_NE(load_error(two).find("holds 1 optimizer shards, expected 2"), std::string::npos)
+      << load_error(two);
+  const std::string odd = save_as_shard(b.path(), "rank0.safetensors");
+  EXPECT_NE(load_error(odd).find("rank0.safetensors: expected optimizer shard 0"),
+            std::string::npos)
+      << load_error(odd);
+  const std::string none = save(c.path(), 5);
+  fs::remove(none + "/optimizer.safetensors");
+  EXPECT_NE(load_error(none).find("optimizer.safetensors: missing (and no optimizer/ shards)"),
+            std::string::npos)
+      << load_error(none);
+}
+
 TEST(TrainCheckpoint, AdamWStateRoundTripsThroughACheckpoint) {
   testing::TempDir out;
   torch::Tensor w = torch::ones({2, 2}, torch::kBFloat16).set_requires_grad(true);
