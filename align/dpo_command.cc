@@ -2,6 +2,7 @@
 // Direct Preference Optimization (LoRA or full weights) on sequence pairs or PTS token pairs; see
 // dpo/dpo_config.h for the config and dpo/dpo_recipe.h for what it writes.
 #include "align/commands.h"
+#include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
 #include "dpo/dpo_config.h"
@@ -22,6 +23,7 @@ struct DpoCommandOptions {
 void add_dpo_command(CLI::App& app) {
   auto opt = std::make_shared<DpoCommandOptions>();
   CLI::App* cmd = app.add_subcommand("dpo", "Direct Preference Optimization (LoRA or full)");
+  cmd->footer(config_keys_help(describe_fields(DpoConfig{}), "docs/dpo.md"));
   cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
   cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
   cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in output.dir");

@@ -1,14 +1,16 @@
 // align eval --config FILE.json [--set section.key=value]...
 // Success rate (pass@k with intervals) of a model on a JSONL task set graded by an oracle: see
-// pts/eval_config.h for the config and pts/eval_recipe.h for what it writes. Rerunning overwrites.
+// eval/eval_config.h for the config and eval/eval_recipe.h for what it writes. Rerunning
+// overwrites.
 #include <cstdio>
 #include <utility>
 
 #include "align/commands.h"
+#include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
-#include "pts/eval_config.h"
-#include "pts/eval_recipe.h"
+#include "eval/eval_config.h"
+#include "eval/eval_recipe.h"
 
 namespace align {
 namespace {
@@ -23,6 +25,7 @@ struct EvalCommandOptions {
 void add_eval_command(CLI::App& app) {
   auto opt = std::make_shared<EvalCommandOptions>();
   CLI::App* cmd = app.add_subcommand("eval", "Success rate (pass@k) of a model on a task set");
+  cmd->footer(config_keys_help(describe_fields(EvalConfig{}), "docs/eval.md"));
   cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
   cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
   cmd->callback([opt] {
@@ -37,7 +40,8 @@ void add_eval_command(CLI::App& app) {
                 s.oracle.c_str(), s.mean_tokens, s.seconds);
     std::printf(
         "%6s  %8s  %s\n", "k", "pass@k",
-        (std::to_string(static_cast<int>(config.confidence * 100 + 0.5)) + "% interval").c_str());
+        (std::to_string(static_cast<int>(config.eval.confidence * 100 + 0.5)) + "% interval")
+            .c_str());
     for (const EvalPassAtK& p : s.pass) {
       std::printf("%6lld  %8.4f  [%.4f, %.4f]", static_cast<long long>(p.k), p.value.mean,
                   p.value.low, p.value.high);
@@ -45,18 +49,14 @@ void add_eval_command(CLI::App& app) {
         std::printf("  (Wilson over items [%.4f, %.4f])", p.wilson.low, p.wilson.high);
       std::printf("\n");
     }
-    if (s.safety) {
-      for (const auto& [label, rate] : {std::pair{"refusal rate, harmful", &s.safety->harmful},
-                                        std::pair{"over-refusal, benign", &s.safety->benign}}) {
-        if (rate->items == 0) continue;
-        std::printf("%s: %.4f [%.4f, %.4f] (%lld items)", label, rate->value.mean, rate->value.low,
-                    rate->value.high, static_cast<long long>(rate->items));
-        if (rate->has_wilson)
-          std::printf("  (Wilson over items [%.4f, %.4f])", rate->wilson.low, rate->wilson.high);
-        std::printf("\n");
-      }
+    for (const auto& [rate, r] : s.rates) {
+      std::printf("%s: %.4f [%.4f, %.4f] (%lld items)", rate.label.c_str(), r.value.mean,
+                  r.value.low, r.value.high, static_cast<long long>(r.items));
+      if (r.has_wilson)
+        std::printf("  (Wilson over items [%.4f, %.4f])", r.wilson.low, r.wilson.high);
+      std::printf("\n");
     }
-    std::printf("-> %s\n", config.output_dir.c_str());
+    std::printf("-> %s\n", config.output.dir.c_str());
   });
 }
 

@@ -4,12 +4,12 @@
 #include <iostream>
 
 #include "common/error.h"
-#include "dist/launch_env.h"
 #include "model/device_options.h"
+#include "parallel/launch_env.h"
 
 namespace align {
 
-std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
+std::shared_ptr<ProcessGroup> join_launched_job(DeviceChoice device_choice,
                                                 const std::string& field) {
   const LaunchEnv env = read_launch_env();
   if (!env.distributed()) return nullptr;
@@ -23,7 +23,7 @@ std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
     }
     options.timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
   }
-  const torch::Device device = parse_device(device_flag, field);
+  const torch::Device device = resolve_device(device_choice, field);
   std::shared_ptr<ProcessGroup> group = ProcessGroup::create(env, device, options);
   if (group->is_main()) {
     std::cerr << "align: " << env.world_size << " ranks (" << env.launcher << ", "

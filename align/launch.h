@@ -1,19 +1,20 @@
-// Joining the multi-process job a launcher started (torchrun, SLURM; dist/launch_env.h): the
+// Joining the multi-process job a launcher started (torchrun, SLURM; parallel/launch_env.h): the
 // commands that can run data-parallel call this once, before their recipe.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "dist/process_group.h"
+#include "model/device_options.h"
+#include "parallel/process_group.h"
 
 namespace align {
 
-// The process group of this job for a model on `device_flag` ("cpu", "cuda", "auto"; `field`
+// The process group of this job for a model on `device_choice` (`field`
 // names it in errors): null for a single-process run (no launcher variables), else a joined
 // group (Gloo on CPU, NCCL on CUDA) with the timeout of ALIGN_DIST_TIMEOUT_S (seconds, default
 // 1800).
-std::shared_ptr<ProcessGroup> join_launched_job(const std::string& device_flag,
+std::shared_ptr<ProcessGroup> join_launched_job(DeviceChoice device_choice,
                                                 const std::string& field);
 
 // Commands that run in one process only (pipeline, eval, generate): a launcher starting several

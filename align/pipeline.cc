@@ -11,14 +11,14 @@
 #include "common/error.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
-#include "pts/eval_config.h"
-#include "pts/eval_recipe.h"
-#include "pts/oracle.h"
+#include "eval/eval_config.h"
+#include "eval/eval_recipe.h"
+#include "oracles/oracle.h"
 #include "pts/pts_config.h"
 #include "pts/pts_recipe.h"
 #include "sft/sft_config.h"
 #include "sft/sft_recipe.h"
-#include "sft/train_checkpoint.h"
+#include "train/train_checkpoint.h"
 
 namespace align {
 namespace {
@@ -28,12 +28,6 @@ namespace fs = std::filesystem;
 const std::vector<std::string>& all_stages() {
   static const std::vector<std::string> stages = {"sft", "eval-before", "pts", "dpo", "eval-after"};
   return stages;
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  const nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (j.is_discarded()) throw InputError(path + ": not valid JSON");
-  return j;
 }
 
 // The stages to run, in the canonical order; unknown names are errors.
@@ -162,6 +156,23 @@ std::string format_pass(const nlohmann::json& p) {
   return buf;
 }
 
+// (key, label) of every oracle rate the eval summaries list ("oracle_rates"), first seen first.
+std::vector<std::pair<std::string, std::string>> oracle_rate_labels(const nlohmann::json& before,
+                                                                    const nlohmann::json& after) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const nlohmann::json* s : {&before, &after}) {
+    if (!s->is_object() || !s->contains("oracle_rates")) continue;
+    for (const nlohmann::json& rate : s->at("oracle_rates")) {
+      const std::string key = rate.value("key", "");
+      bool seen = key.empty();
+      for (const auto& [k, label] : out)
+        seen = seen || k == key;
+      if (!seen) out.emplace_back(key, rate.value("label", key));
+    }
+  }
+  return out;
+}
+
 std::string summary_table(const nlohmann::json& summary) {
   std::ostringstream out;
   char line[160];
@@ -190,10 +201,8 @@ std::string summary_table(const nlohmann::json& summary) {
       };
       out << "| pass@" << k << " | " << cell(before) << " | " << cell(after) << " |\n";
     }
-    // The safety oracle's refusal rates (pts/safety_rates.h).
-    for (const auto& [key, label] : {std::pair{"refusal_rate_harmful", "refusal rate, harmful"},
-                                     std::pair{"over_refusal_benign", "over-refusal, benign"}}) {
-      if (!before.contains(key) && !after.contains(key)) continue;
+    // The oracle's own rates (eval/oracle_rates.h), as either summary lists them.
+    for (const auto& [key, label] : oracle_rate_labels(before, after)) {
       auto cell = [&](const nlohmann::json& e) {
         return e.contains(key) ? format_pass(e.at(key)) : std::string("-");
       };

@@ -23,8 +23,8 @@
 // unfinished SFT or DPO stage resumes from its newest checkpoint, an unfinished PTS stage continues
 // after its last batch, an unfinished eval reruns. RUN_DIR/summary.json: {"stages": [{"name",
 // "seconds", "status"}], "eval": {"before", "after"} (the eval summaries), "pairs": N}. The printed
-// table has pass@k before and after DPO, and with the safety oracle the refusal rate on harmful
-// items and the over-refusal on benign ones (pts/safety_rates.h).
+// table has pass@k before and after DPO, and the oracle's own rates (the safety oracle's refusal
+// rate on harmful items and over-refusal on benign ones; eval/oracle_rates.h).
 #pragma once
 
 #include <nlohmann/json.hpp>

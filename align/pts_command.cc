@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "align/commands.h"
+#include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
 #include "pts/pts_config.h"
@@ -22,6 +23,7 @@ struct PtsCommandOptions {
 void add_pts_command(CLI::App& app) {
   auto opt = std::make_shared<PtsCommandOptions>();
   CLI::App* cmd = app.add_subcommand("pts", "Pivotal Token Search: token-level preference pairs");
+  cmd->footer(config_keys_help(describe_fields(PtsConfig{}), "docs/pts.md"));
   cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
   cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
   cmd->callback([opt] {
@@ -38,7 +40,7 @@ void add_pts_command(CLI::App& app) {
         static_cast<long long>(s.queries), static_cast<long long>(s.kept),
         static_cast<long long>(s.pivots), static_cast<long long>(s.pairs),
         static_cast<long long>(s.rollouts), static_cast<long long>(s.tokens_generated), s.seconds,
-        config.output_dir.c_str());
+        config.output.dir.c_str());
   });
 }
 

@@ -26,14 +26,9 @@ std::string not_run(const std::string& what) {
 }
 
 // A whole-file JSON object, or null when the file does not exist.
-json read_json_file(const std::string& path) {
+json read_object_if_exists(const std::string& path) {
   if (!fs::exists(path)) return nullptr;
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
-    throw InputError(path + ": invalid JSON: " + e.what());
-  }
+  json j = read_json_file(path);
   if (!j.is_object()) throw InputError(path + ": expected a JSON object, got " + j.type_name());
   return j;
 }
@@ -123,9 +118,9 @@ std::string plain_cell(const json& summary, const char* key) {
 
 // The evaluation summary of one side: eval-<side>/summary.json, else summary.json's eval.<side>.
 json eval_summary(const std::string& run_dir, const std::string& side) {
-  json s = read_json_file(run_dir + "/eval-" + side + "/summary.json");
+  json s = read_object_if_exists(run_dir + "/eval-" + side + "/summary.json");
   if (!s.is_null()) return s;
-  const json top = read_json_file(run_dir + "/summary.json");
+  const json top = read_object_if_exists(run_dir + "/summary.json");
   if (top.is_object() && top.contains("eval") && top["eval"].is_object() &&
       top["eval"].contains(side))
     return top["eval"][side];
@@ -136,7 +131,7 @@ json eval_summary(const std::string& run_dir, const std::string& side) {
 
 std::string pipeline_section(const std::string& run_dir) {
   std::string out = "<h2>Pipeline</h2>\n";
-  const json s = read_json_file(run_dir + "/summary.json");
+  const json s = read_object_if_exists(run_dir + "/summary.json");
   if (!s.is_object()) return out + "<p class=\"missing\">no summary.json</p>\n";
   const json stages = s.value("stages", json::array());
   out += "<table><tr><th>stage</th><th>status</th><th>seconds</th></tr>\n";
@@ -190,14 +185,18 @@ std::string eval_section(const std::string& run_dir) {
   out += "<table><tr><th>metric</th><th>before</th><th>after</th><th>\u0394</th></tr>\n";
   for (const std::string& k : ks)
     out += metric_row("pass@" + k, before, after, json::json_pointer("/pass@k/" + k), true);
-  // The safety oracle's refusal rates (pts/safety_rates.h): refusing harmful requests is good,
-  // refusing benign ones is not.
-  for (const auto& [key, label, higher_is_better] :
-       {std::tuple{"refusal_rate_harmful", "refusal rate, harmful", true},
-        std::tuple{"over_refusal_benign", "over-refusal, benign", false}}) {
-    const json::json_pointer at(std::string("/") + key);
-    if (!metric(before, at).is_null() || !metric(after, at).is_null())
-      out += metric_row(label, before, after, at, higher_is_better);
+  // The oracle's own rates (eval/oracle_rates.h), each with its direction (the safety oracle:
+  // refusing harmful requests is good, refusing benign ones is not).
+  std::vector<std::string> seen;
+  for (const json* s : {&before, &after}) {
+    if (!s->is_object() || !s->contains("oracle_rates")) continue;
+    for (const json& rate : s->at("oracle_rates")) {
+      const std::string key = rate.value("key", "");
+      if (key.empty() || std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      seen.push_back(key);
+      out += metric_row(rate.value("label", key), before, after, json::json_pointer("/" + key),
+                        rate.value("higher_is_better", true));
+    }
   }
   for (const char* key : {"items", "num_samples", "mean_tokens", "seconds", "oracle"})
     out += std::string("<tr><td>") + key + "</td>" + plain_cell(before, key) +
@@ -211,7 +210,7 @@ std::string eval_section(const std::string& run_dir) {
 // here (its path is as the run was given it).
 std::map<std::string, std::string> pts_prompts(const std::string& run_dir) {
   std::map<std::string, std::string> prompts;
-  const json config = read_json_file(run_dir + "/pts/config.json");
+  const json config = read_object_if_exists(run_dir + "/pts/config.json");
   if (config.is_null() || !config.contains("data") || !config["data"].contains("path")) {
     return prompts;
   }

@@ -4,8 +4,8 @@
 //       --completion-token completion, --new-tokens new tokens each (temperature 1).
 // Prints tokens/s, achieved weight-read bandwidth for (a) (model bytes x steps / s: the batch-1
 // limit) and achieved FLOP/s for (b) (2 N per generated token), against --peak-gbs / --peak-tflops
-// when given (defaults on CUDA: 3000 GB/s and 800 TFLOP/s, the H100 figures of REFERENCE.md
-// section 6; none on CPU).
+// when given (defaults on CUDA: 3000 GB/s and 800 TFLOP/s, the H100 figures of
+// docs/speed_limits.md; none on CPU).
 //
 //   rollout_bench --model DIR [--device cpu|cuda] [--dtype fp32|bf16] [--prefixes 8] [--samples 64]
 //                 [--completion 512] [--new-tokens 256] [--kv-budget-tokens N]

@@ -6,7 +6,7 @@
 //
 // Prints tokens/s, achieved TFLOP/s (6 N per token for full fine-tuning, 4 N for LoRA: N the
 // non-embedding parameters plus the lm_head) and MFU against --peak-tflops (default: 800 for CUDA,
-// the measured dense bf16 rate of an H100 in REFERENCE.md section 6; none for CPU), and peak
+// the dense bf16 rate of an H100 in docs/speed_limits.md; none for CPU), and peak
 // memory (CUDA allocator peak, or the process's max RSS on CPU).
 #include <sys/resource.h>
 #include <torch/torch.h>
@@ -18,9 +18,9 @@
 
 #include "model/config.h"
 #include "model/init.h"
-#include "sft/adamw.h"
-#include "sft/grad_clip.h"
 #include "sft/sft_loss.h"
+#include "train/adamw.h"
+#include "train/grad_clip.h"
 
 namespace {
 

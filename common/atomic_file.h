@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -35,5 +36,8 @@ void write_file_atomic(const std::string& path, std::string_view contents);
 
 // Reads a whole file; throws IoError naming the path.
 std::string read_file(const std::string& path);
+
+// Parses a whole file; throws IoError when it cannot be read, InputError when it is not JSON.
+nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace align

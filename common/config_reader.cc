@@ -6,6 +6,11 @@ namespace align {
 
 const nlohmann::json ConfigReader::kEmpty = nlohmann::json::object();
 
+void check_config(bool ok, const std::string& source, const std::string& field,
+                  const std::string& what) {
+  if (!ok) throw InputError(source + ": " + field + ": " + what);
+}
+
 nlohmann::json load_config_file(const std::string& path) {
   nlohmann::json j;
   try {

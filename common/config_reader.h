@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/error.h"
@@ -27,6 +28,10 @@ nlohmann::json load_config_file(const std::string& path);
 // [1,2], "x"), else taken as a string (so --set output.dir=runs/x works unquoted).
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
+// Throws InputError "<source>: <field>: <what>" unless `ok`: the range checks after reading.
+void check_config(bool ok, const std::string& source, const std::string& field,
+                  const std::string& what);
+
 class ConfigReader {
  public:
   // `object` must outlive the reader. `source` names the file in messages.
@@ -37,11 +42,20 @@ class ConfigReader {
   void get(const std::string& key, T& value) {
     if (!object_.contains(key)) return;
     seen_->insert(key);
+    const nlohmann::json& found = object_.at(key);
+    // An integer key takes only a JSON integer (2.5 is not silently cut to 2), an unsigned one
+    // only a non-negative integer.
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      if (!found.is_number_integer() || (std::is_unsigned_v<T> && !found.is_number_unsigned())) {
+        throw InputError(source_ + ": " + full(key) + ": expected " + type_name(value) +
+                         ", found " + found.dump());
+      }
+    }
     try {
-      value = object_.at(key).get<T>();
+      value = found.get<T>();
     } catch (const nlohmann::json::exception&) {
       throw InputError(source_ + ": " + full(key) + ": expected " + type_name(value) + ", found " +
-                       object_.at(key).dump());
+                       found.dump());
     }
   }
   // Like get(), but the key must be present.
@@ -63,6 +77,7 @@ class ConfigReader {
   template <typename T>
   static std::string type_name(const T&) {
     if constexpr (std::is_same_v<T, bool>) return "true or false";
+    if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) return "an integer >= 0";
     if constexpr (std::is_integral_v<T>) return "an integer";
     if constexpr (std::is_floating_point_v<T>) return "a number";
     if constexpr (std::is_same_v<T, std::string>) return "a string";

@@ -78,13 +78,4 @@ int64_t json_index(const nlohmann::json& value, int64_t max, const JsonPath& at)
   return v;
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
-}
-
 }  // namespace align

@@ -40,7 +40,4 @@ bool json_bool(const nlohmann::json& object, const std::string& key, bool fallba
 // An integer in [0, max]; rejects floats, strings, negatives.
 int64_t json_index(const nlohmann::json& value, int64_t max, const JsonPath& at);
 
-// Parses a whole file; throws IoError when it cannot be read, InputError when it is not JSON.
-nlohmann::json read_json_file(const std::string& path);
-
 }  // namespace align

@@ -77,25 +77,6 @@ void chat_pair(const Tokenizer& tok, const json& prompt, const json& chosen, con
 
 }  // namespace
 
-PairWeight parse_pair_weight(const std::string& name, const std::string& field) {
-  if (name == "none") return PairWeight::kNone;
-  if (name == "field") return PairWeight::kField;
-  if (name == "p_gap") return PairWeight::kPGap;
-  throw InputError(field + ": expected none, field or p_gap, found '" + name + "'");
-}
-
-const char* pair_weight_name(PairWeight weight) {
-  switch (weight) {
-    case PairWeight::kNone:
-      return "none";
-    case PairWeight::kField:
-      return "field";
-    case PairWeight::kPGap:
-      return "p_gap";
-  }
-  return "?";
-}
-
 void read_pair_extras(const json& record, PairWeight weight_source, double* weight,
                       std::optional<double>* ref_chosen, std::optional<double>* ref_rejected) {
   *weight = 1.0;

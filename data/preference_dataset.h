@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/enum_names.h"
 #include "data/token_id.h"
 #include "data/tokenizer.h"
 
@@ -34,9 +35,11 @@ namespace align {
 // only) |p_chosen - p_rejected|.
 enum class PairWeight { kNone, kField, kPGap };
 
-// "none", "field", "p_gap"; throws InputError naming `field` otherwise.
-PairWeight parse_pair_weight(const std::string& name, const std::string& field);
-const char* pair_weight_name(PairWeight weight);
+template <>
+struct EnumNames<PairWeight> {
+  static constexpr std::pair<PairWeight, const char*> table[] = {
+      {PairWeight::kNone, "none"}, {PairWeight::kField, "field"}, {PairWeight::kPGap, "p_gap"}};
+};
 
 struct PreferencePair {
   std::vector<TokenId> prompt;    // [Tp]

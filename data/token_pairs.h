@@ -1,5 +1,5 @@
-// Token-level preference pairs from Pivotal Token Search (pts/ writes them; REFERENCE.md section
-// 4) and their grouping into prefix chains, so that every pair of one completion is scored in ONE
+// Token-level preference pairs from Pivotal Token Search (pts/ writes them; docs/pts.md)
+// and their grouping into prefix chains, so that every pair of one completion is scored in ONE
 // forward pass. One JSON object per line (unknown keys are ignored):
 //
 //   {"query_id": "q7", "prompt_token_ids": [...], "chosen_token_id": 17, "rejected_token_id": 42,

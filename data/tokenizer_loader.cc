@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "data/json_fields.h"
 #include "data/tokenizer_state.h"

@@ -1,21 +1,10 @@
-// The `align dpo` run config: plain structs, one per JSON section, read strictly (unknown keys are
-// errors naming their path) and written back resolved into the run's output folder.
+// The `align dpo` run config: the trainers' shared sections (train/train_sections.h: model,
+// optimizer, schedule, training, lora, output, with DPO's defaults) and DPO's reference, data and
+// dpo sections, each defined once (common/config_fields.h), read strictly and written back
+// resolved into the run's output folder. `align dpo --help` lists every key.
 //
-//   {"model":     {"path", "dtype", "device", "activation_checkpointing"},
-//    "reference": {"type": "auto" | "lora_base" | "checkpoint" | "precomputed", "path",
-//                  "check_pairs", "check_tolerance"},
-//    "data":      {"train", "eval", "format": "sequence" | "token", "max_seq_len", "batch_size",
-//                  "weight": "none" | "field" | "p_gap", "shuffle"},
-//    "dpo":       {"loss": "sigmoid" | "ipo" | "hinge" | "robust", "beta", "label_smoothing",
-//                  "nll_weight"},
-//    "optimizer": {"lr", "beta1", "beta2", "eps", "weight_decay", "max_grad_norm"},
-//    "schedule":  {"type", "warmup_steps", "max_steps", "epochs", "min_lr_ratio"},
-//    "training":  {"grad_accum", "seed", "log_every", "eval_every"},
-//    "lora":      {"enabled", "rank", "alpha", "dropout", "target_modules"},
-//    "output":    {"dir", "save_every", "keep_last", "merge_lora", "max_shard_size"}}
-//
-// reference.type "auto" resolves to lora_base with LoRA and to checkpoint (path = model.path, the
-// starting weights, as TRL's implicit reference copy) without. "precomputed" reads
+// reference.type auto resolves to lora_base with LoRA and to checkpoint (path = model.path, the
+// starting weights, as TRL's implicit reference copy) without. precomputed reads
 // ref_chosen_logps / ref_rejected_logps from the data lines; with a reference.path it checks the
 // first check_pairs pairs against that model (max abs difference <= check_tolerance).
 // data.batch_size counts pairs (sequence format) or chains, i.e. completions (token format).
@@ -24,41 +13,75 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
+#include <utility>
 
-#include "sft/train_sections.h"
+#include "common/enum_names.h"
+#include "data/preference_dataset.h"
+#include "dpo/dpo_loss.h"
+#include "dpo/reference_logprobs.h"
+#include "train/train_sections.h"
 
 namespace align {
 
-struct DpoModelSection {
-  std::string path;
-  std::string dtype = "auto";
-  std::string device = "auto";
-  bool activation_checkpointing = false;
+// sequence: TRL-style prompt/chosen/rejected lines; token: PTS token pairs (pairs.jsonl).
+enum class PairFormat { kSequence, kToken };
+
+template <>
+struct EnumNames<PairFormat> {
+  static constexpr std::pair<PairFormat, const char*> table[] = {
+      {PairFormat::kSequence, "sequence"}, {PairFormat::kToken, "token"}};
 };
 
 struct DpoReferenceSection {
-  std::string type = "auto";
-  std::string path;          // checkpoint: the frozen reference model; precomputed: optional
-  int64_t check_pairs = 16;  // precomputed + path: pairs checked against the model
+  ReferenceType type = ReferenceType::kAuto;
+  std::string path;
+  int64_t check_pairs = 16;
   double check_tolerance = 1e-3;
+
+  template <typename V>
+  void fields(V& v) {
+    v("type", type, "where reference log-probs come from");
+    v("path", path, "checkpoint: the frozen reference model; precomputed: optional, to check");
+    v("check_pairs", check_pairs, "precomputed + path: pairs checked against the model");
+    v("check_tolerance", check_tolerance, "precomputed + path: max abs difference allowed");
+  }
 };
 
 struct DpoDataSection {
   std::string train;
   std::string eval;
-  std::string format = "sequence";  // sequence (prompt/chosen/rejected) or token (PTS pairs)
+  PairFormat format = PairFormat::kSequence;
   int64_t max_seq_len = 2048;
-  int64_t batch_size = 4;  // pairs (sequence) or chains (token) per micro-batch
-  std::string weight = "none";
+  int64_t batch_size = 4;
+  PairWeight weight = PairWeight::kNone;
   bool shuffle = true;
+
+  template <typename V>
+  void fields(V& v) {
+    v.required("train", train, "JSONL preference pairs");
+    v("eval", eval, "optional held-out pairs in the same format");
+    v("format", format, "sequence (prompt/chosen/rejected) or token (PTS pairs)");
+    v("max_seq_len", max_seq_len, "tokens per sequence (longer ones are truncated)");
+    v("batch_size", batch_size, "pairs (sequence) or chains (token) per micro-batch");
+    v("weight", weight, "per-pair weights: none, the \"weight\" field, or |p_chosen - p_rejected|");
+    v("shuffle", shuffle, "shuffle every epoch");
+  }
 };
 
 struct DpoLossSection {
-  std::string loss = "sigmoid";
+  DpoLossType loss = DpoLossType::kSigmoid;
   double beta = 0.1;
   double label_smoothing = 0.0;
-  double nll_weight = 0.0;  // TRL's rpo_alpha: weight of the mean NLL per chosen token
+  double nll_weight = 0.0;
+
+  template <typename V>
+  void fields(V& v) {
+    v("loss", loss, "the DPO loss (docs/dpo.md)");
+    v("beta", beta, "strength of the KL constraint");
+    v("label_smoothing", label_smoothing, "sigmoid (cDPO) and robust: assumed label noise");
+    v("nll_weight", nll_weight, "weight of the mean NLL per chosen token (TRL's rpo_alpha)");
+  }
+  DpoLossOptions options() const { return {loss, beta, label_smoothing}; }
 };
 
 // optimizer, schedule, training, lora, output: the trainers' shared sections, with DPO's defaults
@@ -66,17 +89,24 @@ struct DpoLossSection {
 struct DpoConfig : TrainSections {
   DpoConfig() {
     optimizer.lr = 1e-6;
-    schedule.type = "linear";
+    schedule.type = LrScheduleType::kLinear;
     lora.enabled = true;
     lora.dropout = 0.0;
   }
-  DpoModelSection model;
   DpoReferenceSection reference;
   DpoDataSection data;
   DpoLossSection dpo;
+
+  template <typename V>
+  void fields(V& v) {
+    TrainSections::fields(v);
+    v.section("reference", reference);
+    v.section("data", data);
+    v.section("dpo", dpo);
+  }
 };
 
-// Reads, validates and resolves reference.type "auto". Throws InputError "source: key.path: ...".
+// Reads, validates and resolves reference.type auto. Throws InputError "source: key.path: ...".
 DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source);
 nlohmann::json to_json(const DpoConfig& config);
 

@@ -6,28 +6,6 @@
 
 namespace align {
 
-DpoLossType parse_dpo_loss_type(const std::string& name, const std::string& field) {
-  if (name == "sigmoid") return DpoLossType::kSigmoid;
-  if (name == "ipo") return DpoLossType::kIpo;
-  if (name == "hinge") return DpoLossType::kHinge;
-  if (name == "robust") return DpoLossType::kRobust;
-  throw InputError(field + ": expected sigmoid, ipo, hinge or robust, found '" + name + "'");
-}
-
-const char* dpo_loss_type_name(DpoLossType type) {
-  switch (type) {
-    case DpoLossType::kSigmoid:
-      return "sigmoid";
-    case DpoLossType::kIpo:
-      return "ipo";
-    case DpoLossType::kHinge:
-      return "hinge";
-    case DpoLossType::kRobust:
-      return "robust";
-  }
-  return "?";
-}
-
 void validate(const DpoLossOptions& o) {
   if (!(o.beta > 0)) throw InputError("dpo.beta: must be positive");
   if (!(o.label_smoothing >= 0 && o.label_smoothing < 0.5)) {

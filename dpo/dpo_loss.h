@@ -1,6 +1,6 @@
 // DPO-family losses over per-pair log-probabilities: small pure functions over tensors.
 //
-// With z = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r)) per pair (REFERENCE.md section 5;
+// With z = (log pi(c) - log ref(c)) - (log pi(r) - log ref(r)) per pair (docs/dpo.md;
 // TRL's DPOTrainer.dpo_loss, where z is called `logits`):
 //
 //   sigmoid   -(1 - e) log sigmoid(beta z) - e log sigmoid(-beta z)
@@ -19,13 +19,20 @@
 
 #include <string>
 
+#include "common/enum_names.h"
+
 namespace align {
 
 enum class DpoLossType { kSigmoid, kIpo, kHinge, kRobust };
 
-// "sigmoid", "ipo", "hinge", "robust"; throws InputError naming `field` otherwise.
-DpoLossType parse_dpo_loss_type(const std::string& name, const std::string& field);
-const char* dpo_loss_type_name(DpoLossType type);
+template <>
+struct EnumNames<DpoLossType> {
+  static constexpr std::pair<DpoLossType, const char*> table[] = {
+      {DpoLossType::kSigmoid, "sigmoid"},
+      {DpoLossType::kIpo, "ipo"},
+      {DpoLossType::kHinge, "hinge"},
+      {DpoLossType::kRobust, "robust"}};
+};
 
 struct DpoLossOptions {
   DpoLossType type = DpoLossType::kSigmoid;

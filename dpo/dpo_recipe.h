@@ -1,5 +1,5 @@
 // `align dpo`: Direct Preference Optimization as one flat program (setup -> loop -> save ->
-// cleanup), on the trainer machinery shared with SFT (sft/adamw.h, grad_clip.h, lr_schedule.h,
+// cleanup), on the trainer machinery shared with SFT (train/adamw.h, grad_clip.h, lr_schedule.h,
 // train_checkpoint.h, rng_state.h, metrics.h).
 //
 // Writes into output.dir:
@@ -19,8 +19,8 @@
 #include <memory>
 #include <string>
 
-#include "dist/process_group.h"
 #include "dpo/dpo_config.h"
+#include "parallel/process_group.h"
 
 namespace align {
 

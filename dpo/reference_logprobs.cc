@@ -12,15 +12,9 @@
 
 namespace align {
 
-ReferenceType parse_reference_type(const std::string& name, const std::string& field) {
-  if (name == "lora_base") return ReferenceType::kLoraBase;
-  if (name == "checkpoint") return ReferenceType::kCheckpoint;
-  if (name == "precomputed") return ReferenceType::kPrecomputed;
-  throw InputError(field + ": expected lora_base, checkpoint or precomputed, found '" + name + "'");
-}
-
 Reference::Reference(ReferenceType type, std::optional<Phi3Model> model) : type_(type) {
   if (model) model_ = std::make_shared<Phi3Model>(std::move(*model));
+  if (type == ReferenceType::kAuto) throw Error("Reference: resolve reference.type auto first");
   if (type == ReferenceType::kCheckpoint && !model_) {
     throw Error("Reference: the checkpoint reference needs its model");
   }
@@ -31,6 +25,8 @@ PairLogps Reference::logps(Phi3Model& policy, const PairBatch& batch,
                            bool checkpoint_layers) const {
   torch::NoGradGuard no_grad;
   switch (type_) {
+    case ReferenceType::kAuto:
+      break;  // rejected by the constructor
     case ReferenceType::kPrecomputed:
       if (!batch.ref_chosen.defined()) {
         throw InputError(

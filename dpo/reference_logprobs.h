@@ -1,4 +1,4 @@
-// The DPO reference model's log-probabilities, from one of three sources (REFERENCE.md section 5):
+// The DPO reference model's log-probabilities, from one of three sources (docs/dpo.md):
 //
 //   lora_base    the policy itself with its LoRA adapters disabled: no second copy of the weights
 //   checkpoint   a separate frozen model directory
@@ -14,14 +14,24 @@
 #include <optional>
 #include <string>
 
+#include "common/enum_names.h"
 #include "dpo/pair_data.h"
 #include "dpo/pair_scoring.h"
 #include "model/phi3_model.h"
 
 namespace align {
 
-enum class ReferenceType { kLoraBase, kCheckpoint, kPrecomputed };
-ReferenceType parse_reference_type(const std::string& name, const std::string& field);
+// kAuto is a config value only (dpo_config.h resolves it): lora_base with LoRA, else checkpoint.
+enum class ReferenceType { kAuto, kLoraBase, kCheckpoint, kPrecomputed };
+
+template <>
+struct EnumNames<ReferenceType> {
+  static constexpr std::pair<ReferenceType, const char*> table[] = {
+      {ReferenceType::kAuto, "auto"},
+      {ReferenceType::kLoraBase, "lora_base"},
+      {ReferenceType::kCheckpoint, "checkpoint"},
+      {ReferenceType::kPrecomputed, "precomputed"}};
+};
 
 class Reference {
  public:

@@ -14,7 +14,7 @@ ModelConfig model_preset(const std::string& name) {
   c.dtype = "bfloat16";
   c.rms_norm_eps = 1e-5;
   if (name == "phi-4") {
-    // microsoft/phi-4 config.json (REFERENCE.md section 1).
+    // microsoft/phi-4 config.json (docs/phi4.md).
     c.vocab_size = 100352;
     c.hidden_size = 5120;
     c.intermediate_size = 17920;

@@ -12,10 +12,6 @@
 namespace align {
 namespace {
 
-std::string layer_name(int64_t i, const char* suffix) {
-  return "model.layers." + std::to_string(i) + "." + suffix;
-}
-
 // normal(0, std) drawn in fp32 blocks of rows and cast into `dtype`, so peak memory is the output
 // plus one block.
 torch::Tensor normal_tensor(const std::vector<int64_t>& shape, double std, uint64_t seed,

@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/seeding.h"
-#include "model/ops.h"
+#include "model/linear.h"
 
 namespace align {
 namespace {

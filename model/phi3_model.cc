@@ -9,18 +9,17 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "kernels/rms_norm_op.h"
+#include "kernels/rope_kv_write_op.h"
+#include "kernels/silu_gate_op.h"
 #include "model/activation_checkpoint.h"
 #include "model/attention.h"
 #include "model/checkpoint.h"
 #include "model/init.h"
-#include "model/ops.h"
+#include "model/linear.h"
 
 namespace align {
 namespace {
-
-std::string layer_name(int64_t i, const char* suffix) {
-  return "model.layers." + std::to_string(i) + "." + suffix;
-}
 
 [[noreturn]] void bad_input(const std::string& what) {
   throw InputError("Phi3Model::forward: " + what);
@@ -42,7 +41,7 @@ std::string shape_of(const torch::Tensor& t) {
   return s + "]";
 }
 
-void check_inputs(const ForwardInput& in, const KvCache* cache) {
+void check_inputs(const ForwardInput& in) {
   if (!in.tokens.defined() || in.tokens.dim() != 2 || in.tokens.scalar_type() != at::kLong) {
     bad_input("tokens must be a [B, T] int64 tensor");
   }
@@ -53,10 +52,6 @@ void check_inputs(const ForwardInput& in, const KvCache* cache) {
       bad_input("positions and segments must be int64 tensors shaped like tokens " +
                 shape_of(in.tokens) + ", got " + shape_of(*t));
     }
-  }
-  if (in.segments.defined() && cache) bad_input("segments cannot be combined with a KV cache");
-  if (in.checkpoint_layers && cache) {
-    bad_input("checkpoint_layers (training) cannot be combined with a KV cache");
   }
   auto check_rows = [&](const std::vector<int64_t>& v, const char* name) {
     if (!v.empty() && static_cast<int64_t>(v.size()) != B) {
@@ -74,20 +69,6 @@ void check_inputs(const ForwardInput& in, const KvCache* cache) {
   if (in.logits == LogitsAt::kIndex && (!in.logits_index.defined() || in.logits_index.dim() != 1 ||
                                         in.logits_index.scalar_type() != at::kLong)) {
     bad_input("LogitsAt::kIndex needs logits_index, a [N] int64 tensor");
-  }
-  if (cache) {
-    if (cache->batch() != B) {
-      bad_input("the KV cache has " + std::to_string(cache->batch()) + " rows, tokens have " +
-                std::to_string(B));
-    }
-    for (int64_t b = 0; b < B; ++b) {
-      if (cache->lengths[static_cast<size_t>(b)] + T > cache->capacity()) {
-        bad_input("row " + std::to_string(b) + " holds " +
-                  std::to_string(cache->lengths[static_cast<size_t>(b)]) + " tokens; " +
-                  std::to_string(T) + " more exceed the cache capacity " +
-                  std::to_string(cache->capacity()));
-      }
-    }
   }
 }
 
@@ -114,6 +95,10 @@ torch::Tensor long_factor_mask(const ModelConfig& config, const ForwardInput& in
 }
 
 }  // namespace
+
+std::string layer_name(int64_t layer, const char* suffix) {
+  return "model.layers." + std::to_string(layer) + "." + suffix;
+}
 
 ModelWeights assemble_weights(const ModelConfig& config,
                               const std::function<torch::Tensor(const std::string&)>& get) {
@@ -204,64 +189,35 @@ namespace {
 
 // What every layer of one forward call shares.
 struct CallState {
-  std::vector<int64_t> valid;     // [B] real tokens per row
-  std::vector<uint8_t> row_long;  // [B] longrope: the row uses the long factors
-  torch::Tensor slots;            // [B, T] int64 cache slot of each new token
-  torch::Tensor rows;             // [B, T] int64 row index, for cache writes
-  torch::Tensor cos, sin;         // [B, T, R] model dtype
-  torch::Tensor allowed;          // [B, T, S] bool
-  int64_t num_keys = 0;           // S
+  std::vector<int64_t> valid;  // [B] real tokens per row
+  torch::Tensor cos, sin;      // [B, T, R] model dtype
+  torch::Tensor allowed;       // [B, T, T] bool: which keys each query sees
 };
 
-// Throws when a cached row's keys were rotated with the other longrope factor set.
-void check_cached_factors(const ModelConfig& c, const KvCache& cache,
-                          const std::vector<uint8_t>& row_long) {
-  for (size_t r = 0; r < row_long.size(); ++r) {
-    if (cache.lengths[r] == 0 || row_long[r] == cache.long_rope[r]) continue;
-    throw Error("Phi3Model::forward: row " + std::to_string(r) + " was cached with the longrope " +
-                (cache.long_rope[r] ? "long" : "short") + " factors but now needs the " +
-                (row_long[r] ? "long" : "short") +
-                " ones (its sequence crosses original_max_position_embeddings " +
-                std::to_string(c.original_max_position_embeddings) +
-                "); reset the row and prefill it again");
-  }
-}
-
 CallState prepare_call(const ModelConfig& c, const Rope& rope, const ForwardInput& in,
-                       const KvCache* cache, torch::ScalarType dtype, torch::Device device) {
+                       torch::ScalarType dtype, torch::Device device) {
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1);
   CallState s;
   s.valid = in.valid.empty() ? std::vector<int64_t>(static_cast<size_t>(B), T) : in.valid;
-  s.row_long.assign(static_cast<size_t>(B), 0);
-  std::vector<int64_t> start = cache ? cache->lengths : std::vector<int64_t>(B, 0);
-  s.num_keys = *std::max_element(start.begin(), start.end()) + T;
 
   auto steps = at::arange(T, at::kLong).view({1, T});
-  s.slots = (at::tensor(start, at::kLong).view({B, 1}) + steps).to(device);
-  s.rows = at::arange(B, at::kLong).view({B, 1}).expand({B, T}).to(device);
-  auto positions = in.positions.defined() ? in.positions.to(device) : s.slots;
+  auto slots = steps.expand({B, T}).to(device);  // [B, T] each token's index in its row
+  auto positions = in.positions.defined() ? in.positions.to(device) : slots;
   auto segments = in.segments.defined() ? in.segments.to(device) : torch::Tensor();
 
   torch::Tensor use_long;  // [B, T] bool
   if (c.rope_type == RopeType::kLongrope) {
     auto valid_mask = (steps < at::tensor(s.valid, at::kLong).view({B, 1})).to(device);
     use_long = long_factor_mask(c, in, positions, valid_mask);
-    if (cache) {
-      auto any_long = use_long.any(-1).to(at::kCPU);
-      for (int64_t b = 0; b < B; ++b)
-        s.row_long[static_cast<size_t>(b)] = any_long[b].item<bool>();
-      check_cached_factors(c, *cache, s.row_long);
-    }
   }
   std::tie(s.cos, s.sin) = rope.cos_sin(positions, use_long, dtype);
-  s.allowed = attention_mask(s.slots, s.num_keys, c.sliding_window, segments);
+  s.allowed = attention_mask(slots, T, c.sliding_window, segments);
   return s;
 }
 
-// h + attention(rms_norm(h)) W_o^T, writing this layer's keys and values into the cache.
+// h + attention(rms_norm(h)) W_o^T.
 torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
-                              const torch::Tensor& h, const CallState& s, KvCache* cache,
-                              size_t layer) {
+                              const torch::Tensor& h, const CallState& s) {
   const int64_t B = h.size(0), T = h.size(1);
   auto x = rms_norm(h, w.input_norm, c.rms_norm_eps);
   auto qkv = lora_linear(x, w.qkv, w.lora.qkv, lora);  // [B, T, H*D + 2*Hkv*D]
@@ -270,15 +226,8 @@ torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const
   auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
   q = apply_rope(q, s.cos, s.sin);
   k = apply_rope(k, s.cos, s.sin);
-  torch::Tensor keys = k.transpose(1, 2), values = v.transpose(1, 2);  // [B, Hkv, S, D]
-  if (cache) {
-    using torch::indexing::Slice;
-    cache->k[layer].index_put_({s.rows, Slice(), s.slots}, k);  // row b, slots start_b + t
-    cache->v[layer].index_put_({s.rows, Slice(), s.slots}, v);
-    keys = cache->k[layer].narrow(2, 0, s.num_keys);
-    values = cache->v[layer].narrow(2, 0, s.num_keys);
-  }
-  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);  // Python's D**-0.5
+  const torch::Tensor keys = k.transpose(1, 2), values = v.transpose(1, 2);  // [B, Hkv, T, D]
+  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);      // Python's D**-0.5
   auto attn = attention(q, keys, values, s.allowed, scale).reshape({B, T, c.q_size});
   return h + lora_linear(attn, w.o, w.lora.o, lora);
 }
@@ -288,14 +237,13 @@ torch::Tensor mlp_block(const ModelConfig& c, const LayerWeights& w, const LoraA
                         const torch::Tensor& h) {
   auto x = rms_norm(h, w.post_norm, c.rms_norm_eps);
   auto gate_up = lora_linear(x, w.gate_up, w.lora.gate_up, lora);
-  return h + lora_linear(swiglu(gate_up), w.down, w.lora.down, lora);
+  return h + lora_linear(silu_gate_reference(gate_up), w.down, w.lora.down, lora);
 }
 
 // One decoder layer: h [B, T, C] -> [B, T, C].
 torch::Tensor decoder_layer(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
-                            const torch::Tensor& h, const CallState& s, KvCache* cache,
-                            size_t layer) {
-  return mlp_block(c, w, lora, attention_block(c, w, lora, h, s, cache, layer));
+                            const torch::Tensor& h, const CallState& s) {
+  return mlp_block(c, w, lora, attention_block(c, w, lora, h, s));
 }
 
 // Every tensor of a layer that may require grad: the base weights and the LoRA A and B.
@@ -312,11 +260,11 @@ std::vector<torch::Tensor> layer_tensors(const LayerWeights& w) {
 
 }  // namespace
 
-ForwardOutput Phi3Model::forward(const ForwardInput& in, KvCache* cache) const {
-  check_inputs(in, cache);
+ForwardOutput Phi3Model::forward(const ForwardInput& in) const {
+  check_inputs(in);
   const ModelConfig& c = config_;
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1), C = c.hidden_size;
-  const CallState s = prepare_call(c, rope_, in, cache, dtype(), device());
+  const CallState s = prepare_call(c, rope_, in, dtype(), device());
 
   auto tokens = in.tokens.to(device()).reshape(-1);
   auto h = weights_.embed.index_select(0, tokens).view({B, T, C});  // [B, T, C]
@@ -328,23 +276,16 @@ ForwardOutput Phi3Model::forward(const ForwardInput& in, KvCache* cache) const {
     for (size_t l = 0; l < weights_.layers.size(); ++l) {
       const LayerWeights& w = weights_.layers[l];
       h = checkpoint(
-          [config, state, w, lora, l](const torch::Tensor& x) {
-            return decoder_layer(*config, w, lora, x, *state, nullptr, l);
+          [config, state, w, lora](const torch::Tensor& x) {
+            return decoder_layer(*config, w, lora, x, *state);
           },
           h, layer_tensors(w));
     }
   } else {
     for (size_t l = 0; l < weights_.layers.size(); ++l)
-      h = decoder_layer(c, weights_.layers[l], lora, h, s, cache, l);
+      h = decoder_layer(c, weights_.layers[l], lora, h, s);
   }
   h = rms_norm(h, weights_.norm, c.rms_norm_eps);
-
-  if (cache) {
-    for (size_t r = 0; r < s.valid.size(); ++r) {
-      if (s.valid[r] > 0) cache->long_rope[r] = s.row_long[r];
-      cache->lengths[r] += s.valid[r];
-    }
-  }
 
   ForwardOutput out;
   if (in.logits == LogitsAt::kAll) {

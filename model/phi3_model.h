@@ -24,7 +24,6 @@
 #include <vector>
 
 #include "model/config.h"
-#include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/rope.h"
 
@@ -47,6 +46,8 @@ struct ModelWeights {
   torch::Tensor lm_head;  // [V, C]; the embed tensor itself when the config ties them
 };
 
+// "model.layers.<layer>.<suffix>": the Hugging Face name of a decoder layer's tensor.
+std::string layer_name(int64_t layer, const char* suffix);
 // Builds the weights from a source of named tensors (Hugging Face names), in checkpoint order.
 ModelWeights assemble_weights(const ModelConfig& config,
                               const std::function<torch::Tensor(const std::string&)>& get);
@@ -55,7 +56,7 @@ std::vector<std::pair<std::string, torch::Tensor>> named_weights(const ModelConf
                                                                  const ModelWeights& weights);
 
 enum class LogitsAt {
-  kNone,   // no logits (prefill that only fills the cache; hidden states for chunked log-probs)
+  kNone,   // no logits (hidden states for chunked log-probs)
   kLast,   // [B, V] at each row's last valid token
   kAll,    // [B, T, V]
   kIndex,  // [N, V] at logits_index (flat b * T + t)
@@ -63,8 +64,8 @@ enum class LogitsAt {
 
 struct ForwardInput {
   torch::Tensor tokens;        // [B, T] int64
-  torch::Tensor positions;     // [B, T] int64 RoPE positions; undefined: cached length + t
-  torch::Tensor segments;      // [B, T] int64, optional: packed sequences (no cache); tokens attend
+  torch::Tensor positions;     // [B, T] int64 RoPE positions; undefined: t
+  torch::Tensor segments;      // [B, T] int64, optional: packed sequences; tokens attend
                                // only within their segment
   std::vector<int64_t> valid;  // [B] real tokens per row, the rest is right padding; empty: T
   // [B] longrope only: the sequence length that picks short/long factors per row (e.g. the full
@@ -74,7 +75,7 @@ struct ForwardInput {
   torch::Tensor logits_index;  // [N] int64 for kIndex
   bool return_hidden = false;
   // Training: run each decoder layer under activation checkpointing (keep only its input, recompute
-  // it in backward). Takes effect when grad mode is on; cannot be combined with a KV cache.
+  // it in backward). Takes effect when grad mode is on.
   bool checkpoint_layers = false;
 };
 
@@ -93,13 +94,10 @@ class Phi3Model {
   // before writing into them.
   static Phi3Model load(const std::string& dir, torch::ScalarType dtype, torch::Device device);
 
-  // One forward pass over B rows of T new tokens.
-  // Without a cache: token t of a row attends to tokens [0, t] of its row (and segment).
-  // With a cache (see kv_cache.h): the row's new keys/values are written after its cached
-  // length, queries see the cached prefix plus the causal part of the new tokens, and the
-  // cached length grows by the row's valid count.
-  // Throws InputError for malformed inputs, Error for a longrope row that needs a re-prefill.
-  ForwardOutput forward(const ForwardInput& input, KvCache* cache = nullptr) const;
+  // One forward pass over B rows of T tokens: token t of a row attends to tokens [0, t] of its
+  // row (and segment). (The rollout engine's cached forward is rollout/paged_forward.h.)
+  // Throws InputError for malformed inputs.
+  ForwardOutput forward(const ForwardInput& input) const;
 
   // hidden [..., C] (model dtype, after the final norm) -> logits [..., V] fp32.
   torch::Tensor logits(const torch::Tensor& hidden) const;
@@ -143,10 +141,10 @@ class Phi3Model {
   // The merged weights are new tensors (requires_grad as the old ones).
   void merge_lora();
   void remove_lora();
-
- private:
+  // How lora_linear applies this model's adapters now (none, enabled, scale, dropout in training).
   LoraApply lora_apply() const;
 
+ private:
   ModelConfig config_;
   ModelWeights weights_;
   Rope rope_;

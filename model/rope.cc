@@ -50,17 +50,4 @@ std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin(const torch::Tensor& posit
   return {cos.to(dtype), sin.to(dtype)};
 }
 
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
-                         const torch::Tensor& sin) {
-  const int64_t rotary = cos.size(-1);
-  const int64_t half = rotary / 2;
-  auto c = cos.unsqueeze(2);  // [B, T, 1, R]
-  auto s = sin.unsqueeze(2);
-  auto rot = x.narrow(-1, 0, rotary);
-  auto rotated = at::cat({-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)}, -1);
-  auto out = rot * c + rotated * s;
-  if (rotary == x.size(-1)) return out;
-  return at::cat({out, x.narrow(-1, rotary, x.size(-1) - rotary)}, -1);
-}
-
 }  // namespace align

@@ -3,8 +3,8 @@
 //                                                  short / long factors)
 //   angle = float(position) * inv_freq (fp32); emb = cat(angle, angle);
 //   cos = cos(emb) * s, sin = sin(emb) * s (s = rope_attention_scaling), then cast to the model
-//   dtype; x[..., :R] = x[..., :R] * cos + rotate_half(x[..., :R]) * sin, rotate_half(y) = cat(-y2,
-//   y1): dim d pairs with d + R/2 (NeoX style); dims [R, D) pass through (partial rotary).
+//   dtype. The rotation with them, apply_rope, is kernels/rope_kv_write_op.h's: the fused
+//   kernel's reference and the model's attention share it.
 #pragma once
 
 #include <torch/types.h>
@@ -24,8 +24,6 @@ class Rope {
                                                   const torch::Tensor& use_long,
                                                   torch::ScalarType dtype) const;
 
-  const torch::Tensor& inv_freq_short() const { return inv_freq_short_; }  // [R/2] fp32, CPU
-  const torch::Tensor& inv_freq_long() const { return inv_freq_long_; }    // [R/2] fp32, CPU
   bool longrope() const { return longrope_; }
 
  private:
@@ -34,10 +32,5 @@ class Rope {
   double scaling_ = 1.0;
   bool longrope_ = false;
 };
-
-// Rotates the first cos.size(-1) dims of each head. x [B, T, heads, D]; cos, sin [B, T, R] in x's
-// dtype. Returns a new tensor [B, T, heads, D].
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
-                         const torch::Tensor& sin);
 
 }  // namespace align

@@ -54,13 +54,13 @@ void validate(const PtsOptions& o) {
   if (o.max_new_tokens < 1) fail("max_new_tokens: expected at least 1");
 }
 
-std::vector<QueryResult> search_pivots(const std::vector<PtsQuery>& queries, const Oracle& oracle,
+std::vector<QueryResult> search_pivots(const std::vector<Query>& queries, const Oracle& oracle,
                                        const PtsOptions& options, const RolloutFn& rollout,
                                        const DecodeFn& decode) {
   validate(options);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<QuerySearch>> searches;
-  for (const PtsQuery& q : queries)
+  for (const Query& q : queries)
     searches.push_back(std::make_unique<QuerySearch>(q, options));
   std::vector<double> finished_at(queries.size(), -1);
 
@@ -87,7 +87,7 @@ std::vector<QueryResult> search_pivots(const std::vector<PtsQuery>& queries, con
     for (size_t i = 0; i < pending.size(); ++i) {
       const EstimateNeed& need = pending[i].need;
       if (need.grade_exactly) continue;
-      const PtsQuery& q = searches[pending[i].query]->query();
+      const Query& q = searches[pending[i].query]->query();
       GenerationRequest r;
       r.prompt = concat(q.prompt, need.prefix);
       r.num_samples = need.count;

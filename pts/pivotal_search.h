@@ -1,4 +1,4 @@
-// Pivotal Token Search over a batch of queries (REFERENCE.md section 4): the estimation half.
+// Pivotal Token Search over a batch of queries (docs/pts.md): the estimation half.
 //
 // Per query, in stages, every stage's rollouts for every query of the batch gathered into one
 // engine call per round:
@@ -38,8 +38,9 @@
 #include <vector>
 
 #include "data/token_id.h"
-#include "pts/oracle.h"
-#include "pts/success_estimate.h"
+#include "eval/query_set.h"
+#include "eval/success_estimate.h"
+#include "oracles/oracle.h"
 #include "rollout/engine.h"
 
 namespace align {
@@ -59,12 +60,24 @@ struct PtsOptions {
   SamplingParams sampling;       // temperature, top-k/p, min-p (seed unused: see above)
   std::vector<TokenId> stop_token_ids;
   uint64_t seed = 0;
-};
 
-struct PtsQuery {
-  std::string id;
-  std::vector<TokenId> prompt;  // the query with the chat template applied
-  nlohmann::json fields;        // oracle_fields(item)
+  // The "pts" section of align pts configs (common/config_fields.h); sampling, max_new_tokens and
+  // the stop ids come from the other sections and the tokenizer.
+  template <typename V>
+  void fields(V& v) {
+    v("p_gap", p_gap, "a token is pivotal when it moves p(success) by at least this");
+    v("band_low", band_low, "queries with p(success) below this are skipped");
+    v("band_high", band_high, "queries with p(success) above this are skipped");
+    v("completions_per_query", completions_per_query, "completions analysed per query");
+    v("min_rollouts", min_rollouts, "rollouts per estimated prefix before any decision");
+    v("rollout_step", rollout_step, "rollouts added while a decision is undecided");
+    v("max_rollouts", max_rollouts, "rollouts per prefix at most");
+    v("confidence", confidence, "of the Wilson / Newcombe intervals behind each decision");
+    v("max_alternatives", max_alternatives, "alternative tokens measured per pivot");
+    v("confirm", confirm, "re-estimate each pivot with fresh rollouts before keeping it");
+    v("confirm_rollouts", confirm_rollouts, "rollouts per end of a pivot when confirming");
+    v("seed", seed, "rollout seeds derive from it, the query id and the prefix");
+  }
 };
 
 struct PtsPivot {
@@ -119,7 +132,7 @@ using DecodeFn = std::function<std::string(const std::vector<TokenId>&)>;
 
 // Runs the search for every query (all batched together) and returns one result per query, in
 // order. Throws InputError for invalid options.
-std::vector<QueryResult> search_pivots(const std::vector<PtsQuery>& queries, const Oracle& oracle,
+std::vector<QueryResult> search_pivots(const std::vector<Query>& queries, const Oracle& oracle,
                                        const PtsOptions& options, const RolloutFn& rollout,
                                        const DecodeFn& decode);
 

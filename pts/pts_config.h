@@ -1,54 +1,42 @@
-// The `align pts` run config: plain structs, one per JSON section, read strictly (unknown keys are
-// errors naming their path) and written back resolved into the output folder.
-//
-//   {"model":    {"path", "dtype", "device"},
-//    "data":     {"path", "system_prompt", "limit"},
-//    "oracle":   {"type", ...}                          (pts/oracle.h)
-//    "sampling": {"temperature", "top_p", "top_k", "min_p", "max_new_tokens"},
-//    "rollout":  {"page_size", "kv_budget_tokens", "max_batch", "prefill_chunk",
-//                 "max_cached_prefixes"},
-//    "pts":      {"p_gap", "band_low", "band_high", "completions_per_query", "min_rollouts",
-//                 "rollout_step", "max_rollouts", "confidence", "max_alternatives", "confirm",
-//                 "confirm_rollouts", "queries_per_batch", "seed"},
-//    "output":   {"dir"}}
+// The `align pts` run config, each section defined once (common/config_fields.h) and read
+// strictly; `align pts --help` lists every key:
+//   model, data, oracle, sampling, rollout, output: eval/query_sections.h (shared with align eval);
+//   pts: the search (PtsOptions::fields, pts/pivotal_search.h) and queries_per_batch.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
-#include "common/config_reader.h"
+#include "eval/query_sections.h"
 #include "pts/pivotal_search.h"
-#include "rollout/engine.h"
 
 namespace align {
 
-struct PtsModelSection {
-  std::string path;             // Hugging Face model directory (with its tokenizer)
-  std::string dtype = "auto";   // auto (bf16 on CUDA, fp32 on CPU), fp32, bf16
-  std::string device = "auto";  // auto, cpu, cuda
+struct PtsSection {
+  PtsOptions search;
+  int64_t queries_per_batch = 16;
+
+  template <typename V>
+  void fields(V& v) {
+    search.fields(v);
+    v("queries_per_batch", queries_per_batch, "queries searched together (one output commit)");
+  }
 };
 
-struct PtsDataSection {
-  std::string path;           // JSONL: "id", "prompt" or "messages", oracle fields
-  std::string system_prompt;  // optional system turn before a "prompt"
-  int64_t limit = 0;          // first N queries only; 0 = all
-};
+struct PtsConfig : QueryConfig<SamplingSection> {
+  PtsSection pts;
 
-struct PtsConfig {
-  PtsModelSection model;
-  PtsDataSection data;
-  nlohmann::json oracle;  // the oracle section as given (make_oracle reads it strictly)
-  PtsOptions search;      // sampling + pts sections (stop ids filled in from the tokenizer)
-  EngineOptions rollout;
-  int64_t queries_per_batch = 16;  // queries searched together (one output commit per batch)
-  std::string output_dir;
-};
+  template <typename V>
+  void fields(V& v) {
+    QueryConfig::fields(v);
+    v.section("pts", pts);
+  }
 
-// The model, data and oracle sections of `j` (whose reader is `root`), as align pts and align eval
-// both read them. Throws InputError naming the key.
-void read_query_sections(const nlohmann::json& j, ConfigReader& root, PtsModelSection& model,
-                         PtsDataSection& data, nlohmann::json& oracle);
+  // The search options with the sampling section and `stop_token_ids` filled in.
+  PtsOptions search_options(std::vector<TokenId> stop_token_ids) const;
+};
 
 // Reads and validates; `source` names the file in messages. Throws InputError.
 PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source);

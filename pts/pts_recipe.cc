@@ -7,14 +7,10 @@
 
 #include "common/error.h"
 #include "common/progress.h"
-#include "model/device_options.h"
-#include "model/phi3_model.h"
-#include "pts/oracle.h"
-#include "pts/pts_dataset.h"
+#include "eval/query_run.h"
 #include "pts/pts_output.h"
 #include "pts/pts_records.h"
 #include "rollout/engine.h"
-#include "rollout/stop_tokens.h"
 
 namespace align {
 
@@ -39,7 +35,7 @@ struct BatchOutput {
 };
 
 // Searches one batch of queries (the batch_index-th, starting at query `first`).
-BatchOutput run_batch(int64_t batch_index, const std::vector<PtsQuery>& batch, const Oracle& oracle,
+BatchOutput run_batch(int64_t batch_index, const std::vector<Query>& batch, const Oracle& oracle,
                       const PtsOptions& options, Engine& engine, const Tokenizer& tokenizer,
                       int64_t first) {
   const RolloutFn rollout = [&](const std::vector<GenerationRequest>& r) {
@@ -98,20 +94,10 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
   const std::shared_ptr<ProcessGroup> single = group_ptr ? nullptr : ProcessGroup::single();
   ProcessGroup& group = group_ptr ? *group_ptr : *single;
   // Setup: oracle and data first (cheap, and where most mistakes are), then the model.
-  const std::unique_ptr<Oracle> oracle = make_oracle(config.oracle, source);
-  const torch::Device device = parse_device(config.model.device, "model.device");
-  const Tokenizer tokenizer = Tokenizer::load(config.model.path);
-  const Phi3Model model = Phi3Model::load(
-      config.model.path, parse_dtype_flag(config.model.dtype, device, "model.dtype"), device);
-  PtsDatasetOptions data_options;
-  data_options.system_prompt = config.data.system_prompt;
-  data_options.limit = config.data.limit;
-  data_options.vocab_size = model.config().vocab_size;
-  const std::vector<PtsQuery> queries =
-      read_pts_queries(config.data.path, tokenizer, *oracle, data_options);
-  PtsOptions options = config.search;
-  options.stop_token_ids = default_stop_token_ids(&tokenizer, model.config());
-  Engine engine(model, &tokenizer, config.rollout);
+  const QueryRun q = open_query_run(config.model, config.data, config.oracle, source);
+  const std::vector<Query>& queries = q.queries;
+  const PtsOptions options = config.search_options(q.stop_token_ids);
+  Engine engine(q.model, &q.tokenizer, config.rollout);
   std::optional<PtsOutput> output;  // rank 0 only
 
   // Loop: one batch of queries at a time, each batch committed whole, in order, by rank 0.
@@ -123,7 +109,7 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
   int64_t done = 0;
   if (group.is_main()) {
     try {
-      output.emplace(config.output_dir, to_json(config));
+      output.emplace(config.output.dir, to_json(config));
     } catch (const std::exception& e) {
       group.store_set("pts/start", std::string("error: ") + e.what());
       throw;
@@ -133,11 +119,11 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
   } else {
     const std::string start_at = group.store_get("pts/start");
     if (start_at.rfind("error: ", 0) == 0) {
-      throw InputError("rank 0 could not open " + config.output_dir + ": " + start_at.substr(7));
+      throw InputError("rank 0 could not open " + config.output.dir + ": " + start_at.substr(7));
     }
     done = std::stoll(start_at);
   }
-  const int64_t per_batch = config.queries_per_batch;
+  const int64_t per_batch = config.pts.queries_per_batch;
   const int64_t first_batch = done / per_batch;
   const int64_t num_batches = (total + per_batch - 1) / per_batch;
   auto batch_key = [](int64_t b) { return "pts/batch/" + std::to_string(b); };
@@ -149,8 +135,8 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
     BatchOutput out;
     if (owner == group.rank()) {
       const int64_t lo = b * per_batch, hi = std::min(total, lo + per_batch);
-      out = run_batch(b, std::vector<PtsQuery>(queries.begin() + lo, queries.begin() + hi), *oracle,
-                      options, engine, tokenizer, lo);
+      out = run_batch(b, std::vector<Query>(queries.begin() + lo, queries.begin() + hi), *q.oracle,
+                      options, engine, q.tokenizer, lo);
       if (!group.is_main()) {
         group.store_set(batch_key(b), out.to_json().dump());
         continue;

@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "dist/process_group.h"
+#include "parallel/process_group.h"
 #include "pts/pts_config.h"
 
 namespace align {

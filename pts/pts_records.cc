@@ -17,15 +17,7 @@ std::vector<TokenId> concat(const std::vector<TokenId>& a, const std::vector<Tok
 
 }  // namespace
 
-std::string completion_text(const Tokenizer& tokenizer, const std::vector<TokenId>& ids) {
-  std::vector<TokenId> known;
-  known.reserve(ids.size());
-  for (TokenId t : ids)
-    if (t >= 0 && t < tokenizer.vocab_size()) known.push_back(t);
-  return tokenizer.decode(known, /*skip_special=*/true);
-}
-
-std::vector<nlohmann::json> pivot_records(const PtsQuery& query, const QueryResult& result,
+std::vector<nlohmann::json> pivot_records(const Query& query, const QueryResult& result,
                                           const Tokenizer& tokenizer) {
   std::vector<nlohmann::json> out;
   for (const PtsPivot& p : result.pivots) {
@@ -45,7 +37,7 @@ std::vector<nlohmann::json> pivot_records(const PtsQuery& query, const QueryResu
   return out;
 }
 
-std::vector<nlohmann::json> pair_records(const PtsQuery& query, const QueryResult& result,
+std::vector<nlohmann::json> pair_records(const Query& query, const QueryResult& result,
                                          const Tokenizer& tokenizer) {
   std::vector<nlohmann::json> out;
   for (const PtsPair& p : result.pairs) {

@@ -9,20 +9,16 @@
 
 namespace align {
 
-// Completion text as the oracle sees it: special tokens skipped, and ids beyond the tokenizer
-// (a model's padded vocabulary rows can be sampled) dropped, as Hugging Face's decode drops them.
-std::string completion_text(const Tokenizer& tokenizer, const std::vector<TokenId>& ids);
-
 // pivots.jsonl: query_id, completion_index, position, prompt_token_ids (the query),
 // prefix_token_ids (completion tokens before the pivot), pivot_token_id, pivot_text, direction
 // ("raises" or "lowers"), p_before, p_after, n_before, n_after (0 = exact, a graded completion).
-std::vector<nlohmann::json> pivot_records(const PtsQuery& query, const QueryResult& result,
+std::vector<nlohmann::json> pivot_records(const Query& query, const QueryResult& result,
                                           const Tokenizer& tokenizer);
 
 // pairs.jsonl: query_id, prompt_token_ids (query + prefix: the DPO prompt), chosen_token_id,
 // rejected_token_id, chosen_text, rejected_text, p_chosen, p_rejected, n_chosen, n_rejected,
 // position, completion_index.
-std::vector<nlohmann::json> pair_records(const PtsQuery& query, const QueryResult& result,
+std::vector<nlohmann::json> pair_records(const Query& query, const QueryResult& result,
                                          const Tokenizer& tokenizer);
 
 // queries.jsonl: one line per query: query_id, p_initial, n_initial, kept, completions_analysed,

@@ -8,7 +8,7 @@
 
 namespace align {
 
-QuerySearch::QuerySearch(const PtsQuery& query, const PtsOptions& options)
+QuerySearch::QuerySearch(const Query& query, const PtsOptions& options)
     : query_(query), options_(options), z_(normal_quantile_two_sided(options.confidence)) {}
 
 QuerySearch::PrefixStats& QuerySearch::stats(EstimateSpace space,

@@ -26,7 +26,7 @@ struct EstimateNeed {
 
 class QuerySearch {
  public:
-  QuerySearch(const PtsQuery& query, const PtsOptions& options);
+  QuerySearch(const Query& query, const PtsOptions& options);
 
   // Decides everything the current counts allow; returns true once the query is done.
   bool advance();
@@ -41,7 +41,7 @@ class QuerySearch {
   void add_exact(EstimateSpace space, const std::vector<TokenId>& prefix, bool success);
 
   QueryResult result() const;
-  const PtsQuery& query() const { return query_; }
+  const Query& query() const { return query_; }
 
  private:
   struct PrefixStats {
@@ -78,7 +78,7 @@ class QuerySearch {
   bool advance_alternative(PivotState& state);
   std::vector<TokenId> completion_prefix(size_t completion, int64_t length) const;
 
-  PtsQuery query_;
+  Query query_;
   PtsOptions options_;
   double z_;
   Stage stage_ = Stage::kBand;

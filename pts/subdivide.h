@@ -1,4 +1,4 @@
-// The decision half of Pivotal Token Search (REFERENCE.md section 4; Phi-4 report section 4.3):
+// The decision half of Pivotal Token Search (docs/pts.md; Phi-4 report section 4.3):
 // which tokens of one sampled completion are pivotal, given estimates of p(success | prefix).
 // Nothing here samples or grades; the estimation half (pts/pivotal_search.h) supplies decisions.
 //
@@ -17,7 +17,7 @@
 #include <functional>
 #include <vector>
 
-#include "pts/success_estimate.h"
+#include "eval/success_estimate.h"
 
 namespace align {
 

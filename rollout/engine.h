@@ -21,10 +21,10 @@
 // reuse up to float rounding (~1e-6 on the log-probs); tokens can differ only where two choices are
 // that close.
 //
-// Draws depend only on (seed, step) and the row's logits (rollout/sampler.h), so a request gives
-// the same samples alone or batched with others, up to the same rounding.
-// Longrope models (Phi-4-mini) are served only while a sequence stays within
-// original_max_position_embeddings (short factors): longer requests throw InputError.
+// Draws depend only on (seed, step) and the row's logits (kernels/sampling_op.h), so a request
+// gives the same samples alone or batched with others, up to the same rounding. Longrope models
+// (Phi-4-mini) are served only while a sequence stays within original_max_position_embeddings
+// (short factors): longer requests throw InputError.
 #pragma once
 
 #include <cstdint>
@@ -35,10 +35,10 @@
 
 #include "data/token_id.h"
 #include "data/tokenizer.h"
+#include "kernels/sampling_op.h"
 #include "model/phi3_model.h"
 #include "rollout/paged_kv_cache.h"
 #include "rollout/prefix_cache.h"
-#include "rollout/sampler.h"
 
 namespace align {
 
@@ -68,6 +68,16 @@ struct EngineOptions {
   bool reuse_prefixes = true;                // keep prompts and finished samples as cached prefixes
   int64_t max_cached_prefixes = 1024;        // prefix-cache entries (LRU)
   std::function<void(int64_t)> on_progress;  // optional: tokens generated so far in this call
+
+  // The "rollout" section of align eval and align pts configs (common/config_fields.h).
+  template <typename V>
+  void fields(V& v) {
+    v("page_size", page_size, "tokens per KV-cache page");
+    v("kv_budget_tokens", kv_budget_tokens, "KV-cache size in tokens (pages = this / page_size)");
+    v("max_batch", max_batch, "samples decoded together at most");
+    v("prefill_chunk", prefill_chunk, "prompt tokens per step, over all prefilling requests");
+    v("max_cached_prefixes", max_cached_prefixes, "prefix-cache entries kept (LRU)");
+  }
 };
 
 class Engine {
@@ -91,7 +101,6 @@ class Engine {
   const Stats& stats() const { return stats_; }
   void reset_stats() { stats_ = Stats(); }
   // Drops every cached prefix (their pages return to the free list).
-  void clear_prefix_cache() { prefixes_.clear(); }
   const PagedKvCache& kv_cache() const { return cache_; }
 
  private:

@@ -8,12 +8,13 @@
 #include <tuple>
 
 #include "common/error.h"
+#include "kernels/residual_rms_norm_op.h"
+#include "kernels/rms_norm_op.h"
+#include "kernels/rope_kv_write_op.h"
+#include "kernels/silu_gate_op.h"
 #include "model/attention.h"
-#include "model/kernels/residual_rms_norm_op.h"
-#include "model/kernels/rope_kv_write_op.h"
-#include "model/kernels/silu_gate_op.h"
+#include "model/linear.h"
 #include "model/lora.h"
-#include "model/ops.h"
 #include "model/rope.h"
 #include "rollout/paged_forward_fused.h"
 
@@ -56,16 +57,6 @@ void check_rows(const ModelConfig& c, const PagedKvCache& cache,
     throw Error("paged_forward: the rows need up to " + std::to_string(pages) + " pages, " +
                 std::to_string(cache.free_pages()) + " are free");
   }
-}
-
-LoraApply lora_apply_of(const Phi3Model& model) {
-  LoraApply apply;
-  if (!model.has_lora()) return apply;
-  apply.enabled = model.lora_enabled();
-  apply.scale = model.lora_options().scale();
-  apply.dropout = model.lora_options().dropout;
-  apply.training = false;
-  return apply;
 }
 
 torch::Tensor long_tensor(const std::vector<int64_t>& v, torch::Device device) {
@@ -167,7 +158,8 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
   const Rope rope(c);
   const auto [cos, sin] = rope.cos_sin(long_tensor(positions, device).view({1, N}), torch::Tensor(),
                                        model.dtype());  // [1, N, R]
-  const LoraApply lora = lora_apply_of(model);
+  LoraApply lora = model.lora_apply();
+  lora.training = false;                                        // sampling: no dropout
   const double scale = std::pow(static_cast<double>(D), -0.5);  // Python's D**-0.5
 
   // The fused CUDA kernels where they apply (rollout/paged_forward_fused.h), the reference ops
@@ -205,7 +197,7 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
       x = rms_norm(h, w.post_norm, c.rms_norm_eps);
     }
     auto gate_up = lora_linear(x, w.gate_up, w.lora.gate_up, lora);
-    auto gated = fused.silu_gate ? silu_gate(gate_up) : swiglu(gate_up);
+    auto gated = fused.silu_gate ? silu_gate(gate_up) : silu_gate_reference(gate_up);
     h = h + lora_linear(gated, w.down, w.lora.down, lora);
   }
   if (last.empty()) return torch::Tensor();

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "model/kernels/paged_attention_op.h"
-#include "model/kernels/rms_norm_op.h"  // cuda_kernels_built
+#include "kernels/kernel_support.h"
+#include "kernels/paged_attention_op.h"
 
 namespace align {
 namespace {

@@ -1,5 +1,5 @@
 // The token ids that end a completion: Phi-4 stops on <|im_end|> and also accepts <|endoftext|>
-// (REFERENCE.md section 2), plus the tokenizer's eos and the model config's eos ids.
+// (docs/tokenizer.md), plus the tokenizer's eos and the model config's eos ids.
 #pragma once
 
 #include <vector>

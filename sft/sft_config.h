@@ -1,47 +1,51 @@
-// The `align sft` run config: plain structs, one per JSON section, read strictly (unknown keys are
-// errors naming their path) and written back resolved into the run's output folder.
-//
-//   {"model":     {"path", "dtype", "device", "activation_checkpointing"},
-//    "data":      {"train", "eval", "max_seq_len", "packing", "padding_free", "rows_per_batch",
-//                  "assistant_only_loss", "skip_bad_lines", "shuffle"},
-//    "optimizer": {"lr", "beta1", "beta2", "eps", "weight_decay", "max_grad_norm"},
-//    "schedule":  {"type", "warmup_steps", "max_steps", "epochs", "min_lr_ratio"},
-//    "training":  {"grad_accum", "seed", "log_every", "eval_every"},
-//    "lora":      {"enabled", "rank", "alpha", "dropout", "target_modules"},
-//    "output":    {"dir", "save_every", "keep_last", "merge_lora", "max_shard_size"}}
+// The `align sft` run config: the trainers' shared sections (train/train_sections.h: model,
+// optimizer, schedule, training, lora, output) and SFT's data section, each defined once
+// (common/config_fields.h), read strictly (unknown keys are errors naming their path) and written
+// back resolved into the run's output folder. `align sft --help` lists every key.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <vector>
 
-#include "sft/train_sections.h"
+#include "train/train_sections.h"
 
 namespace align {
 
-struct SftModelSection {
-  std::string path;             // Hugging Face model directory (config, safetensors, tokenizer)
-  std::string dtype = "auto";   // auto (bf16 on CUDA, fp32 on CPU), fp32, bf16
-  std::string device = "auto";  // auto, cpu, cuda
-  bool activation_checkpointing = false;
-};
-
 struct SftDataSection {
-  std::string train;  // JSONL: {"messages"} or {"prompt", "completion"}
-  std::string eval;   // optional held-out JSONL, same format
+  std::string train;
+  std::string eval;
   int64_t max_seq_len = 2048;
   bool packing = true;
   bool padding_free = false;
-  int64_t rows_per_batch = 1;  // rows of max_seq_len tokens per micro-batch
+  int64_t rows_per_batch = 1;
   bool assistant_only_loss = true;
   bool skip_bad_lines = false;
   bool shuffle = true;
+
+  template <typename V>
+  void fields(V& v) {
+    v.required("train", train, "JSONL: {\"messages\"} or {\"prompt\", \"completion\"} per line");
+    v("eval", eval, "optional held-out JSONL in the same format");
+    v("max_seq_len", max_seq_len, "tokens per row (longer examples are truncated)");
+    v("packing", packing, "pack several examples into a row (attention blocked between them)");
+    v("padding_free", padding_free,
+      "rows only as long as their tokens (no padding to max_seq_len)");
+    v("rows_per_batch", rows_per_batch, "rows of max_seq_len tokens per micro-batch");
+    v("assistant_only_loss", assistant_only_loss, "loss on assistant turns only (messages)");
+    v("skip_bad_lines", skip_bad_lines, "skip malformed lines (reported) instead of failing");
+    v("shuffle", shuffle, "shuffle the examples every epoch");
+  }
 };
 
-struct SftConfig : TrainSections {  // optimizer, schedule, training, lora, output (defaults above)
-  SftModelSection model;
+struct SftConfig : TrainSections {
   SftDataSection data;
+
+  template <typename V>
+  void fields(V& v) {
+    TrainSections::fields(v);
+    v.section("data", data);
+  }
 };
 
 // Reads and validates; `source` names the file in messages. Throws InputError.

@@ -1,7 +1,7 @@
 // The SFT objective for one micro-batch: the summed next-token negative log-likelihood over the
 // positions that have a target. The caller divides by the number of targets in the whole
 // optimizer step (all micro-batches), so gradient accumulation gives exactly the large batch's
-// update (REFERENCE.md section 5; transformers' Trainer does the same with num_items_in_batch).
+// update (docs/dpo.md; transformers' Trainer does the same with num_items_in_batch).
 #pragma once
 
 #include <torch/types.h>

@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "dist/process_group.h"
+#include "parallel/process_group.h"
 #include "sft/sft_config.h"
 
 namespace align {

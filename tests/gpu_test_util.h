@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "kernels/kernel_support.h"
+
 // GTEST_SKIP only leaves the function it is written in, hence a macro. `built` says whether this
 // build carries the kernels (nvcc was found), e.g. cuda_kernels_built().
 #define REQUIRE_GPU_WITH(built)                                                           \

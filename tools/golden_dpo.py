@@ -2,7 +2,7 @@
 """Writes tests/golden/dpo/phi4_tiny_losses.json (dev-only; tests never run Python).
 
 The reference computation for the DPO losses on the tiny golden model (tests/golden/model/phi4_tiny),
-written from the formulas (REFERENCE.md section 5, TRL's DPOTrainer.dpo_loss) with transformers'
+written from the formulas (docs/dpo.md, TRL's DPOTrainer.dpo_loss) with transformers'
 Phi3ForCausalLM, fp32 on CPU, eager attention. Each sequence is scored on its own (no padding, no
 packing, no chains), so the file checks align's batching as well as its losses:
 

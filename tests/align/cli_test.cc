@@ -191,5 +191,29 @@ TEST(CliLogprobs, BadInputNamesTheLineAndWritesNothing) {
   EXPECT_FALSE(fs::exists(dir.file("out.jsonl")));
 }
 
+// --help of the commands that take a run config lists every key with its default, from the
+// config's one definition: the same keys the reader accepts and config.json records.
+TEST(CliHelp, ConfigCommandsListTheirKeysAndDefaults) {
+  const Result sft = run("sft --help");
+  ASSERT_EQ(sft.code, 0) << sft.output;
+  for (const char* line : {"optimizer.lr", "2e-05", "schedule.type",
+                           "\"cosine\" (cosine, linear or "
+                           "constant)",
+                           "data.train*", "lora.target_modules"}) {
+    EXPECT_NE(sft.output.find(line), std::string::npos) << line << "\n" << sft.output;
+  }
+  const Result dpo = run("dpo --help");
+  ASSERT_EQ(dpo.code, 0) << dpo.output;
+  EXPECT_NE(dpo.output.find("optimizer.lr                    1e-06"), std::string::npos)
+      << dpo.output;  // DPO's own default
+  EXPECT_NE(dpo.output.find("reference.type"), std::string::npos) << dpo.output;
+  for (const char* cmd : {"pts", "eval"}) {
+    const Result r = run(std::string(cmd) + " --help");
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("rollout.kv_budget_tokens"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("sampling.temperature"), std::string::npos) << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace align

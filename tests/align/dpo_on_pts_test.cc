@@ -7,10 +7,10 @@
 
 #include "data/chat_format.h"
 #include "data/tokenizer.h"
+#include "eval/query_set.h"
 #include "model/logprobs.h"
 #include "model/phi3_model.h"
-#include "pts/oracle.h"
-#include "pts/pts_records.h"
+#include "oracles/oracle.h"
 #include "rollout/engine.h"
 #include "tests/align/cli_runner.h"
 #include "tests/align/toy_task.h"

@@ -177,7 +177,11 @@ TEST(ReportCli, SafetyEvalShowsRefusalRatesWithTheBetterDirection) {
                    "low": 0.4, "high": 0.6}}, "refusal_rate_harmful": {"items": 10, "mean": )" +
                    std::to_string(harmful) + R"(, "low": 0.05, "high": 0.95},
                    "over_refusal_benign": {"items": 10, "mean": )" +
-                   std::to_string(benign) + R"(, "low": 0.01, "high": 0.99}})");
+                   std::to_string(benign) + R"(, "low": 0.01, "high": 0.99},
+                   "oracle_rates": [{"key": "refusal_rate_harmful", "label":
+                   "refusal rate, harmful", "higher_is_better": true}, {"key":
+                   "over_refusal_benign", "label": "over-refusal, benign",
+                   "higher_is_better": false}]})");
   };
   write_safety("before", 0.5, 0.25);
   write_safety("after", 0.7, 0.35);
@@ -223,7 +227,7 @@ TEST(ReportCli, MalformedMetricsLineNamesFileAndLine) {
   write_text(dir + "/dpo/metrics.jsonl", "{\"step\": 1, \"loss\": 0.69}\n");
   write_text(dir + "/eval-after/summary.json", "{\"items\": 16,\n \"pass@k\": }\n");
   EXPECT_EQ(run("report " + dir, &out), 1) << out;
-  EXPECT_NE(out.find("eval-after/summary.json: invalid JSON"), std::string::npos) << out;
+  EXPECT_NE(out.find("eval-after/summary.json: not valid JSON"), std::string::npos) << out;
   EXPECT_NE(out.find("line 2"), std::string::npos) << out;
 
   fs::remove_all(dir);

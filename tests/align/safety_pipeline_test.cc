@@ -10,7 +10,7 @@
 #include <set>
 
 #include "common/atomic_file.h"
-#include "pts/refusal.h"
+#include "oracles/refusal.h"
 #include "tests/align/cli_runner.h"
 #include "tests/test_util.h"
 

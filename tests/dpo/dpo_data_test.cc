@@ -131,11 +131,11 @@ json minimal_config() {
 
 TEST(DpoConfig, DefaultsResolveTheReference) {
   DpoConfig c = parse_dpo_config(minimal_config(), "c.json");
-  EXPECT_EQ(c.reference.type, "lora_base");  // lora.enabled defaults to true
+  EXPECT_EQ(c.reference.type, ReferenceType::kLoraBase);  // lora.enabled defaults to true
   json full = minimal_config();
   full["lora"] = {{"enabled", false}};
   c = parse_dpo_config(full, "c.json");
-  EXPECT_EQ(c.reference.type, "checkpoint");
+  EXPECT_EQ(c.reference.type, ReferenceType::kCheckpoint);
   EXPECT_EQ(c.reference.path, "m");
   EXPECT_EQ(parse_dpo_config(to_json(c), "c.json").reference.path, "m");  // round trip
 }

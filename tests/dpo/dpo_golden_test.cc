@@ -14,8 +14,8 @@
 #include "dpo/dpo_loss.h"
 #include "dpo/pair_scoring.h"
 #include "model/phi3_model.h"
-#include "sft/named_tensors.h"
 #include "tests/test_util.h"
+#include "train/named_tensors.h"
 
 namespace align {
 namespace {
@@ -77,7 +77,7 @@ TEST(DpoGolden, LossRewardsAndGradientsMatchTransformersPerLossType) {
       w.requires_grad_(true);
 
     const PairBatch b = golden_batch(g, c);
-    const DpoLossOptions opt{parse_dpo_loss_type(c["loss"], "loss"), c["beta"].get<double>(),
+    const DpoLossOptions opt{parse_enum<DpoLossType>(c["loss"], "loss"), c["beta"].get<double>(),
                              c.value("label_smoothing", 0.0)};
     const PairLogps s = score_pairs(model, b);
     torch::Tensor pc = s.chosen, pr = s.rejected, rc = b.ref_chosen, rr = b.ref_rejected;

@@ -120,7 +120,7 @@ TEST(DpoLoss, StepObjectiveWeightsAndNormalisesByTheWholeStep) {
 }
 
 TEST(DpoLoss, OptionsAreValidatedByName) {
-  EXPECT_THROW(parse_dpo_loss_type("kto", "dpo.loss"), InputError);
+  EXPECT_THROW(parse_enum<DpoLossType>("kto", "dpo.loss"), InputError);
   try {
     validate(DpoLossOptions{DpoLossType::kIpo, 0.1, 0.1});
     FAIL();

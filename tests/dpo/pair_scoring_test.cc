@@ -7,8 +7,8 @@
 #include <torch/torch.h>
 
 #include "dpo/dpo_loss.h"
-#include "sft/named_tensors.h"
 #include "tests/test_util.h"
+#include "train/named_tensors.h"
 
 namespace align {
 namespace {

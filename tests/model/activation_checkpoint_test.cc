@@ -222,14 +222,5 @@ TEST(ActivationCheckpoint, CudaFullFineTuneAndLoraDropoutMatch) {
   EXPECT_LE(worst_relative(plain, ckpt), 1e-5);  // GPU backward may accumulate in any order
 }
 
-TEST(ActivationCheckpoint, RejectsAKvCache) {
-  const Phi3Model model = random_model(model_preset("tiny"), 1, torch::kFloat);
-  ForwardInput in;
-  in.tokens = torch::zeros({1, 3}, torch::kLong);
-  in.checkpoint_layers = true;
-  KvCache cache = KvCache::allocate(model.config(), 1, 8, torch::kFloat, torch::kCPU);
-  EXPECT_THROW(model.forward(in, &cache), InputError);
-}
-
 }  // namespace
 }  // namespace align

@@ -23,7 +23,10 @@ constexpr double kFp32Tolerance = 1e-4;
 // RMSNorm weight in fp32 before the cast (one misplaced rounding) measures 0.12 (phi4_tiny) and
 // 0.30 (mini_tiny), and transformers bf16 vs fp32 differ by up to 0.26. 0.02 sits 6x below the
 // smallest slip and leaves room for another CPU's GEMM kernels summing in another order, which
-// flips only the rare bf16 rounding that lands on a tie.
+// flips only the rare bf16 rounding that lands on a tie. oneDNN's AMX and AVX-512-bf16 GEMMs
+// differ by more (mini_tiny: 0.068 and 0.024, measured on a Xeon with AMX), so ctest runs this
+// binary with ONEDNN_MAX_CPU_ISA=AVX2, the kernels of the machine that wrote the goldens
+// (tests/model/CMakeLists.txt).
 constexpr double kBf16Tolerance = 0.02;
 
 // Max |align - transformers| over every sequence of a golden model (positions >= 1).
@@ -118,12 +121,8 @@ TEST(Forward, RejectsMalformedInputs) {
   in.valid = {3, 0};  // kLast on an empty row
   EXPECT_THROW(model.forward(in), InputError);
   in.valid = {};
-  in.segments = torch::zeros({2, 3}, torch::kLong);
-  KvCache cache = KvCache::allocate(model.config(), 2, 8, torch::kFloat, torch::kCPU);
-  EXPECT_THROW(model.forward(in, &cache), InputError);  // segments with a cache
-  in.segments = torch::Tensor();
-  KvCache small = KvCache::allocate(model.config(), 2, 2, torch::kFloat, torch::kCPU);
-  EXPECT_THROW(model.forward(in, &small), InputError);  // over capacity
+  in.segments = torch::zeros({2, 4}, torch::kLong);  // not shaped like tokens
+  EXPECT_THROW(model.forward(in), InputError);
 }
 
 // A copy of the phi4_tiny checkpoint with tensors removed, added or reshaped.

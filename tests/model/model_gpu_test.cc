@@ -62,25 +62,6 @@ TEST_P(GpuForward, Bf16LogprobsMatchTransformers) {
   EXPECT_LT(worst, 0.1);
 }
 
-TEST_P(GpuForward, CachedDecodeEqualsFullForward) {
-  SKIP_WITHOUT_CUDA();
-  torch::NoGradGuard no_grad;
-  const Phi3Model gpu =
-      Phi3Model::load(testing::golden_model_dir(GetParam()), torch::kFloat, torch::kCUDA);
-  const auto ids = random_tokens(30, gpu.config().vocab_size, 5);
-  auto full = testing::full_logits(gpu, ids);
-  KvCache cache = KvCache::allocate(gpu.config(), 1, 32, torch::kFloat, torch::kCUDA);
-  std::vector<torch::Tensor> steps;
-  for (size_t i = 0; i < ids.size(); i += 4) {
-    ForwardInput in;
-    in.tokens =
-        token_row(std::vector<int64_t>(ids.begin() + i, ids.begin() + std::min(ids.size(), i + 4)));
-    in.logits = LogitsAt::kAll;
-    steps.push_back(gpu.forward(in, &cache).logits[0]);
-  }
-  EXPECT_LT(max_abs_diff(torch::cat(steps), full), 1e-4);
-}
-
 INSTANTIATE_TEST_SUITE_P(Golden, GpuForward, ::testing::Values("phi4_tiny", "mini_tiny"));
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The safetensors reader and writer: round trips, and every kind of malformed file a reader must
-// reject (REFERENCE.md section 3) giving an InputError that names the file and the problem.
+// reject (docs/safetensors.md) giving an InputError that names the file and the problem.
 #include "model/safetensors.h"
 
 #include <gtest/gtest.h>

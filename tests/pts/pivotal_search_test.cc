@@ -112,7 +112,7 @@ PtsOptions planted_options() {
 
 TEST(PivotalSearch, FindsThePlantedPivotsAndNoOthers) {
   const PtsOptions options = planted_options();
-  std::vector<PtsQuery> queries;
+  std::vector<Query> queries;
   for (int q = 0; q < 3; ++q)
     queries.push_back({"q" + std::to_string(q), {kQuery}, nlohmann::json::object()});
   PlantedOracle oracle;
@@ -196,8 +196,8 @@ TEST(PivotalSearch, ResultsDoNotDependOnBatching) {
   PlantedOracle oracle;
   int64_t rollouts = 0;
   auto fn = [&](const std::vector<GenerationRequest>& r) { return planted_rollouts(r, &rollouts); };
-  const std::vector<PtsQuery> queries = {{"a", {kQuery}, nlohmann::json::object()},
-                                         {"b", {kQuery}, nlohmann::json::object()}};
+  const std::vector<Query> queries = {{"a", {kQuery}, nlohmann::json::object()},
+                                      {"b", {kQuery}, nlohmann::json::object()}};
   const auto together = search_pivots(queries, oracle, options, fn, letters);
   const auto alone = search_pivots({queries[1]}, oracle, options, fn, letters);
   ASSERT_EQ(together[1].pivots.size(), alone[0].pivots.size());

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernel_support.h"
 #include "model/config.h"
 #include "model/init.h"
-#include "model/kernels/rms_norm_op.h"  // cuda_kernels_built
 #include "rollout/engine.h"
 #include "rollout/paged_forward.h"
 #include "rollout/paged_forward_fused.h"

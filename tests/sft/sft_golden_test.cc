@@ -10,10 +10,10 @@
 
 #include "common/atomic_file.h"
 #include "model/phi3_model.h"
-#include "sft/adamw.h"
-#include "sft/grad_clip.h"
 #include "sft/sft_loss.h"
 #include "tests/test_util.h"
+#include "train/adamw.h"
+#include "train/grad_clip.h"
 
 namespace align {
 namespace {

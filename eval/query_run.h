@@ -1,0 +1,31 @@
+// What align eval and align pts set up before they sample: the oracle first (cheap, and where most
+// config mistakes are), then the tokenizer and model, the query set (checked against the oracle's
+// fields and the model's vocabulary) and the stop tokens of generation.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "eval/query_sections.h"
+#include "eval/query_set.h"
+#include "model/phi3_model.h"
+#include "oracles/oracle.h"
+
+namespace align {
+
+struct QueryRun {
+  std::unique_ptr<Oracle> oracle;
+  Tokenizer tokenizer;
+  Phi3Model model;
+  std::vector<Query> queries;
+  std::vector<TokenId> stop_token_ids;  // rollout/stop_tokens.h's defaults for this model
+};
+
+// `source` names the config file in messages (the oracle section's errors included).
+QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
+                        const nlohmann::json& oracle, const std::string& source);
+
+}  // namespace align

@@ -1,0 +1,65 @@
+#include "eval/query_set.h"
+
+#include <set>
+
+#include "common/error.h"
+#include "common/jsonl.h"
+#include "data/chat_format.h"
+
+namespace align {
+
+std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+                                const Oracle& oracle, const QuerySetOptions& options) {
+  std::vector<Query> queries;
+  std::set<std::string> ids;
+  for_each_jsonl(path, [&](const nlohmann::json& line, const JsonlLocation& where) {
+    if (options.limit > 0 && static_cast<int64_t>(queries.size()) >= options.limit) return;
+    if (!line.is_object()) throw InputError("expected a JSON object, found " + line.dump());
+    Query q;
+    if (!line.contains("id")) {
+      q.id = "line-" + std::to_string(where.line);
+    } else if (line.at("id").is_string()) {
+      q.id = line.at("id").get<std::string>();
+    } else if (line.at("id").is_number_integer()) {
+      q.id = std::to_string(line.at("id").get<int64_t>());
+    } else {
+      throw InputError("id: expected a string or an integer, found " + line.at("id").dump());
+    }
+    if (!ids.insert(q.id).second) throw InputError("id: \"" + q.id + "\" appears twice");
+
+    std::vector<ChatMessage> messages;
+    if (line.contains("messages")) {
+      messages = parse_chat_messages(line.at("messages"));
+      if (messages.empty()) throw InputError("messages: expected at least one message");
+    } else if (line.contains("prompt") && line.at("prompt").is_string()) {
+      if (!options.system_prompt.empty()) messages.push_back({"system", options.system_prompt});
+      messages.push_back({"user", line.at("prompt").get<std::string>()});
+    } else {
+      throw InputError(
+          "expected \"prompt\" (a string) or \"messages\" (a list of {role, content})");
+    }
+    q.prompt = apply_chat_format(tokenizer, messages, /*add_generation_prompt=*/true).ids;
+    for (TokenId t : q.prompt) {
+      if (options.vocab_size > 0 && t >= options.vocab_size) {
+        throw InputError("the prompt has token id " + std::to_string(t) +
+                         ", outside the model's vocabulary of " +
+                         std::to_string(options.vocab_size));
+      }
+    }
+    q.fields = oracle_fields(line);
+    oracle.check_fields(q.fields, where.str());
+    queries.push_back(std::move(q));
+  });
+  if (queries.empty()) throw InputError(path + ": no queries");
+  return queries;
+}
+
+std::string completion_text(const Tokenizer& tokenizer, const std::vector<TokenId>& ids) {
+  std::vector<TokenId> known;
+  known.reserve(ids.size());
+  for (TokenId t : ids)
+    if (t >= 0 && t < tokenizer.vocab_size()) known.push_back(t);
+  return tokenizer.decode(known, /*skip_special=*/true);
+}
+
+}  // namespace align

@@ -1,0 +1,38 @@
+// The query set that align eval and align pts sample and grade: JSONL, one query per line:
+//   {"id": "gsm8k-17", "prompt": "..."}  or  {"id": ..., "messages": [{"role", "content"}, ...]}
+// plus the oracle's fields ("answer", "tests", "harmful", ...). "id" is a string or an integer
+// (absent: "line-N"); ids must be unique. The query is rendered with the chat format
+// (data/chat_format.h) and the assistant generation prompt, so the model answers as it was
+// trained to; the oracle later sees only oracle_fields(line).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "oracles/oracle.h"
+
+namespace align {
+
+struct Query {
+  std::string id;
+  std::vector<TokenId> prompt;  // the query with the chat template applied
+  nlohmann::json fields;        // oracle_fields(item): what the oracle may see
+};
+
+struct QuerySetOptions {
+  std::string system_prompt;  // a system turn before "prompt" (not added to "messages")
+  int64_t limit = 0;          // first N lines; 0 = all
+  int64_t vocab_size = 0;     // the model's: every query token must be below it
+};
+
+// Throws InputError naming the file and line (bad JSON, no prompt, duplicate id, a field the
+// oracle needs is missing, a token outside the model's vocabulary).
+std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+                                const Oracle& oracle, const QuerySetOptions& options);
+
+// Completion text as the oracle sees it: special tokens skipped, and ids beyond the tokenizer
+// (a model's padded vocabulary rows can be sampled) dropped, as Hugging Face's decode drops them.
+std::string completion_text(const Tokenizer& tokenizer, const std::vector<TokenId>& ids);
+
+}  // namespace align

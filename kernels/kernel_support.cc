@@ -1,0 +1,41 @@
+#include "kernels/kernel_support.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <string>
+
+#include "common/error.h"
+
+namespace align {
+
+bool cuda_kernels_built() {
+#ifdef ALIGN_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool use_kernel(std::initializer_list<const at::Tensor*> tensors) {
+  if (tensors.size() == 0 || !cuda_kernels_built()) return false;
+  const at::Tensor& first = **tensors.begin();
+  if (!first.is_cuda()) return false;
+  const auto dtype = first.scalar_type();
+  if (dtype != at::kFloat && dtype != at::kBFloat16) return false;
+  const bool grad_mode = c10::GradMode::is_enabled();
+  for (const at::Tensor* t : tensors) {
+    if (t->scalar_type() != dtype) return false;
+    if (grad_mode && t->requires_grad()) return false;
+  }
+  return true;
+}
+
+kernels::DType kernel_dtype(const at::Tensor& t, const char* op) {
+  if (t.scalar_type() == at::kFloat) return kernels::DType::F32;
+  if (t.scalar_type() == at::kBFloat16) return kernels::DType::BF16;
+  throw Error(std::string(op) + ": expected fp32 or bf16, got " +
+              std::string(c10::toString(t.scalar_type())));
+}
+
+}  // namespace align

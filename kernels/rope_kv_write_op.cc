@@ -1,0 +1,177 @@
+#include "kernels/rope_kv_write_op.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/StringUtil.h>
+
+#include "common/error.h"
+#include "kernels/kernel_support.h"
+
+#ifdef ALIGN_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+
+#include "kernels/rope_kv_write.h"
+#endif
+
+namespace align {
+namespace {
+
+// The dimensions of one call, checked against every tensor.
+struct Dims {
+  int64_t tokens = 0;      // N
+  int64_t heads = 0;       // H
+  int64_t kv_heads = 0;    // Hkv
+  int64_t head_dim = 0;    // D
+  int64_t rotary_dim = 0;  // R
+  int64_t num_slots = 0;   // num_pages * page_size
+};
+
+Dims check_inputs(const char* who, const torch::Tensor& qkv, const torch::Tensor& cos,
+                  const torch::Tensor& sin, const torch::Tensor& slots,
+                  const torch::Tensor& k_cache, const torch::Tensor& v_cache) {
+  auto fail = [who](const std::string& what) { throw Error(std::string(who) + ": " + what); };
+  if (k_cache.dim() != 4 || v_cache.sizes() != k_cache.sizes()) {
+    fail(c10::str("k_cache and v_cache must both be [num_pages, page_size, Hkv, D], got ",
+                  k_cache.sizes(), " and ", v_cache.sizes()));
+  }
+  if (!k_cache.is_contiguous() || !v_cache.is_contiguous()) {
+    fail("k_cache and v_cache must be contiguous");
+  }
+  Dims d;
+  d.kv_heads = k_cache.size(2);
+  d.head_dim = k_cache.size(3);
+  d.num_slots = k_cache.size(0) * k_cache.size(1);
+  if (d.kv_heads <= 0 || d.head_dim <= 0) fail("the caches have no heads or no head dims");
+  if (qkv.dim() != 2 || qkv.size(1) % d.head_dim != 0 ||
+      qkv.size(1) / d.head_dim <= 2 * d.kv_heads) {
+    fail(c10::str("qkv must be [N, H*D + 2*Hkv*D] with D = ", d.head_dim, ", Hkv = ", d.kv_heads,
+                  ", H >= 1, got ", qkv.sizes()));
+  }
+  d.tokens = qkv.size(0);
+  d.heads = qkv.size(1) / d.head_dim - 2 * d.kv_heads;
+  d.rotary_dim = cos.dim() > 0 ? cos.size(-1) : 0;
+  if (d.rotary_dim <= 0 || d.rotary_dim % 2 != 0 || d.rotary_dim > d.head_dim ||
+      cos.numel() != d.tokens * d.rotary_dim || sin.dim() == 0 || sin.size(-1) != d.rotary_dim ||
+      sin.numel() != cos.numel()) {
+    fail(c10::str("cos and sin must be [N, R] with N = ", d.tokens,
+                  ", R even and <= D = ", d.head_dim, ", got ", cos.sizes(), " and ", sin.sizes()));
+  }
+  if (slots.dim() != 1 || slots.size(0) != d.tokens || slots.scalar_type() != at::kLong) {
+    fail(c10::str("slots must be [N] int64 with N = ", d.tokens, ", got ", slots.sizes(), " ",
+                  slots.scalar_type()));
+  }
+  const auto dtype = qkv.scalar_type();
+  if (cos.scalar_type() != dtype || sin.scalar_type() != dtype || k_cache.scalar_type() != dtype ||
+      v_cache.scalar_type() != dtype) {
+    fail(c10::str("qkv, cos, sin and the caches must share one dtype, got ", dtype, ", ",
+                  cos.scalar_type(), ", ", sin.scalar_type(), ", ", k_cache.scalar_type(), ", ",
+                  v_cache.scalar_type()));
+  }
+  const auto device = qkv.device();
+  for (const torch::Tensor* t : {&cos, &sin, &slots, &k_cache, &v_cache}) {
+    if (t->device() != device) fail("all tensors must be on one device");
+  }
+  return d;
+}
+
+}  // namespace
+
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
+                         const torch::Tensor& sin) {
+  const int64_t rotary = cos.size(-1);
+  const int64_t half = rotary / 2;
+  auto c = cos.unsqueeze(2);  // [B, T, 1, R]
+  auto s = sin.unsqueeze(2);
+  auto rot = x.narrow(-1, 0, rotary);
+  auto rotated = at::cat({-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)}, -1);
+  auto out = rot * c + rotated * s;
+  if (rotary == x.size(-1)) return out;
+  return at::cat({out, x.narrow(-1, rotary, x.size(-1) - rotary)}, -1);
+}
+
+torch::Tensor rope_kv_write(const torch::Tensor& qkv, const torch::Tensor& cos,
+                            const torch::Tensor& sin, const torch::Tensor& slots,
+                            const torch::Tensor& k_cache, const torch::Tensor& v_cache) {
+  if (use_kernel({&qkv, &cos, &sin})) {
+    return rope_kv_write_cuda(qkv, cos, sin, slots, k_cache, v_cache);
+  }
+  return rope_kv_write_reference(qkv, cos, sin, slots, k_cache, v_cache);
+}
+
+torch::Tensor rope_kv_write_reference(const torch::Tensor& qkv, const torch::Tensor& cos,
+                                      const torch::Tensor& sin, const torch::Tensor& slots,
+                                      const torch::Tensor& k_cache, const torch::Tensor& v_cache) {
+  const Dims d = check_inputs("rope_kv_write", qkv, cos, sin, slots, k_cache, v_cache);
+  const int64_t n = d.tokens, h = d.heads, hkv = d.kv_heads, hd = d.head_dim;
+  auto parts = qkv.split_with_sizes({h * hd, hkv * hd, hkv * hd}, -1);
+  auto c = cos.reshape({1, n, d.rotary_dim});
+  auto s = sin.reshape({1, n, d.rotary_dim});
+  auto q = apply_rope(parts[0].reshape({1, n, h, hd}), c, s).reshape({n, h, hd});
+  auto k = apply_rope(parts[1].reshape({1, n, hkv, hd}), c, s).reshape({n, hkv, hd});
+  auto v = parts[2].reshape({n, hkv, hd});
+  if (n > 0 && slots.max().item<int64_t>() >= d.num_slots) {
+    throw Error(c10::str("rope_kv_write: slot ", slots.max().item<int64_t>(),
+                         " is past the cache's ", d.num_slots, " slots"));
+  }
+  auto keep = slots >= 0;
+  auto index = slots.masked_select(keep);
+  auto flat_k = k_cache.view({d.num_slots, hkv, hd});
+  auto flat_v = v_cache.view({d.num_slots, hkv, hd});
+  flat_k.index_put_({index}, k.index({keep}));
+  flat_v.index_put_({index}, v.index({keep}));
+  return q;
+}
+
+#ifdef ALIGN_WITH_CUDA
+torch::Tensor rope_kv_write_cuda(const torch::Tensor& qkv, const torch::Tensor& cos,
+                                 const torch::Tensor& sin, const torch::Tensor& slots,
+                                 const torch::Tensor& k_cache, const torch::Tensor& v_cache) {
+  const Dims d = check_inputs("rope_kv_write_cuda", qkv, cos, sin, slots, k_cache, v_cache);
+  const auto dtype = qkv.scalar_type();
+  if (!qkv.is_cuda()) throw Error("rope_kv_write_cuda: the tensors must be on a CUDA device");
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) {
+    throw Error(c10::str("rope_kv_write_cuda: the dtype must be fp32 or bf16, got ", dtype));
+  }
+  torch::Tensor q = torch::empty({d.tokens, d.heads, d.head_dim}, qkv.options());
+  if (d.tokens == 0) return q;
+  // Rows may be strided; the last dim must be contiguous.
+  torch::Tensor rows = qkv.stride(1) == 1 ? qkv : qkv.contiguous();
+  auto as_rows = [&d](const torch::Tensor& t) {
+    torch::Tensor r = t.reshape({d.tokens, d.rotary_dim});
+    return r.stride(1) == 1 ? r : r.contiguous();
+  };
+  torch::Tensor c = as_rows(cos);
+  torch::Tensor s = as_rows(sin);
+  torch::Tensor slot = slots.contiguous();
+  kernels::RopeKvWriteParams p;
+  p.qkv = rows.data_ptr();
+  p.qkv_row_stride = rows.stride(0);
+  p.cos = c.data_ptr();
+  p.cos_row_stride = c.stride(0);
+  p.sin = s.data_ptr();
+  p.sin_row_stride = s.stride(0);
+  p.slots = slot.data_ptr<int64_t>();
+  p.q_out = q.data_ptr();
+  p.k_cache = k_cache.data_ptr();
+  p.v_cache = v_cache.data_ptr();
+  p.num_slots = d.num_slots;
+  p.tokens = d.tokens;
+  p.heads = static_cast<int>(d.heads);
+  p.kv_heads = static_cast<int>(d.kv_heads);
+  p.head_dim = static_cast<int>(d.head_dim);
+  p.rotary_dim = static_cast<int>(d.rotary_dim);
+  const auto kdtype = kernel_dtype(qkv, "rope_kv_write");
+  const cudaError_t status = kernels::launch_rope_kv_write(
+      p, kdtype, c10::cuda::getCurrentCUDAStream(qkv.get_device()).stream());
+  if (status != cudaSuccess) {
+    throw Error(std::string("rope_kv_write_cuda: launch failed: ") + cudaGetErrorString(status));
+  }
+  return q;
+}
+#else
+torch::Tensor rope_kv_write_cuda(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                 const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  throw Error("rope_kv_write_cuda: this build has no CUDA kernels (nvcc was not found)");
+}
+#endif
+
+}  // namespace align

@@ -1,0 +1,191 @@
+#include "train/train_run.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "model/device_options.h"
+#include "model/lora.h"
+#include "model/peft_io.h"
+#include "parallel/data_parallel.h"
+#include "train/adamw.h"
+#include "train/train_checkpoint.h"
+
+namespace align {
+namespace fs = std::filesystem;
+
+torch::Device train_device(const ProcessGroup& group, const TrainModelSection& model) {
+  return group.world_size() > 1 ? group.device() : resolve_device(model.device, "model.device");
+}
+
+int64_t total_train_steps(const TrainSections& s, int64_t batches_per_epoch) {
+  if (s.schedule.max_steps > 0) return s.schedule.max_steps;
+  const double steps = std::ceil(s.schedule.epochs * static_cast<double>(batches_per_epoch) /
+                                 static_cast<double>(s.training.grad_accum));
+  return std::max<int64_t>(1, static_cast<int64_t>(steps));
+}
+
+TrainRun::TrainRun(std::string name, const TrainSections& sections, nlohmann::json resolved,
+                   std::shared_ptr<ProcessGroup> group, bool resume)
+    : name_(std::move(name)),
+      sections_(sections),
+      resolved_(std::move(resolved)),
+      group_(group ? std::move(group) : ProcessGroup::single()),
+      resume_(resume),
+      device_(train_device(*group_, sections.model)),
+      dtype_(resolve_dtype(sections.model.dtype, device_)) {
+  const std::string& out = output_dir();
+  if (!resume_ && find_latest_checkpoint(out)) {
+    throw InputError(out +
+                     " already holds checkpoints: pass --resume to continue that run, or "
+                     "set output.dir to a new folder");
+  }
+  if (main_rank()) fs::create_directories(out);
+  torch::manual_seed(sections_.training.seed);
+}
+
+Phi3Model TrainRun::load_policy() {
+  Phi3Model model = Phi3Model::load(sections_.model.path, dtype_, device_);
+  model.make_weights_owned();
+  const LoraSection& l = sections_.lora;
+  if (l.enabled) {
+    const LoraOptions lora{l.rank, l.alpha, l.dropout, l.target_modules};
+    validate_lora_options(lora, "lora");
+    model.attach_lora(lora, sections_.training.seed);
+    trainable_ = model.lora_parameters();
+  } else {
+    trainable_ = named_weights(model.config(), model.weights());
+    for (auto& [tensor_name, w] : trainable_)
+      w.requires_grad_(true);
+  }
+  model.set_training(true);
+  return model;
+}
+
+std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
+  if (trainable_.empty()) throw Error("TrainRun::start: call load_policy() first");
+  total_steps_ = total_train_steps(sections_, batches_per_epoch);
+  const OptimizerSection& o = sections_.optimizer;
+  AdamWOptions adam;
+  adam.beta1 = o.beta1;
+  adam.beta2 = o.beta2;
+  adam.eps = o.eps;
+  adam.weight_decay = o.weight_decay;
+  optimizer_ =
+      std::make_unique<ParallelOptimizer>(group_, trainable_, adam, sections_.training.zero_stage);
+  schedule_.type = sections_.schedule.type;
+  schedule_.warmup_steps = sections_.schedule.warmup_steps;
+  schedule_.total_steps = total_steps_;
+  schedule_.min_lr_ratio = sections_.schedule.min_lr_ratio;
+  validate(schedule_);
+
+  const std::string& out = output_dir();
+  if (main_rank()) metrics_.emplace((fs::path(out) / "metrics.jsonl").string());
+  std::optional<BatcherState> data;
+  if (resume_) {
+    const LoadedTrainCheckpoint ckpt = optimizer_->resume_from_latest(out);
+    data = batcher_state_from_json(ckpt.state.data, ckpt.state_path);
+    step_ = ckpt.state.step;
+    if (main_rank()) {
+      metrics_->truncate_after(step_);
+      std::cerr << name_ << ": resumed from " << ckpt.dir << " at step " << step_ << "\n";
+    }
+  } else if (main_rank()) {
+    metrics_->truncate_after(-1);
+  }
+  if (main_rank()) {
+    write_file_atomic((fs::path(out) / "config.json").string(), resolved_.dump(2) + "\n");
+  }
+  progress_.emplace(name_, total_steps_, main_rank());
+  progress_->advance(step_);
+  step_start_ = std::chrono::steady_clock::now();
+  return data;
+}
+
+TrainStep TrainRun::step(const std::function<std::optional<torch::Tensor>(int64_t)>& micro_loss) {
+  ParallelOptimizer& opt = *optimizer_;
+  opt.zero_grad();
+  double loss = 0;
+  const std::vector<int64_t> plan = opt.local_plan(sections_.training.grad_accum);
+  for (size_t j = 0; j < plan.size(); ++j) {
+    std::optional<torch::Tensor> l;
+    if (plan[j] >= 0) l = micro_loss(plan[j]);
+    if (!l) {
+      opt.skip_backward();
+      continue;
+    }
+    opt.before_backward(j + 1 == plan.size());
+    l->backward();
+    opt.after_backward();
+    loss += l->item<double>();
+  }
+  TrainStep s;
+  s.loss = sum_over_ranks(*group_, {loss})[0];
+  s.grad_norm = opt.sync_and_clip(sections_.optimizer.max_grad_norm);
+  s.lr = sections_.optimizer.lr * lr_multiplier(schedule_, step_);
+  opt.step(s.lr);
+  ++step_;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start_).count();
+  return s;
+}
+
+nlohmann::json TrainRun::record(const TrainStep& s, int64_t epoch, int64_t tokens) const {
+  return {{"step", step_},
+          {"epoch", epoch},
+          {"loss", s.loss},
+          {"lr", s.lr},
+          {"grad_norm", s.grad_norm},
+          {"tokens", tokens},
+          {"tokens_per_s", s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0}};
+}
+
+bool TrainRun::eval_due() const {
+  const int64_t every = sections_.training.eval_every;
+  return (every > 0 && step_ % every == 0) || step_ == total_steps_;
+}
+
+void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated) {
+  const bool last = step_ == total_steps_;
+  if (main_rank() && (step_ % sections_.training.log_every == 0 || evaluated || last)) {
+    metrics_->write(record);
+  }
+  const int64_t every = sections_.output.save_every;
+  if ((every > 0 && step_ % every == 0) || last) {
+    TrainerState state;
+    state.step = step_;
+    state.epoch = data.epoch;
+    state.data = to_json(data);
+    state.config = resolved_;
+    TrainCheckpointOptions ckpt;
+    ckpt.keep_last = sections_.output.keep_last;
+    ckpt.max_shard_bytes = sections_.output.max_shard_size;
+    ckpt.group = group_.get();
+    ckpt.sharded_optimizer = optimizer_->sharded();
+    save_train_checkpoint(output_dir(), state, trainable_, optimizer_->state_tensors(), ckpt);
+  }
+  progress_->advance();
+  step_start_ = std::chrono::steady_clock::now();
+}
+
+void TrainRun::finish(Phi3Model& model) {
+  model.set_training(false);
+  if (!main_rank()) return;
+  const fs::path out(output_dir());
+  const std::string& base = sections_.model.path;
+  const int64_t shard = sections_.output.max_shard_size;
+  if (sections_.lora.enabled) {
+    save_peft_adapter((out / "adapter").string(), model, base);
+    if (sections_.output.merge_lora) {
+      model.merge_lora();
+      save_model_dir((out / "merged").string(), model, base, shard);
+    }
+  } else {
+    save_model_dir((out / "model").string(), model, base, shard);
+  }
+}
+
+}  // namespace align

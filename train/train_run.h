@@ -1,0 +1,132 @@
+// What every trainer's run shares, written once: the ranks and the device, the output folder
+// (config.json, metrics.jsonl, checkpoints/, the exported model), the policy with its trainable
+// weights (LoRA adapters or every weight), the data-parallel optimizer and LR schedule, --resume,
+// the optimizer step over accumulated micro-batches and ranks, logging, saving, the progress bar
+// and the Hugging Face export. A recipe keeps only its data, its loss and its metrics:
+//
+//   TrainRun run("sft", config, to_json(config), options.group, options.resume);
+//   Phi3Model model = run.load_policy();
+//   ... read the data, make the loader ...
+//   if (auto data = run.start(loader.batches_per_epoch())) loader.restore(*data);
+//   while (!run.done()) {
+//     ... take grad_accum micro-batches ...
+//     const TrainStep s = run.step([&](int64_t i) -> std::optional<torch::Tensor> {
+//       return loss of micro-batch i, normalised by the whole step (nullopt: nothing to learn);
+//     });
+//     nlohmann::json record = run.record(s, loader.state().epoch, tokens);  // + the recipe's own
+//     const bool eval_now = has_eval && run.eval_due();                      // + eval metrics
+//     run.end_step(record, loader.state(), eval_now);      // log, checkpoint, progress
+//   }
+//   run.finish(model);                                     // adapter/ (+ merged/) or model/
+//
+// Writes into output.dir (only rank 0 writes; every rank saves its optimizer shard):
+//   config.json     the resolved run config (every field, defaults included)
+//   metrics.jsonl   one line per logged step: the record (step, epoch, loss, lr, grad_norm,
+//                   tokens, tokens_per_s and the recipe's fields)
+//   checkpoints/step-N/  every output.save_every steps and at the end (keep_last kept): weights,
+//                   optimizer, data position and RNG; --resume continues from the newest exactly
+//   model/          full fine-tuning: a Hugging Face model directory
+//   adapter/        LoRA: a PEFT adapter; merged/ with output.merge_lora: the merged model
+#pragma once
+
+#include <torch/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "common/progress.h"
+#include "data/batcher.h"
+#include "model/phi3_model.h"
+#include "parallel/process_group.h"
+#include "train/lr_schedule.h"
+#include "train/metrics.h"
+#include "train/named_tensors.h"
+#include "train/parallel_optimizer.h"
+#include "train/train_sections.h"
+
+namespace align {
+
+// The device a trainer runs on: the group's with several ranks, else model.device resolved.
+torch::Device train_device(const ProcessGroup& group, const TrainModelSection& model);
+
+// Optimizer steps in a run: schedule.max_steps, else ceil(epochs x batches / grad_accum), >= 1.
+int64_t total_train_steps(const TrainSections& sections, int64_t batches_per_epoch);
+
+// One optimizer step as the run did it.
+struct TrainStep {
+  double loss = 0;       // the step's objective, summed over micro-batches and ranks
+  double grad_norm = 0;  // global, before clipping
+  double lr = 0;         // the update's learning rate
+  double seconds = 0;    // since the previous step ended (or the loop started)
+};
+
+class TrainRun {
+ public:
+  // Resolves the device and dtype and seeds Torch (training.seed). A fresh run into a folder that
+  // already holds checkpoints is an InputError (pass --resume); rank 0 creates the folder.
+  // `name` prefixes log lines ("sft"); `resolved` is written as config.json and into checkpoints.
+  TrainRun(std::string name, const TrainSections& sections, nlohmann::json resolved,
+           std::shared_ptr<ProcessGroup> group, bool resume);
+
+  ProcessGroup& group() { return *group_; }
+  bool main_rank() const { return group_->is_main(); }
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+  const std::string& output_dir() const { return sections_.output.dir; }
+  const std::string& name() const { return name_; }
+
+  // Loads model.path, owned and in training mode, with its trainable weights: LoRA adapters
+  // (lora.enabled) or every weight.
+  Phi3Model load_policy();
+
+  // Sets up the optimizer and schedule for `batches_per_epoch` micro-batches per epoch, opens the
+  // metrics log and writes config.json; with --resume restores weights, optimizer state, RNG and
+  // step from the newest checkpoint and returns its data position (nullopt for a fresh run).
+  std::optional<BatcherState> start(int64_t batches_per_epoch);
+
+  bool done() const { return step_ >= total_steps_; }
+  int64_t step() const { return step_; }  // optimizer steps done
+  int64_t total_steps() const { return total_steps_; }
+
+  // One optimizer step over grad_accum micro-batches: this rank runs its share of them
+  // (micro_loss(i) for micro-batch index i: the loss tensor to backpropagate, already normalised
+  // by the whole step, or nullopt when the micro-batch has nothing to learn), then the gradients
+  // are summed over ranks, clipped to optimizer.max_grad_norm and applied at the schedule's lr.
+  TrainStep step(const std::function<std::optional<torch::Tensor>(int64_t)>& micro_loss);
+
+  // The fields every trainer logs: step, epoch, loss, lr, grad_norm, tokens, tokens_per_s.
+  nlohmann::json record(const TrainStep& s, int64_t epoch, int64_t tokens) const;
+  // Whether this step ends with an eval: every training.eval_every steps and at the last.
+  bool eval_due() const;
+  // Logs `record` (every training.log_every steps, at evals and at the last step), saves a
+  // checkpoint with data position `data` (every output.save_every steps and at the last; every
+  // rank takes part) and advances the progress bar.
+  void end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated);
+
+  // The result in Hugging Face layout (rank 0): adapter/ and with merge_lora merged/, or model/.
+  void finish(Phi3Model& model);
+
+ private:
+  std::string name_;
+  const TrainSections& sections_;
+  nlohmann::json resolved_;
+  std::shared_ptr<ProcessGroup> group_;
+  bool resume_;
+  torch::Device device_;
+  torch::ScalarType dtype_;
+  NamedTensors trainable_;
+  std::unique_ptr<ParallelOptimizer> optimizer_;
+  LrScheduleOptions schedule_;
+  std::optional<MetricsWriter> metrics_;
+  std::optional<ProgressBar> progress_;
+  int64_t step_ = 0;
+  int64_t total_steps_ = 0;
+  std::chrono::steady_clock::time_point step_start_;
+};
+
+}  // namespace align

@@ -1,0 +1,39 @@
+#include "train/train_sections.h"
+
+#include "common/config_reader.h"
+
+namespace align {
+
+void check_train_sections(const TrainSections& s, const std::string& source) {
+  auto check = [&](bool ok, const char* field, const std::string& what) {
+    check_config(ok, source, field, what);
+  };
+  check(s.optimizer.lr > 0 && s.optimizer.lr < 1e6, "optimizer.lr",
+        "must be positive (and below 1e6)");
+  check(s.optimizer.beta1 >= 0 && s.optimizer.beta1 < 1, "optimizer.beta1", "must be in [0, 1)");
+  check(s.optimizer.beta2 >= 0 && s.optimizer.beta2 < 1, "optimizer.beta2", "must be in [0, 1)");
+  check(s.optimizer.eps > 0, "optimizer.eps", "must be positive");
+  check(s.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0");
+  check(s.schedule.warmup_steps >= 0, "schedule.warmup_steps", "must be >= 0");
+  check(s.schedule.max_steps >= 0, "schedule.max_steps", "must be >= 0 (0: use epochs)");
+  check(s.schedule.epochs >= 0, "schedule.epochs", "must be >= 0");
+  check(s.schedule.max_steps > 0 || s.schedule.epochs > 0, "schedule",
+        "set max_steps or epochs > 0");
+  check(s.schedule.min_lr_ratio >= 0 && s.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio",
+        "must be in [0, 1]");
+  check(s.training.grad_accum > 0, "training.grad_accum", "must be positive");
+  check(s.training.zero_stage == 0 || s.training.zero_stage == 2, "training.zero_stage",
+        "must be 0 (replicated optimizer state) or 2 (sharded by parameter)");
+  check(s.training.log_every > 0, "training.log_every", "must be positive");
+  check(s.training.eval_every >= 0, "training.eval_every", "must be >= 0 (0: only at the end)");
+  check(s.lora.rank > 0, "lora.rank", "must be positive");
+  check(s.lora.alpha > 0, "lora.alpha", "must be positive");
+  check(s.lora.dropout >= 0 && s.lora.dropout < 1, "lora.dropout", "must be in [0, 1)");
+  check(!s.lora.target_modules.empty(), "lora.target_modules", "must not be empty");
+  check(s.output.save_every >= 0, "output.save_every", "must be >= 0 (0: only at the end)");
+  check(s.output.keep_last > 0, "output.keep_last", "must be positive");
+  check(s.output.max_shard_size > 0, "output.max_shard_size", "must be positive");
+  check(!s.output.merge_lora || s.lora.enabled, "output.merge_lora", "needs lora.enabled");
+}
+
+}  // namespace align
