@@ -10,11 +10,11 @@
 namespace align {
 namespace {
 
-// What every fused kernel needs: a CUDA model in a kernel dtype, a build with the kernels, no LoRA.
+// What every fused kernel needs: the kernels' own predicate on the model's weights (a CUDA model
+// in a kernel dtype, a build with the kernels; sampling wants no gradient) and no LoRA.
 bool fused_base(const Phi3Model& model) {
-  const auto dtype = model.dtype();
-  return model.device().is_cuda() && cuda_kernels_built() && !model.has_lora() &&
-         (dtype == at::kFloat || dtype == at::kBFloat16);
+  const torch::Tensor weight = model.weights().embed.detach();
+  return use_kernel({&weight}) && !model.has_lora();
 }
 
 }  // namespace
