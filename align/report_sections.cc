@@ -13,6 +13,7 @@
 #include "align/report_tokens.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/jsonl.h"
 
 namespace align {
@@ -37,7 +38,7 @@ json read_object_if_exists(const std::string& path) {
 std::map<std::string, std::vector<ChartPoint>> read_metrics(const std::string& path) {
   std::map<std::string, std::vector<ChartPoint>> series;
   for_each_jsonl(path, [&](const json& r, const JsonlLocation&) {
-    if (!r.is_object()) throw InputError("expected a JSON object, got " + r.dump());
+    if (!r.is_object()) throw InputError("expected a JSON object, got " + json_excerpt(r));
     if (!r.contains("step") || !r["step"].is_number())
       throw InputError("missing numeric field \"step\"");
     const double step = r["step"].get<double>();

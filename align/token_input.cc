@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "data/chat_format.h"
 
 namespace align {
@@ -15,7 +16,8 @@ TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer,
 
 TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* tokenizer, bool chat,
                             int64_t vocab_size) {
-  if (!record.is_object()) throw InputError("expected a JSON object, found " + record.dump());
+  if (!record.is_object())
+    throw InputError("expected a JSON object, found " + json_excerpt(record));
   const int keys = static_cast<int>(record.contains("token_ids")) +
                    static_cast<int>(record.contains("text")) +
                    static_cast<int>(record.contains("messages"));

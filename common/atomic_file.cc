@@ -1,4 +1,5 @@
 #include "common/atomic_file.h"
+#include "common/json_parse.h"
 
 #include <unistd.h>
 
@@ -59,12 +60,7 @@ std::string read_file(const std::string& path) {
 }
 
 nlohmann::json read_json_file(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
+  return parse_json(read_file(path), path);
 }
 
 }  // namespace align

@@ -1,6 +1,7 @@
 #include "common/config_reader.h"
 
 #include "common/atomic_file.h"
+#include "common/json_parse.h"
 
 namespace align {
 
@@ -12,12 +13,7 @@ void check_config(bool ok, const std::string& source, const std::string& field,
 }
 
 nlohmann::json load_config_file(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
+  const nlohmann::json j = parse_json(read_file(path), path, {/*reject_duplicate_keys=*/true});
   if (!j.is_object()) throw InputError(path + ": a config must be a JSON object of sections");
   return j;
 }
@@ -31,8 +27,8 @@ void apply_override(nlohmann::json& j, const std::string& assignment) {
   const std::string text = assignment.substr(eq + 1);
   nlohmann::json value;
   try {
-    value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error&) {
+    value = parse_json(text, "--set " + assignment);
+  } catch (const InputError&) {
     value = text;
   }
   nlohmann::json* node = &j;
@@ -62,7 +58,7 @@ ConfigReader::ConfigReader(const nlohmann::json& object, std::string source, std
       seen_(std::make_shared<std::set<std::string>>()) {
   if (!object_.is_object()) {
     throw InputError(source_ + ": " + (path_.empty() ? "the config" : path_) +
-                     " must be an object, found " + object_.dump());
+                     " must be an object, found " + json_excerpt(object_));
   }
 }
 

@@ -1,4 +1,5 @@
 #include "common/jsonl.h"
+#include "common/json_parse.h"
 
 #include <cerrno>
 #include <cstring>
@@ -17,12 +18,7 @@ void for_each_jsonl(const std::string& path,
   while (std::getline(in, line)) {
     ++where.line;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw InputError(where.str() + ": invalid JSON: " + e.what());
-    }
+    const nlohmann::json record = parse_json(line, where.str());
     try {
       fn(record, where);
     } catch (const InputError& e) {

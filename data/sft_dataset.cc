@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/jsonl.h"
 #include "data/chat_format.h"
 #include "data/json_fields.h"
@@ -191,12 +192,7 @@ SftDataset load_sft_dataset(const std::string& path, const Tokenizer& tok,
     ++where.line;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      json record;
-      try {
-        record = json::parse(line);
-      } catch (const json::parse_error& e) {
-        throw InputError(std::string("invalid JSON: ") + e.what());
-      }
+      const json record = parse_json(line, "");
       bool truncated = false;
       SftExample ex = sft_example_from_json(record, tok, opt, &truncated);
       out.truncated += truncated ? 1 : 0;

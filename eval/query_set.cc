@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/jsonl.h"
 #include "data/chat_format.h"
 
@@ -14,7 +15,7 @@ std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokeni
   std::set<std::string> ids;
   for_each_jsonl(path, [&](const nlohmann::json& line, const JsonlLocation& where) {
     if (options.limit > 0 && static_cast<int64_t>(queries.size()) >= options.limit) return;
-    if (!line.is_object()) throw InputError("expected a JSON object, found " + line.dump());
+    if (!line.is_object()) throw InputError("expected a JSON object, found " + json_excerpt(line));
     Query q;
     if (!line.contains("id")) {
       q.id = "line-" + std::to_string(where.line);
@@ -23,7 +24,7 @@ std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokeni
     } else if (line.at("id").is_number_integer()) {
       q.id = std::to_string(line.at("id").get<int64_t>());
     } else {
-      throw InputError("id: expected a string or an integer, found " + line.at("id").dump());
+      throw InputError("id: expected a string or an integer, found " + json_excerpt(line.at("id")));
     }
     if (!ids.insert(q.id).second) throw InputError("id: \"" + q.id + "\" appears twice");
 

@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/name_list.h"
 
 namespace align {
@@ -25,12 +26,7 @@ std::string shard_name(size_t k, size_t n) {
 
 // {"metadata": {...}, "weight_map": {tensor: shard file}} -> tensor -> shard file.
 std::map<std::string, std::string> read_index(const std::string& index_path) {
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(read_file(index_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(index_path + ": not valid JSON: " + e.what());
-  }
+  nlohmann::json index = parse_json(read_file(index_path), index_path, {true});
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
     throw InputError(index_path + ": expected an object with a \"weight_map\" object");
   }

@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace align {
 namespace {
@@ -260,13 +261,7 @@ ModelConfig load_model_config(const std::string& path) {
   if (!std::filesystem::exists(file)) {
     throw InputError(file + ": no such file (a model directory needs a config.json)");
   }
-  json j;
-  try {
-    j = json::parse(read_file(file));
-  } catch (const json::parse_error& e) {
-    throw InputError(file + ": not valid JSON: " + e.what());
-  }
-  return parse_model_config(j, file);
+  return parse_model_config(parse_json(read_file(file), file), file);
 }
 
 void validate_config(ModelConfig& c, const std::string& source) {

@@ -12,6 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/name_list.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
@@ -145,12 +146,7 @@ LoraOptions read_peft_config(const std::string& dir) {
   if (!fs::exists(path)) {
     throw InputError(path + ": no such file (a PEFT adapter directory holds adapter_config.json)");
   }
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
+  const json j = parse_json(read_file(path), path);
   if (!j.is_object()) throw InputError(path + ": expected a JSON object");
   if (!j.contains("peft_type") || j.at("peft_type") != json("LORA")) {
     throw InputError(path + ": peft_type is " +

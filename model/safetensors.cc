@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace align {
 namespace {
@@ -147,12 +148,9 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::open(const std::string& 
                      " runs past the end of the file (" + std::to_string(size) +
                      " bytes): truncated?");
   }
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(base + 8, base + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path + ": header is not valid JSON: " + e.what());
-  }
+  const nlohmann::json header =
+      parse_json(std::string_view(reinterpret_cast<const char*>(base) + 8, header_len),
+                 path + ": header", {/*reject_duplicate_keys=*/true});
   if (!header.is_object()) throw InputError(path + ": header must be a JSON object");
 
   std::vector<Entry> entries;

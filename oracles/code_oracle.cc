@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
+#include <mutex>
 
 #include "oracles/answer_extraction.h"
 #include "oracles/oracle_support.h"
+#include "sandbox/namespaces.h"
 #include "sandbox/subprocess.h"
 
 namespace align {
@@ -36,9 +39,11 @@ bool CodeOracle::grade(const std::string& completion, const nlohmann::json& fiel
   SubprocessRequest request;
   request.argv = {options_.python, "-I", "-S", "solution.py"};
   request.cwd = dir.path();
-  request.env = {"PATH=/usr/bin:/bin", "HOME=" + dir.path(), "LANG=C.UTF-8"};
+  const std::string home = options_.namespaces ? kSandboxWorkDir : dir.path();
+  request.env = {"PATH=/usr/bin:/bin", "HOME=" + home, "LANG=C.UTF-8"};
   request.timeout_s = options_.timeout_s;
   request.sandbox = true;
+  request.isolation = options_.namespaces ? Isolation::kNamespaces : Isolation::kNone;
   request.memory_mb = options_.memory_mb;
   return run_subprocess(request).succeeded();
 }
@@ -59,10 +64,11 @@ void CodeOracle::check_fields(const nlohmann::json& fields, const std::string& w
 
 std::unique_ptr<Oracle> make_code_oracle(ConfigReader& config) {
   CodeOracleOptions options;
-  std::string language = "python";
+  std::string language = "python", sandbox = "namespaces";
   config.get("timeout_s", options.timeout_s);
   config.get("memory_mb", options.memory_mb);
   config.get("language", language);
+  config.get("sandbox", sandbox);
   config.finish();
   const std::string where = config.source() + ": ";
   if (language != "python")
@@ -74,9 +80,36 @@ std::unique_ptr<Oracle> make_code_oracle(ConfigReader& config) {
   if (options.memory_mb < 64 || options.memory_mb > (1u << 20))
     throw InputError(where + config.full("memory_mb") + ": expected 64 to 1048576, found " +
                      std::to_string(options.memory_mb));
+  if (sandbox != "namespaces" && sandbox != "none")
+    throw InputError(where + config.full("sandbox") +
+                     ": expected \"namespaces\" or \"none\", found \"" + sandbox + "\"");
+  options.namespaces = sandbox == "namespaces";
   options.python = find_python3();
   if (options.python.empty())
     throw InputError(where + "the code oracle needs python3: not at /usr/bin/python3 nor on PATH");
+  if (options.namespaces) {
+    if (options.python.rfind("/usr/", 0) != 0)
+      throw InputError(where + config.full("sandbox") +
+                       ": the namespace sandbox shows programs "
+                       "only /usr, but python3 is " +
+                       options.python + " (install Debian's python3, or set " +
+                       config.full("sandbox") + " to \"none\")");
+    const std::string problem = namespace_isolation_problem();
+    if (!problem.empty())
+      throw InputError(where + config.full("sandbox") +
+                       ": the code oracle runs candidate programs in their own namespaces, which "
+                       "does not work here: " +
+                       problem + ". Fix that, or set " + config.full("sandbox") +
+                       " to \"none\" to run them with limits and a syscall filter only (they can "
+                       "then read and write whatever the user running align can)");
+  } else {
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      std::cerr << "align: warning: code oracle sandbox \"none\": candidate programs run with "
+                   "limits and a syscall filter but can read and write whatever this user can; "
+                   "use sandbox \"namespaces\" where user namespaces are available\n";
+    });
+  }
   options.threads = default_grading_threads();
   return std::make_unique<CodeOracle>(std::move(options));
 }

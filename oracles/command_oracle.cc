@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "common/json_parse.h"
 #include "oracles/oracle_support.h"
 #include "sandbox/subprocess.h"
 
@@ -33,7 +34,12 @@ bool parse_verdict(const std::string& output, bool* success) {
   const std::string text = trimmed_lower(output);
   if (text == "true" || text == "1" || text == "pass") return *success = true, true;
   if (text == "false" || text == "0" || text == "fail") return *success = false, true;
-  const nlohmann::json j = nlohmann::json::parse(output, nullptr, false);
+  nlohmann::json j;
+  try {
+    j = parse_json(output, "the command's output");
+  } catch (const InputError&) {
+    return false;
+  }
   if (j.is_object() && j.size() >= 1 && j.contains("success") && j.at("success").is_boolean()) {
     *success = j.at("success").get<bool>();
     return true;
@@ -87,7 +93,7 @@ std::vector<bool> CommandOracle::grade_all(const std::vector<std::string>& compl
 
 void CommandOracle::check_fields(const nlohmann::json& fields, const std::string& where) const {
   if (!fields.is_object())
-    throw InputError(where + ": expected a JSON object, found " + fields.dump());
+    throw InputError(where + ": expected a JSON object, found " + json_excerpt(fields));
 }
 
 std::unique_ptr<Oracle> make_command_oracle(ConfigReader& config) {

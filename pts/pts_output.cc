@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace align {
 namespace {
@@ -63,15 +64,14 @@ PtsOutput::PtsOutput(std::string dir, const nlohmann::json& config) : dir_(std::
   if (ec) throw IoError("cannot create " + dir_ + ": " + ec.message());
   const std::string progress_path = path("progress.json");
   if (fs::exists(progress_path)) {
-    const nlohmann::json saved = nlohmann::json::parse(read_file(path("config.json")), nullptr,
-                                                       /*allow_exceptions=*/false);
+    const nlohmann::json saved = parse_json(read_file(path("config.json")), path("config.json"));
     const std::string diff = first_difference(saved, config, "");
     if (!diff.empty()) {
       throw InputError(dir_ + " holds a PTS run with a different config (" + diff +
                        " differs): resume it with the same config, or choose another output.dir");
     }
-    progress_ = nlohmann::json::parse(read_file(progress_path), nullptr, false);
-    if (progress_.is_discarded() || !progress_.contains("sizes")) {
+    progress_ = parse_json(read_file(progress_path), progress_path);
+    if (!progress_.is_object() || !progress_.contains("sizes")) {
       throw InputError(progress_path + ": not a PTS progress file (delete the folder to restart)");
     }
     for (const std::string& f : files()) {

@@ -1,91 +1,150 @@
 #include "sandbox/seccomp_filter.h"
 
-#include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "common/error.h"
 
 namespace align {
 namespace {
 
-#if defined(__x86_64__)
-constexpr uint32_t kArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr uint32_t kArch = AUDIT_ARCH_AARCH64;
-#else
-constexpr uint32_t kArch = 0;
-#endif
+// Stands for the child's pid while the filter is built; no real pid is this large by default
+// (pid_max is at most 2^22), and the child patches it.
+constexpr uint32_t kPidPlaceholder = 0x7e57ab1e;
 
-constexpr uint32_t kNrOffset = offsetof(seccomp_data, nr);
-constexpr uint32_t kArchOffset = offsetof(seccomp_data, arch);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-constexpr uint32_t kArg0Low = offsetof(seccomp_data, args);  // low 32 bits of args[0]
-#else
-constexpr uint32_t kArg0Low = offsetof(seccomp_data, args) + 4;
-#endif
+struct Context {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  ~Context() {
+    if (ctx) seccomp_release(ctx);
+  }
+};
 
-sock_filter bpf_stmt(uint16_t code, uint32_t k) {
-  return sock_filter{code, 0, 0, k};
-}
-sock_filter bpf_jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
-  return sock_filter{code, jt, jf, k};
-}
-uint32_t errno_action(int error) {
-  return SECCOMP_RET_ERRNO | (static_cast<uint32_t>(error) & SECCOMP_RET_DATA);
+void add(scmp_filter_ctx ctx, uint32_t action, int nr, std::initializer_list<scmp_arg_cmp> args,
+         const char* name) {
+  if (nr == __NR_SCMP_ERROR) return;  // not a system call of this architecture
+  const int rc = seccomp_rule_add_array(ctx, action, nr, static_cast<unsigned>(args.size()),
+                                        args.size() ? args.begin() : nullptr);
+  if (rc != 0)
+    throw Error(std::string("seccomp: cannot add the rule for ") + name + ": " +
+                std::strerror(-rc));
 }
 
-// "syscall nr fails with `error`": two instructions that fall through for other syscalls.
-void deny(std::vector<sock_filter>& p, long nr, int error) {
-  p.push_back(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-  p.push_back(bpf_stmt(BPF_RET | BPF_K, errno_action(error)));
-}
-
-// "syscall nr is allowed when the low 32 bits of args[0] pass `test`, else EPERM". `test` is
-// BPF_JEQ (k patched later, returned as a slot) or BPF_JSET with k = `value`.
-size_t allow_if_arg0(std::vector<sock_filter>& p, long nr, uint16_t test, uint32_t value) {
-  p.push_back(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 4));
-  p.push_back(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, kArg0Low));
-  const size_t slot = p.size();
-  p.push_back(bpf_jump(BPF_JMP | test | BPF_K, value, 0, 1));
-  p.push_back(bpf_stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  p.push_back(bpf_stmt(BPF_RET | BPF_K, errno_action(EPERM)));
-  return slot;
-}
+#define ALIGN_DENY(ctx, call, ...) \
+  add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(call), {__VA_ARGS__}, #call)
 
 }  // namespace
 
-bool sandbox_filter_supported() {
-  return kArch != 0;
-}
+SeccompFilter build_sandbox_filter(bool own_pid_namespace) {
+  Context c;
+  if (!c.ctx) throw Error("seccomp: seccomp_init failed");
+  scmp_filter_ctx ctx = c.ctx;
+  // Another ABI (i386 through int 0x80, x32) kills the process; NO_NEW_PRIVS is ours to set.
+  seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 
-SeccompFilter build_sandbox_filter() {
+  // No network, no UNIX sockets, no asynchronous rings that bypass the filter.
+  ALIGN_DENY(ctx, socket);
+  ALIGN_DENY(ctx, socketpair);
+  ALIGN_DENY(ctx, io_uring_setup);
+  ALIGN_DENY(ctx, io_uring_enter);
+  ALIGN_DENY(ctx, io_uring_register);
+  // No new processes (threads are allowed); clone3 reports ENOSYS so libc falls back to clone.
+  ALIGN_DENY(ctx, fork);
+  ALIGN_DENY(ctx, vfork);
+  ALIGN_DENY(ctx, clone, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+  add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), {}, "clone3");
+  // Nothing that reaches into another process.
+  for (int nr : {SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv), SCMP_SYS(process_vm_writev),
+                 SCMP_SYS(pidfd_open), SCMP_SYS(pidfd_send_signal), SCMP_SYS(pidfd_getfd),
+                 SCMP_SYS(process_madvise), SCMP_SYS(kcmp), SCMP_SYS(tkill)})
+    add(ctx, SCMP_ACT_ERRNO(EPERM), nr, {}, "process access");
+  // Its own session and group stay; no terminal injection.
+  ALIGN_DENY(ctx, setpgid);
+  ALIGN_DENY(ctx, setsid);
+  ALIGN_DENY(ctx, ioctl, SCMP_A1(SCMP_CMP_EQ, TIOCSTI));
+  // No namespaces, mounts, keys, BPF, perf, kernel modules or other system administration.
+  for (int nr : {SCMP_SYS(unshare),
+                 SCMP_SYS(setns),
+                 SCMP_SYS(mount),
+                 SCMP_SYS(umount2),
+                 SCMP_SYS(pivot_root),
+                 SCMP_SYS(chroot),
+                 SCMP_SYS(open_tree),
+                 SCMP_SYS(move_mount),
+                 SCMP_SYS(fsopen),
+                 SCMP_SYS(fsmount),
+                 SCMP_SYS(keyctl),
+                 SCMP_SYS(add_key),
+                 SCMP_SYS(request_key),
+                 SCMP_SYS(bpf),
+                 SCMP_SYS(perf_event_open),
+                 SCMP_SYS(userfaultfd),
+                 SCMP_SYS(kexec_load),
+                 SCMP_SYS(kexec_file_load),
+                 SCMP_SYS(init_module),
+                 SCMP_SYS(finit_module),
+                 SCMP_SYS(delete_module),
+                 SCMP_SYS(reboot),
+                 SCMP_SYS(swapon),
+                 SCMP_SYS(swapoff),
+                 SCMP_SYS(acct),
+                 SCMP_SYS(quotactl),
+                 SCMP_SYS(name_to_handle_at),
+                 SCMP_SYS(open_by_handle_at),
+                 SCMP_SYS(iopl),
+                 SCMP_SYS(ioperm),
+                 SCMP_SYS(personality)})
+    add(ctx, SCMP_ACT_ERRNO(EPERM), nr, {}, "administration");
+  if (!own_pid_namespace) {
+    // Signals, limits, priorities and scheduling only for itself (0 or its own pid).
+    const scmp_datum_t self = kPidPlaceholder;
+    ALIGN_DENY(ctx, kill, SCMP_A0(SCMP_CMP_NE, self));
+    ALIGN_DENY(ctx, tgkill, SCMP_A0(SCMP_CMP_NE, self));
+    ALIGN_DENY(ctx, rt_sigqueueinfo, SCMP_A0(SCMP_CMP_NE, self));
+    ALIGN_DENY(ctx, rt_tgsigqueueinfo, SCMP_A0(SCMP_CMP_NE, self));
+    ALIGN_DENY(ctx, prlimit64, SCMP_A0(SCMP_CMP_NE, 0));
+    ALIGN_DENY(ctx, setpriority, SCMP_A1(SCMP_CMP_NE, 0));
+    ALIGN_DENY(ctx, sched_setaffinity, SCMP_A0(SCMP_CMP_NE, 0));
+    ALIGN_DENY(ctx, sched_setscheduler, SCMP_A0(SCMP_CMP_NE, 0));
+    ALIGN_DENY(ctx, sched_setparam, SCMP_A0(SCMP_CMP_NE, 0));
+    ALIGN_DENY(ctx, sched_setattr, SCMP_A0(SCMP_CMP_NE, 0));
+  }
+
+  // Export the BPF program through a memfd and read it back.
+  const int fd = memfd_create("align-seccomp", MFD_CLOEXEC);
+  if (fd < 0) throw IoError(std::string("seccomp: memfd_create: ") + std::strerror(errno));
+  const std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
+  if (const int rc = seccomp_export_bpf(ctx, fd); rc != 0)
+    throw Error(std::string("seccomp: cannot export the filter: ") + std::strerror(-rc));
+  const off_t size = lseek(fd, 0, SEEK_END);
+  if (size <= 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0 ||
+      lseek(fd, 0, SEEK_SET) != 0)
+    throw Error("seccomp: the exported filter has an unexpected size");
   SeccompFilter filter;
-  std::vector<sock_filter>& p = filter.program;
-  p.push_back(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, kArchOffset));
-  p.push_back(bpf_jump(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0));
-  p.push_back(bpf_stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
-  p.push_back(bpf_stmt(BPF_LD | BPF_W | BPF_ABS, kNrOffset));
-#if defined(__x86_64__)
-  // The x32 ABI numbers its calls from 0x40000000; none of them is allowed.
-  p.push_back(bpf_jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1));
-  p.push_back(bpf_stmt(BPF_RET | BPF_K, errno_action(EPERM)));
-  deny(p, SYS_fork, EPERM);
-  deny(p, SYS_vfork, EPERM);
-#endif
-  for (long nr : {SYS_socket, SYS_socketpair, SYS_io_uring_setup, SYS_ptrace, SYS_process_vm_readv,
-                  SYS_process_vm_writev, SYS_tkill, SYS_setpgid, SYS_setsid})
-    deny(p, nr, EPERM);
-  deny(p, SYS_clone3, ENOSYS);
-  allow_if_arg0(p, SYS_clone, BPF_JSET, CLONE_THREAD);
-  filter.self_pid_slots.push_back(allow_if_arg0(p, SYS_kill, BPF_JEQ, 0));
-  filter.self_pid_slots.push_back(allow_if_arg0(p, SYS_tgkill, BPF_JEQ, 0));
-  p.push_back(bpf_stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  filter.program.resize(static_cast<size_t>(size) / sizeof(sock_filter));
+  if (pread(fd, filter.program.data(), static_cast<size_t>(size), 0) != size)
+    throw IoError(std::string("seccomp: reading the exported filter: ") + std::strerror(errno));
+  for (size_t i = 0; i < filter.program.size(); ++i) {
+    const sock_filter& ins = filter.program[i];
+    if (BPF_CLASS(ins.code) == BPF_JMP && BPF_SRC(ins.code) == BPF_K && ins.k == kPidPlaceholder)
+      filter.self_pid_slots.push_back(i);
+  }
+  if (!own_pid_namespace && filter.self_pid_slots.empty())
+    throw Error("seccomp: the exported filter compares no pid (libseccomp changed?)");
   return filter;
 }
 
@@ -99,6 +158,19 @@ int install_sandbox_filter(SeccompFilter& filter) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) return errno;
   return 0;
+}
+
+int sandbox_filter_memfd(const SeccompFilter& filter) {
+  if (!filter.self_pid_slots.empty())
+    throw Error("seccomp: a filter with pid slots cannot be handed on");
+  const int fd = memfd_create("align-seccomp", MFD_CLOEXEC);
+  if (fd < 0) throw IoError(std::string("seccomp: memfd_create: ") + std::strerror(errno));
+  const size_t bytes = filter.program.size() * sizeof(sock_filter);
+  if (pwrite(fd, filter.program.data(), bytes, 0) != static_cast<ssize_t>(bytes)) {
+    ::close(fd);
+    throw IoError(std::string("seccomp: writing the filter: ") + std::strerror(errno));
+  }
+  return fd;
 }
 
 }  // namespace align

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,8 +17,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "common/error.h"
+#include "sandbox/namespaces.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/subprocess_child.h"
 
@@ -194,17 +197,65 @@ class Monitor {
   SubprocessResult result_;
 };
 
+// Removes `path` and everything in it, also what a program made unreadable or unwritable.
+void remove_scratch_tree(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  if (fs::remove_all(path, error) != static_cast<std::uintmax_t>(-1) && !error) return;
+  fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, error);
+  for (auto it = fs::recursive_directory_iterator(path, error);
+       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    if (!it->is_symlink(error))
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, error);
+  }
+  fs::remove_all(path, error);
+}
+
+// Gives the tree under `dir` to the sandbox user (align runs as root; the program does not),
+// after checking that the sandbox user can reach it at all.
+void hand_to_sandbox_user(const std::string& dir) {
+  namespace fs = std::filesystem;
+  for (fs::path up = fs::absolute(dir).parent_path(); !up.empty(); up = up.parent_path()) {
+    struct stat st {};
+    if (::stat(up.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH) && st.st_uid != kSandboxUid) {
+      throw IoError("subprocess: the sandbox user (uid " + std::to_string(kSandboxUid) +
+                    ") cannot reach " + dir + ": " + up.string() +
+                    " is not searchable by others (set TMPDIR to a directory such as /tmp)");
+    }
+    if (up == up.parent_path()) break;
+  }
+  auto give = [](const fs::path& p) {
+    if (::lchown(p.c_str(), kSandboxUid, kSandboxUid) != 0) io_error("chown " + p.string());
+  };
+  give(dir);
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(dir, error);
+       !error && it != fs::recursive_directory_iterator(); it.increment(error))
+    give(it->path());
+  if (error) throw IoError("subprocess: listing " + dir + ": " + error.message());
+}
+
 }  // namespace
 
 SubprocessResult run_subprocess(const SubprocessRequest& request) {
   if (request.argv.empty()) throw Error("subprocess: empty argv");
+  const bool isolated = request.isolation == Isolation::kNamespaces;
+  if (isolated && (!request.sandbox || request.cwd.empty()))
+    throw Error("subprocess: namespace isolation needs sandbox and a working directory");
   SeccompFilter filter;
-  if (request.sandbox) {
-    if (!sandbox_filter_supported())
-      throw Error("subprocess: the sandbox does not support this architecture");
-    filter = build_sandbox_filter();
+  if (request.sandbox) filter = build_sandbox_filter(/*own_pid_namespace=*/isolated);
+  std::vector<std::string> program = request.argv;
+  Fd filter_fd;
+  const bool root = ::geteuid() == 0;
+  if (isolated) {
+    const std::string bwrap = find_bubblewrap();
+    if (bwrap.empty())
+      throw IoError("subprocess: namespace isolation needs bubblewrap (Debian package bubblewrap)");
+    filter_fd.reset(sandbox_filter_memfd(filter));
+    program = namespace_argv(bwrap, request.cwd, kChildSeccompFd, request.argv);
+    if (root) hand_to_sandbox_user(request.cwd);
   }
-  const CStrings argv(request.argv), envp(request.env);
+  const CStrings argv(program), envp(request.env);
   Fd in(stdin_source(request.stdin_data));
   int out[2], err[2], report[2];
   if (pipe2(out, O_CLOEXEC) != 0) io_error("pipe");
@@ -220,7 +271,9 @@ SubprocessResult run_subprocess(const SubprocessRequest& request) {
                        out[1],
                        err[1],
                        report[1],
-                       request.sandbox ? &filter : nullptr};
+                       request.sandbox && !isolated ? &filter : nullptr,
+                       isolated ? filter_fd.get() : -1,
+                       isolated && root};
   const pid_t pid = fork();
   if (pid < 0) io_error("fork");
   if (pid == 0) run_child(plan);
@@ -268,24 +321,40 @@ std::string find_program(const std::string& name) {
   return "";
 }
 
+namespace {
+
+// Removes align-oracle-<pid>-* folders under `tmp` whose process no longer runs.
+void remove_stale_scratch_dirs(const std::filesystem::path& tmp) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  for (auto it = fs::directory_iterator(tmp, error); !error && it != fs::directory_iterator();
+       it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    const std::string prefix = "align-oracle-";
+    if (name.rfind(prefix, 0) != 0 || !it->is_directory(error)) continue;
+    const size_t dash = name.find('-', prefix.size());
+    if (dash == std::string::npos) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &end, 10);
+    if (end != name.c_str() + dash || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive or not ours
+    remove_scratch_tree(it->path().string());
+  }
+}
+
+}  // namespace
+
 ScratchDir::ScratchDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "align-oracle-XXXXXX").string();
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path();
+  static std::once_flag swept;
+  std::call_once(swept, [&] { remove_stale_scratch_dirs(tmp); });
+  std::string pattern = (tmp / ("align-oracle-" + std::to_string(::getpid()) + "-XXXXXX")).string();
   if (!::mkdtemp(pattern.data())) io_error("mkdtemp " + pattern);
   path_ = pattern;
 }
 
 ScratchDir::~ScratchDir() {
-  namespace fs = std::filesystem;
-  std::error_code error;
-  if (fs::remove_all(path_, error) != static_cast<std::uintmax_t>(-1) && !error) return;
-  // A program run in the directory may have removed permissions from what it made.
-  fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, error);
-  for (auto it = fs::recursive_directory_iterator(path_, error);
-       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
-    if (!it->is_symlink(error))
-      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, error);
-  }
-  fs::remove_all(path_, error);
+  remove_scratch_tree(path_);
 }
 
 }  // namespace align

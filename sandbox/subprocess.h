@@ -12,16 +12,21 @@
 //     kill_after_output_bytes (output_overflow). The first output_limit bytes of each stream are
 //     kept. The child is always reaped before returning.
 //   - sandbox = true adds: setrlimit CPU (timeout_s + 1 s), address space (memory_mb), file size
-//     (file_size_mb), open files (max_open_files), core dumps off; PR_SET_NO_NEW_PRIVS; and a
-//     seccomp-BPF filter under which socket, socketpair and io_uring_setup fail with EPERM (no
-//     network, no UNIX sockets), fork/vfork and clone without CLONE_THREAD fail with EPERM (no
-//     new processes; threads are allowed), clone3 fails with ENOSYS (libc falls back to clone),
-//     ptrace, process_vm_readv/writev, tkill, setpgid and setsid fail with EPERM, and kill/tgkill
-//     only reach the child itself. A system call through another ABI (i386 int 0x80) kills
-//     the child; x32 calls fail with EPERM.
-//   The sandbox does NOT restrict the file system: the child can read and write whatever the
-//   user running align can. Run align as an unprivileged user (or in a container) when grading
-//   untrusted code.
+//     (file_size_mb), open files (max_open_files), core dumps off; PR_SET_NO_NEW_PRIVS; and the
+//     libseccomp filter of seccomp_filter.cc, under which these fail with EPERM: sockets (no
+//     network, no UNIX sockets) and io_uring; fork, vfork and clone without CLONE_THREAD (no new
+//     processes; threads are allowed; clone3 reports ENOSYS so libc falls back to clone); ptrace,
+//     process_vm_*, pidfd_*, kcmp, tkill; setpgid, setsid, the TIOCSTI ioctl; namespaces, mounts,
+//     keys, bpf, perf, modules and other administration; and, unless the program has its own PID
+//     namespace, kill/tgkill/rt_sigqueueinfo to anyone but itself, prlimit64, setpriority and
+//     sched_set* on anyone but itself. A system call through another ABI (i386 int 0x80, x32)
+//     kills the child.
+//   - isolation = kNamespaces (with sandbox) runs the program through bubblewrap in its own
+//     namespaces, as an unprivileged user, seeing only /usr (read-only), private /tmp and
+//     /dev/shm, and request.cwd (required, writable) at /work (namespaces.h says exactly what);
+//     its limits are set on the runner and the filter is installed right before it starts.
+//   - isolation = kNone with sandbox leaves the file system and other processes' files open:
+//     the child can read and write whatever the user running align can.
 // Throws IoError when the child cannot be started (pipe, fork, chdir or exec failure).
 // Safe to call from several threads at once.
 #pragma once
@@ -32,6 +37,8 @@
 
 namespace align {
 
+enum class Isolation { kNone, kNamespaces };
+
 struct SubprocessRequest {
   std::vector<std::string> argv;  // argv[0]: the program's path
   std::string stdin_data;
@@ -41,6 +48,7 @@ struct SubprocessRequest {
   size_t output_limit = 64 << 10;              // bytes kept per stream
   size_t kill_after_output_bytes = 16u << 20;  // stdout + stderr
   bool sandbox = false;
+  Isolation isolation = Isolation::kNone;  // kNamespaces needs sandbox and cwd
   size_t memory_mb = 512;
   size_t file_size_mb = 16;
   int max_open_files = 64;
@@ -64,7 +72,9 @@ SubprocessResult run_subprocess(const SubprocessRequest& request);
 // none is found.
 std::string find_program(const std::string& name);
 
-// A fresh directory under the system temp dir, removed with its contents on destruction.
+// A fresh directory under the system temp dir, align-oracle-<pid>-XXXXXX, removed with its
+// contents on destruction. The first one a process makes also removes those left by processes
+// that no longer run (a killed run).
 class ScratchDir {
  public:
   ScratchDir();  // throws IoError

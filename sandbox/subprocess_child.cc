@@ -1,6 +1,7 @@
 #include "sandbox/subprocess_child.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -9,10 +10,12 @@
 
 #include <cerrno>
 
+#include "sandbox/namespaces.h"
+
 namespace align {
 namespace {
 
-enum Step : int { kSetup = 1, kChdir, kLimits, kFilter, kExec };
+enum Step : int { kSetup = 1, kChdir, kLimits, kFilter, kUser, kExec };
 
 [[noreturn]] void child_fail(int report_fd, int step, int error) {
   const int message[2] = {step, error};
@@ -57,10 +60,17 @@ bool apply_limits(const SubprocessRequest& r) {
   const int in = fcntl(plan.stdin_fd, F_DUPFD, 10);
   const int out = fcntl(plan.out_fd, F_DUPFD, 10);
   const int err = fcntl(plan.err_fd, F_DUPFD, 10);
+  const int filter_fd = plan.seccomp_fd >= 0 ? fcntl(plan.seccomp_fd, F_DUPFD, 10) : -1;
   if (report < 0) _exit(127);
   if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
     child_fail(report, kSetup, errno);
-  close_from(3, static_cast<unsigned>(report) - 1);
+  unsigned first_closed = 3;
+  if (plan.seccomp_fd >= 0) {
+    if (filter_fd < 0 || dup2(filter_fd, kChildSeccompFd) != kChildSeccompFd)
+      child_fail(report, kSetup, errno);
+    first_closed = kChildSeccompFd + 1;
+  }
+  close_from(first_closed, static_cast<unsigned>(report) - 1);
   close_from(static_cast<unsigned>(report) + 1, ~0u);
   const SubprocessRequest& r = *plan.request;
   if (!r.cwd.empty() && chdir(r.cwd.c_str()) != 0) child_fail(report, kChdir, errno);
@@ -73,7 +83,18 @@ bool apply_limits(const SubprocessRequest& r) {
     sigaction(sig, &action, nullptr);
   if (r.sandbox) {
     if (!apply_limits(r)) child_fail(report, kLimits, errno);
-    if (const int error = install_sandbox_filter(*plan.filter)) child_fail(report, kFilter, error);
+    if (plan.filter) {
+      if (const int error = install_sandbox_filter(*plan.filter))
+        child_fail(report, kFilter, error);
+    } else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+      child_fail(report, kFilter, errno);
+    }
+  }
+  if (plan.drop_to_sandbox_user) {
+    const gid_t id = kSandboxUid;
+    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0)
+      child_fail(report, kUser, errno);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // a credential change clears it
   }
   execve(plan.argv[0], plan.argv, plan.envp);
   child_fail(report, kExec, errno);
@@ -87,6 +108,8 @@ const char* child_step_name(int step) {
       return "setrlimit";
     case kFilter:
       return "seccomp";
+    case kUser:
+      return "setuid to the sandbox user";
     case kExec:
       return "exec";
     default:

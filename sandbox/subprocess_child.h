@@ -8,13 +8,18 @@
 
 namespace align {
 
+// The descriptor a namespace runner (bubblewrap) reads the syscall filter from.
+inline constexpr int kChildSeccompFd = 3;
+
 // Everything the child needs, prepared before fork.
 struct ChildPlan {
   const SubprocessRequest* request;
   char* const* argv;
   char* const* envp;
   int stdin_fd, out_fd, err_fd, report_fd;  // report_fd: CLOEXEC pipe for setup failures
-  SeccompFilter* filter;                    // null without sandbox
+  SeccompFilter* filter;  // installed in the child itself; null without sandbox or when isolated
+  int seccomp_fd;         // >= 0: handed to the runner as kChildSeccompFd
+  bool drop_to_sandbox_user;  // become uid/gid 65534 before exec (align runs as root)
 };
 
 // Sets up the process group, descriptors, cwd, signals and (sandbox) limits and filter, then

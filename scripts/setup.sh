@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what align needs to build and test, only what is missing; fast when nothing is.
 #   - Debian packages: compiler, CMake, Ninja, ccache, nlohmann/json, CLI11, GoogleTest, PCRE2,
-#     Gloo (headers only: LibTorch carries the Gloo code but not its headers).
+#     Gloo (headers only: LibTorch carries the Gloo code but not its headers), libseccomp (the code
+#     oracle's syscall filter) and bubblewrap (it runs candidate programs in their own namespaces).
 #   - LibTorch from the PyPI torch wheel (pinned; CUDA 13.0 build) in a Python venv kept outside the
 #     clone, at $ALIGN_CACHE_DIR/venv (default ~/.cache/align/venv), so every clone reuses it.
 # Prints the venv path on its last line. Usage: scripts/setup.sh [--quiet]
@@ -14,7 +15,7 @@ quiet=${1:-}
 say() { [ "$quiet" = --quiet ] || echo "setup: $*" >&2; }
 
 debs=(g++ cmake ninja-build ccache pkg-config python3-venv nlohmann-json3-dev libcli11-dev
-      libgtest-dev libgmock-dev libpcre2-dev libgloo-dev)
+      libgtest-dev libgmock-dev libpcre2-dev libgloo-dev libseccomp-dev bubblewrap)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace align {
 
@@ -46,10 +47,10 @@ void MetricsWriter::truncate_after(int64_t step) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json record;
     try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+      record = parse_json(line, path_ + ":" + std::to_string(line_no));
+    } catch (const InputError&) {
       if (!complete) break;  // the torn last line of a killed run
-      throw InputError(path_ + ":" + std::to_string(line_no) + ": invalid JSON: " + e.what());
+      throw;
     }
     if (!record.is_object() || !record.contains("step") || !record["step"].is_number_integer()) {
       throw InputError(path_ + ":" + std::to_string(line_no) +

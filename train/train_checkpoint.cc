@@ -12,6 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "model/safetensors.h"
 #include "train/rng_state.h"
 
@@ -93,12 +94,7 @@ int64_t read_count(const nlohmann::json& j, const char* field, const std::string
 
 // Parses and checks trainer_state.json; `dir_step` is the step the directory name promises.
 TrainerState read_state(const std::string& path, int64_t dir_step) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
+  const nlohmann::json j = parse_json(read_file(path), path);
   if (!j.is_object()) throw InputError(path + ": expected a JSON object, found " + j.type_name());
   const std::vector<std::string> fields = {"format", "version", "step",   "epoch",
                                            "data",   "rng",     "config", "metrics"};

@@ -229,7 +229,7 @@ std::vector<BadLine> bad_lines() {
   const std::string user = R"({"role": "user", "content": "Hi"})";
   const std::string assistant = R"({"role": "assistant", "content": "Yo"})";
   return {
-      {R"(not json)", "invalid JSON"},
+      {R"(not json)", "not valid JSON"},
       {R"([1, 2])", "expected a JSON object, got an array"},
       {R"({"text": "hello"})",
        R"(expected "messages" or "prompt" + "completion", got neither (keys: text))"},

@@ -120,6 +120,16 @@ TEST(Safetensors, NonJsonHeader) {
   expect_input_error(path, "JSON object");
 }
 
+TEST(Safetensors, DuplicateTensorName) {
+  testing::TempDir dir;
+  std::string path = dir.file("x.safetensors");
+  write_raw(path,
+            R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+            R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            std::string(8, '\0'));
+  expect_input_error(path, "key \"a\" appears twice");
+}
+
 TEST(Safetensors, OverlappingOffsets) {
   testing::TempDir dir;
   std::string path = dir.file("x.safetensors");
