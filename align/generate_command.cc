@@ -4,6 +4,7 @@
 // One output line per sample: prompt_index, sample_index, token_ids (generated only), text,
 // logprobs (of the sampled tokens under the model's unmodified distribution: temperature 1, no
 // truncation), finish_reason ("stop" or "length").
+#include <algorithm>
 #include <filesystem>
 
 #include "align/commands.h"
@@ -11,6 +12,7 @@
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "common/output_dir.h"
 #include "model/device_options.h"
 #include "model/phi3_model.h"
 #include "rollout/engine.h"
@@ -37,6 +39,7 @@ void run_generate(const GenerateOptions& opt) {
   if (opt.min_p < 0 || opt.min_p > 1) throw InputError("--min-p must be in [0, 1]");
   if (opt.top_k < 0) throw InputError("--top-k must be >= 0 (0 = off)");
   const torch::Device device = parse_device(opt.device);
+  require_directory(opt.model, "--model");
   const Phi3Model model = Phi3Model::load(opt.model, parse_dtype_flag(opt.dtype, device), device);
   const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(opt.model);
   if (!tokenizer && (!opt.prompt.empty() || !opt.stop.empty())) {
@@ -55,6 +58,20 @@ void run_generate(const GenerateOptions& opt) {
   } else {
     prompts.push_back(text_token_input(opt.prompt, *tokenizer, opt.chat));
     check_token_range(prompts.back().ids, model.config().vocab_size);
+  }
+  // A prompt plus --max-new-tokens must fit the model's positions and the KV budget.
+  const int64_t positions = model.config().max_position_embeddings;
+  const int64_t room = std::min(positions, opt.kv_budget_tokens);
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const auto n = static_cast<int64_t>(prompts[p].ids.size());
+    if (n + opt.max_new_tokens > room) {
+      throw InputError((opt.input.empty() ? std::string("--prompt")
+                                          : opt.input + " prompt " + std::to_string(p + 1)) +
+                       ": " + std::to_string(n) + " tokens plus --max-new-tokens " +
+                       std::to_string(opt.max_new_tokens) + " exceed " +
+                       (room == positions ? "max_position_embeddings " : "--kv-budget-tokens ") +
+                       std::to_string(room));
+    }
   }
 
   std::vector<GenerationRequest> requests;

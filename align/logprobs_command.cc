@@ -5,6 +5,7 @@
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "common/output_dir.h"
 #include "common/progress.h"
 #include "model/device_options.h"
 #include "model/logprobs.h"
@@ -22,6 +23,7 @@ struct LogprobsOptions {
 void run_logprobs(const LogprobsOptions& opt) {
   const torch::Device device = parse_device(opt.device);
   const torch::ScalarType dtype = parse_dtype_flag(opt.dtype, device);
+  require_directory(opt.model, "--model");
   const Phi3Model model = Phi3Model::load(opt.model, dtype, device);
   const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(opt.model);
   const int64_t vocab = model.config().vocab_size;

@@ -4,11 +4,15 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_parse.h"
+#include "common/output_dir.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
 #include "eval/eval_config.h"
@@ -30,24 +34,94 @@ const std::vector<std::string>& all_stages() {
   return stages;
 }
 
-// The stages to run, in the canonical order; unknown names are errors.
+// The stages to run: known names, each once, in the canonical order (a stage reads what the
+// ones before it wrote), at least one.
 std::vector<std::string> read_stages(const nlohmann::json& config, const std::string& source) {
   if (!config.contains("stages")) return all_stages();
   const nlohmann::json& list = config.at("stages");
-  std::set<std::string> wanted;
   if (!list.is_array()) throw InputError(source + ": stages: expected a list of stage names");
+  if (list.empty())
+    throw InputError(source +
+                     ": stages: expected at least one of sft, eval-before, pts, dpo, "
+                     "eval-after (omit the key to run all)");
+  std::vector<std::string> out;
+  size_t last = 0;
   for (const auto& s : list) {
-    const std::string name = s.is_string() ? s.get<std::string>() : s.dump();
-    if (std::find(all_stages().begin(), all_stages().end(), name) == all_stages().end()) {
+    const std::string name = s.is_string() ? s.get<std::string>() : json_excerpt(s, 40);
+    const auto it = std::find(all_stages().begin(), all_stages().end(), name);
+    if (it == all_stages().end()) {
       throw InputError(source + ": stages: unknown stage " + name +
                        " (expected sft, eval-before, pts, dpo, eval-after)");
     }
-    wanted.insert(name);
+    if (std::find(out.begin(), out.end(), name) != out.end())
+      throw InputError(source + ": stages: " + name + " appears twice");
+    const auto index = static_cast<size_t>(it - all_stages().begin());
+    if (!out.empty() && index < last) {
+      throw InputError(source + ": stages: " + name + " after " + out.back() +
+                       ": stages run in the order sft, eval-before, pts, dpo, eval-after");
+    }
+    last = index;
+    out.push_back(name);
   }
-  std::vector<std::string> out;
-  for (const std::string& s : all_stages())
-    if (wanted.count(s)) out.push_back(s);
   return out;
+}
+
+// The first few lines of a stage's data file exist and have the fields its stage reads, so a
+// typo in a late stage's file fails at the start. `kind`: sft, queries, dpo-sequence, dpo-token.
+void check_data_file(const std::string& path, const std::string& kind, const std::string& where,
+                     const Oracle* oracle) {
+  if (!fs::exists(path)) throw InputError(where + ": " + path + ": no such file");
+  if (fs::is_directory(path)) throw InputError(where + ": " + path + " is a directory");
+  std::ifstream in(path);
+  std::string line;
+  int checked = 0;
+  for (int number = 1; checked < 3 && std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    ++checked;
+    const std::string at = path + ":" + std::to_string(number);
+    const nlohmann::json record = parse_json(line, at);
+    if (!record.is_object()) throw InputError(at + ": expected a JSON object");
+    auto need_one_of = [&](std::initializer_list<const char*> keys, const char* expected) {
+      for (const char* k : keys)
+        if (record.contains(k)) return;
+      throw InputError(at + ": expected " + expected + " (" + where + ")");
+    };
+    if (kind == "sft") {
+      need_one_of({"messages", "completion"}, "\"messages\", or \"prompt\" and \"completion\"");
+    } else if (kind == "queries") {
+      need_one_of({"messages", "prompt"}, "\"prompt\" or \"messages\"");
+      if (oracle) oracle->check_fields(oracle_fields(record), at);
+    } else if (kind == "dpo-sequence") {
+      for (const char* k : {"prompt", "chosen", "rejected"})
+        if (!record.contains(k))
+          throw InputError(at + ": missing \"" + std::string(k) + "\" (" + where + ")");
+    } else if (kind == "dpo-token") {
+      for (const char* k : {"prompt_token_ids", "chosen_token_id", "rejected_token_id"})
+        if (!record.contains(k))
+          throw InputError(at + ": missing \"" + std::string(k) + "\" (" + where + ")");
+    }
+  }
+  if (checked == 0 && kind != "dpo-token") throw InputError(where + ": " + path + " is empty");
+}
+
+// The keys the pipeline sets in every stage's section: a value there would be ignored.
+void check_stage_section(const nlohmann::json& config, const std::string& section,
+                         const std::string& source) {
+  if (!config.contains(section) || !config.at(section).is_object()) return;
+  const nlohmann::json& s = config.at(section);
+  if (s.contains("model") && s.at("model").is_object() && s.at("model").contains("path")) {
+    throw InputError(source + ": " + section +
+                     ".model.path: the pipeline chooses each stage's model (the top-level "
+                     "model.path, then each training stage's result); set model.path instead");
+  }
+  if (s.contains("output") && s.at("output").is_object() && s.at("output").contains("dir")) {
+    throw InputError(source + ": " + section + ".output.dir: the pipeline writes each stage to " +
+                     "RUN_DIR/<stage>; set run_dir instead");
+  }
+  if ((section == "eval" || section == "pts") && s.contains("oracle")) {
+    throw InputError(source + ": " + section +
+                     ".oracle: eval and pts share the top-level oracle section; set it there");
+  }
 }
 
 void check_top_level(const nlohmann::json& config, const std::string& source) {
@@ -248,18 +322,46 @@ nlohmann::json input_fingerprints(const nlohmann::json& stage_config) {
 std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& config,
                                                      const std::string& source) {
   check_top_level(config, source);
+  for (const char* section : {"sft", "eval", "pts", "dpo"})
+    check_stage_section(config, section, source);
   const std::string run_dir = config.at("run_dir").get<std::string>();
+  const std::vector<std::string> stages = read_stages(config, source);
+  bool graded = false;  // a stage that uses the oracle
+  for (const std::string& stage : stages)
+    graded = graded || stage == "pts" || stage.rfind("eval", 0) == 0;
+  std::unique_ptr<Oracle> oracle;
+  if (graded && config.contains("oracle")) oracle = make_oracle(config.at("oracle"), source);
   std::vector<PipelineStagePlan> plan;
   std::string model = config.at("model").at("path").get<std::string>();
-  bool graded = false;  // a stage that uses the oracle
-  for (const std::string& stage : read_stages(config, source)) {
+  require_directory(model, source + ": model.path");
+  const bool pts_runs = std::find(stages.begin(), stages.end(), "pts") != stages.end();
+  for (const std::string& stage : stages) {
     const std::string dir = run_dir + "/" + stage;
     plan.push_back({stage, model, dir});
-    model = run_stage(stage, prepare_stage(stage, config, model, dir), source, model, dir,
-                      /*run=*/false);
-    graded = graded || stage == "pts" || stage.rfind("eval", 0) == 0;
+    const nlohmann::json j = prepare_stage(stage, config, model, dir);
+    const std::string where =
+        source + " (section " + (stage.rfind("eval", 0) == 0 ? std::string("eval") : stage) + ")";
+    model = run_stage(stage, j, source, model, dir, /*run=*/false);
+    // The stage's data files (those the run itself writes are checked by the stage that reads
+    // them when it starts).
+    const nlohmann::json& data = j.value("data", nlohmann::json::object());
+    if (stage == "sft") {
+      check_data_file(data.at("train"), "sft", where + " data.train", nullptr);
+      if (data.contains("eval") && !data.at("eval").get<std::string>().empty())
+        check_data_file(data.at("eval"), "sft", where + " data.eval", nullptr);
+    } else if (stage == "pts" || stage.rfind("eval", 0) == 0) {
+      if (data.contains("path"))
+        check_data_file(data.at("path"), "queries", where + " data.path", oracle.get());
+    } else if (stage == "dpo") {
+      const std::string kind =
+          data.value("format", "sequence") == "token" ? "dpo-token" : "dpo-sequence";
+      const std::string train = data.at("train");
+      const bool from_pts = pts_runs && train == run_dir + "/pts/pairs.jsonl";
+      if (!from_pts) check_data_file(train, kind, where + " data.train", nullptr);
+      if (data.contains("eval") && !data.at("eval").get<std::string>().empty())
+        check_data_file(data.at("eval"), kind, where + " data.eval", nullptr);
+    }
   }
-  if (graded && config.contains("oracle")) make_oracle(config.at("oracle"), source);
   return plan;
 }
 

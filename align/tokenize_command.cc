@@ -7,6 +7,7 @@
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "common/output_dir.h"
 
 namespace align {
 namespace {
@@ -26,6 +27,7 @@ nlohmann::json to_json(const TokenInput& input) {
 }
 
 void run_tokenize(const TokenizeOptions& opt) {
+  require_directory(opt.model, "--model");
   const Tokenizer tokenizer = Tokenizer::load(opt.model);
   std::vector<nlohmann::json> results;
   if (!opt.input.empty()) {

@@ -7,6 +7,38 @@ namespace align {
 
 const nlohmann::json ConfigReader::kEmpty = nlohmann::json::object();
 
+namespace {
+
+void differences(const nlohmann::json& a, const nlohmann::json& b, const std::string& path,
+                 const std::set<std::string>& allowed, std::vector<std::string>& out) {
+  if (allowed.count(path)) return;
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [key, value] : a.items()) {
+      const std::string sub = path.empty() ? key : path + "." + key;
+      if (!b.contains(key)) {
+        if (!allowed.count(sub)) out.push_back(sub);
+      } else {
+        differences(value, b.at(key), sub, allowed, out);
+      }
+    }
+    for (const auto& [key, value] : b.items()) {
+      const std::string sub = path.empty() ? key : path + "." + key;
+      if (!a.contains(key) && !allowed.count(sub)) out.push_back(sub);
+    }
+    return;
+  }
+  if (a != b) out.push_back(path.empty() ? "(the whole config)" : path);
+}
+
+}  // namespace
+
+std::vector<std::string> config_differences(const nlohmann::json& a, const nlohmann::json& b,
+                                            const std::set<std::string>& allowed) {
+  std::vector<std::string> out;
+  differences(a, b, "", allowed, out);
+  return out;
+}
+
 void check_config(bool ok, const std::string& source, const std::string& field,
                   const std::string& what) {
   if (!ok) throw InputError(source + ": " + field + ": " + what);

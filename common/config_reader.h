@@ -28,6 +28,11 @@ nlohmann::json load_config_file(const std::string& path);
 // [1,2], "x"), else taken as a string (so --set output.dir=runs/x works unquoted).
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
+// The dotted paths where two resolved configs differ (keys of one missing in the other count),
+// in key order, leaving out `allowed` paths (and everything below them).
+std::vector<std::string> config_differences(const nlohmann::json& a, const nlohmann::json& b,
+                                            const std::set<std::string>& allowed = {});
+
 // Throws InputError "<source>: <field>: <what>" unless `ok`: the range checks after reading.
 void check_config(bool ok, const std::string& source, const std::string& field,
                   const std::string& what);

@@ -1,4 +1,5 @@
 #include "common/json_parse.h"
+#include "common/output_dir.h"
 
 #include <set>
 #include <vector>
@@ -98,7 +99,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& where_in,
   }
   try {
     return json::parse(text.begin(), text.end(), callback);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     throw InputError(where + "not valid JSON: " + excerpt(e.what(), 300));
   }
 }

@@ -70,7 +70,11 @@ std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages) {
       }
       (std::string(key) == "role" ? message.role : message.content) = it->get<std::string>();
     }
-    if (message.role.empty()) throw InputError(where + ".role: is empty");
+    if (message.role != "system" && message.role != "user" && message.role != "assistant" &&
+        message.role != "tool") {
+      throw InputError(where + ".role: expected system, user, assistant or tool, found \"" +
+                       message.role.substr(0, 40) + "\"");
+    }
     out.push_back(std::move(message));
   }
   return out;

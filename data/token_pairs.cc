@@ -35,7 +35,12 @@ std::optional<double> probability(const json& record, const char* key) {
   auto it = record.find(key);
   if (it == record.end() || it->is_null()) return std::nullopt;
   if (!it->is_number()) throw InputError(std::string(key) + ": expected a number");
-  return it->get<double>();
+  const double p = it->get<double>();
+  if (!(p >= 0 && p <= 1)) {
+    throw InputError(std::string(key) + ": expected a probability in [0, 1], found " +
+                     describe_json(*it));
+  }
+  return p;
 }
 
 }  // namespace

@@ -190,6 +190,12 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   }
   const Reference reference(ref_type, std::move(ref_model));
   Phi3Model model = run.load_policy();
+  check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
+  if (cfg.data.max_seq_len > model.config().max_position_embeddings) {
+    throw InputError("data.max_seq_len: " + std::to_string(cfg.data.max_seq_len) +
+                     " exceeds the model's max_position_embeddings " +
+                     std::to_string(model.config().max_position_embeddings));
+  }
 
   PairLoader loader(train, cfg.data.batch_size, cfg.data.shuffle, cfg.training.seed);
   if (const auto position = run.start(loader.batches_per_epoch())) loader.restore(*position);

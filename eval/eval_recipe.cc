@@ -6,6 +6,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "common/output_dir.h"
 #include "common/progress.h"
 #include "common/seeding.h"
 #include "eval/query_run.h"
@@ -44,11 +45,12 @@ nlohmann::json to_json(const EvalSummary& s, const EvalConfig& config) {
 EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
   // Setup: oracle and data first (cheap, and where most mistakes are), then the model.
   const auto start = std::chrono::steady_clock::now();
-  const QueryRun q = open_query_run(config.model, config.data, config.oracle, source);
+  const QueryRun q =
+      open_query_run(config.model, config.data, config.oracle, config.sampling.max_new_tokens,
+                     config.rollout.kv_budget_tokens, source);
   const std::string& out = config.output.dir;
-  std::error_code error;
-  std::filesystem::create_directories(out, error);
-  if (error) throw IoError("output.dir: cannot create " + out + ": " + error.message());
+  create_output_dir(out, "output.dir");
+  remove_stale_temp_files(out);
   write_file_atomic(out + "/config.json", to_json(config).dump(2) + "\n");
 
   // Generate: every item's samples in one engine call.

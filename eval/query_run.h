@@ -24,8 +24,11 @@ struct QueryRun {
   std::vector<TokenId> stop_token_ids;  // rollout/stop_tokens.h's defaults for this model
 };
 
-// `source` names the config file in messages (the oracle section's errors included).
+// `source` names the config file in messages (the oracle section's errors included). Every
+// prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
+// `kv_budget_tokens`.
 QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
-                        const nlohmann::json& oracle, const std::string& source);
+                        const nlohmann::json& oracle, int64_t max_new_tokens,
+                        int64_t kv_budget_tokens, const std::string& source);
 
 }  // namespace align

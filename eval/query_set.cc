@@ -47,8 +47,16 @@ std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokeni
                          std::to_string(options.vocab_size));
       }
     }
+    if (options.max_tokens > 0 &&
+        static_cast<int64_t>(q.prompt.size()) + options.max_new_tokens > options.max_tokens) {
+      throw InputError("the prompt has " + std::to_string(q.prompt.size()) +
+                       " tokens with the chat template; with sampling.max_new_tokens = " +
+                       std::to_string(options.max_new_tokens) + " the model can take at most " +
+                       std::to_string(options.max_tokens - options.max_new_tokens) + " (" +
+                       options.max_tokens_reason + ")");
+    }
     q.fields = oracle_fields(line);
-    oracle.check_fields(q.fields, where.str());
+    oracle.check_fields(q.fields, "");  // for_each_jsonl names the file and line
     queries.push_back(std::move(q));
   });
   if (queries.empty()) throw InputError(path + ": no queries");

@@ -24,10 +24,15 @@ struct QuerySetOptions {
   std::string system_prompt;  // a system turn before "prompt" (not added to "messages")
   int64_t limit = 0;          // first N lines; 0 = all
   int64_t vocab_size = 0;     // the model's: every query token must be below it
+  // A prompt plus max_new_tokens must fit in max_tokens (0: no limit); the reason says why, e.g.
+  // "max_position_embeddings 4096".
+  int64_t max_new_tokens = 0;
+  int64_t max_tokens = 0;
+  std::string max_tokens_reason;
 };
 
 // Throws InputError naming the file and line (bad JSON, no prompt, duplicate id, a field the
-// oracle needs is missing, a token outside the model's vocabulary).
+// oracle needs is missing, a token outside the model's vocabulary, a prompt too long).
 std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
                                 const Oracle& oracle, const QuerySetOptions& options);
 

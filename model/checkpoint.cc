@@ -166,6 +166,11 @@ torch::Tensor Checkpoint::get(const std::string& name, torch::ScalarType dtype,
                               torch::Device device) const {
   const TensorView& v = view(name);
   const torch::ScalarType stored = to_torch_dtype(v.dtype);
+  if (c10::isFloatingType(dtype) && !c10::isFloatingType(stored)) {
+    // Integer bytes read as weights would give a model of garbage (all log-probs 0.0 or worse).
+    throw InputError(source_ + ": tensor '" + name + "' is stored as " + dtype_name(v.dtype) +
+                     ", expected a floating-point dtype (F32, BF16, F16, F64)");
+  }
   auto options = torch::TensorOptions().dtype(stored);
   const bool aligned = reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) == 0;
   torch::Tensor tensor;

@@ -255,6 +255,17 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   return c;
 }
 
+void check_tokenizer_fits(const ModelConfig& config, int64_t tokenizer_size,
+                          const std::string& where) {
+  if (tokenizer_size > config.vocab_size) {
+    throw InputError(where + ": the tokenizer has " + std::to_string(tokenizer_size) +
+                     " token ids but the model's vocab_size is " +
+                     std::to_string(config.vocab_size) + ": ids from " +
+                     std::to_string(config.vocab_size) +
+                     " up have no embedding (a tokenizer and model that do not belong together?)");
+  }
+}
+
 ModelConfig load_model_config(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "config.json");
@@ -307,6 +318,12 @@ void validate_config(ModelConfig& c, const std::string& source) {
   if (c.pad_token_id && (*c.pad_token_id < 0 || *c.pad_token_id >= c.vocab_size)) {
     invalid(source, "pad_token_id", "an id in [0, vocab_size " + std::to_string(c.vocab_size) + ")",
             std::to_string(*c.pad_token_id));
+  }
+  for (int64_t id : c.eos_token_ids) {
+    if (id < 0 || id >= c.vocab_size) {
+      invalid(source, "eos_token_id", "ids in [0, vocab_size " + std::to_string(c.vocab_size) + ")",
+              std::to_string(id));
+    }
   }
 
   c.head_dim = c.hidden_size / c.num_heads;

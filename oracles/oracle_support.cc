@@ -12,8 +12,8 @@ namespace align {
 const nlohmann::json& require_field(const nlohmann::json& fields, const std::string& key,
                                     const std::string& where, const std::string& oracle) {
   if (!fields.is_object() || !fields.contains(key)) {
-    throw InputError(where + ": missing oracle field \"" + key + "\" (the " + oracle +
-                     " oracle needs it)");
+    throw InputError((where.empty() ? "" : where + ": ") + "missing oracle field \"" + key +
+                     "\" (the " + oracle + " oracle needs it)");
   }
   return fields.at(key);
 }
@@ -22,8 +22,8 @@ void field_type_error(const std::string& where, const std::string& key, const st
                       const nlohmann::json& found) {
   std::string shown = found.dump();
   if (shown.size() > 200) shown = shown.substr(0, 200) + "...";
-  throw InputError(where + ": oracle field \"" + key + "\": expected " + expected + ", found " +
-                   shown);
+  throw InputError((where.empty() ? "" : where + ": ") + "oracle field \"" + key + "\": expected " +
+                   expected + ", found " + shown);
 }
 
 std::string answer_text(const nlohmann::json& value, const std::string& where,

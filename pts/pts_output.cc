@@ -8,29 +8,15 @@
 #include <filesystem>
 
 #include "common/atomic_file.h"
+#include "common/config_reader.h"
 #include "common/error.h"
 #include "common/json_parse.h"
+#include "common/output_dir.h"
 
 namespace align {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string first_difference(const nlohmann::json& a, const nlohmann::json& b,
-                             const std::string& path) {
-  if (a.is_object() && b.is_object()) {
-    for (const auto& [key, value] : a.items()) {
-      const std::string sub = path.empty() ? key : path + "." + key;
-      if (!b.contains(key)) return sub;
-      const std::string d = first_difference(value, b.at(key), sub);
-      if (!d.empty()) return d;
-    }
-    for (const auto& [key, value] : b.items())
-      if (!a.contains(key)) return path.empty() ? key : path + "." + key;
-    return "";
-  }
-  return a == b ? "" : (path.empty() ? "(root)" : path);
-}
 
 void append_and_sync(const std::string& path, const std::string& bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -58,21 +44,30 @@ const std::vector<std::string>& PtsOutput::files() {
   return names;
 }
 
-PtsOutput::PtsOutput(std::string dir, const nlohmann::json& config) : dir_(std::move(dir)) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) throw IoError("cannot create " + dir_ + ": " + ec.message());
+PtsOutput::PtsOutput(std::string dir, const nlohmann::json& config,
+                     const std::string& queries_fingerprint)
+    : dir_(std::move(dir)) {
+  create_output_dir(dir_, "output.dir");
+  remove_stale_temp_files(dir_);
   const std::string progress_path = path("progress.json");
   if (fs::exists(progress_path)) {
     const nlohmann::json saved = parse_json(read_file(path("config.json")), path("config.json"));
-    const std::string diff = first_difference(saved, config, "");
+    const std::vector<std::string> diff = config_differences(saved, config);
     if (!diff.empty()) {
-      throw InputError(dir_ + " holds a PTS run with a different config (" + diff +
+      throw InputError(dir_ + " holds a PTS run with a different config (" + diff.front() +
                        " differs): resume it with the same config, or choose another output.dir");
     }
     progress_ = parse_json(read_file(progress_path), progress_path);
     if (!progress_.is_object() || !progress_.contains("sizes")) {
       throw InputError(progress_path + ": not a PTS progress file (delete the folder to restart)");
+    }
+    const std::string recorded = progress_.value("queries_fingerprint", std::string());
+    if (recorded != queries_fingerprint) {
+      throw InputError(dir_ + " holds a PTS run over another version of " +
+                       config.at("data").value("path", std::string("the query file")) +
+                       " (its contents changed since: fingerprint " + recorded + ", now " +
+                       queries_fingerprint +
+                       "): restore the file, or choose another output.dir for the new queries");
     }
     for (const std::string& f : files()) {
       const auto size = progress_.at("sizes").value(f, uint64_t{0});
@@ -88,6 +83,7 @@ PtsOutput::PtsOutput(std::string dir, const nlohmann::json& config) : dir_(std::
     write_file_atomic(path(f), "");
   write_file_atomic(path("config.json"), config.dump(2) + "\n");
   progress_ = {{"queries_done", 0},
+               {"queries_fingerprint", queries_fingerprint},
                {"sizes", nlohmann::json::object()},
                {"totals", nlohmann::json::object()}};
   for (const std::string& f : files())

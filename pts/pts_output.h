@@ -21,10 +21,11 @@ class PtsOutput {
  public:
   static const std::vector<std::string>& files();  // the JSONL files, by name
 
-  // Opens `dir` (created if missing). `config` is the resolved run config: a folder holding a
-  // run with a different config throws InputError naming the first differing key, so a changed
-  // command never mixes two runs' outputs.
-  PtsOutput(std::string dir, const nlohmann::json& config);
+  // Opens `dir` (created if missing). `config` is the resolved run config and
+  // `queries_fingerprint` that of the query file's contents (file_fingerprint): a folder holding
+  // a run with a different config, or over a query file edited since, throws InputError naming
+  // the first differing key or the file, so a changed command never mixes two runs' outputs.
+  PtsOutput(std::string dir, const nlohmann::json& config, const std::string& queries_fingerprint);
 
   int64_t queries_done() const { return progress_.value("queries_done", int64_t{0}); }
   // Running totals over every finished batch ("kept", "pivots", ...), resumed runs included.

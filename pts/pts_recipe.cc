@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/output_dir.h"
 #include "common/progress.h"
 #include "eval/query_run.h"
 #include "pts/pts_output.h"
@@ -94,7 +95,9 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
   const std::shared_ptr<ProcessGroup> single = group_ptr ? nullptr : ProcessGroup::single();
   ProcessGroup& group = group_ptr ? *group_ptr : *single;
   // Setup: oracle and data first (cheap, and where most mistakes are), then the model.
-  const QueryRun q = open_query_run(config.model, config.data, config.oracle, source);
+  const QueryRun q =
+      open_query_run(config.model, config.data, config.oracle, config.sampling.max_new_tokens,
+                     config.rollout.kv_budget_tokens, source);
   const std::vector<Query>& queries = q.queries;
   const PtsOptions options = config.search_options(q.stop_token_ids);
   Engine engine(q.model, &q.tokenizer, config.rollout);
@@ -109,7 +112,7 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
   int64_t done = 0;
   if (group.is_main()) {
     try {
-      output.emplace(config.output.dir, to_json(config));
+      output.emplace(config.output.dir, to_json(config), file_fingerprint(config.data.path));
     } catch (const std::exception& e) {
       group.store_set("pts/start", std::string("error: ") + e.what());
       throw;

@@ -63,6 +63,12 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   ProcessGroup& group = run.group();
   const Tokenizer tokenizer = Tokenizer::load(cfg.model.path);
   Phi3Model model = run.load_policy();
+  check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
+  if (cfg.data.max_seq_len > model.config().max_position_embeddings) {
+    throw InputError("data.max_seq_len: " + std::to_string(cfg.data.max_seq_len) +
+                     " exceeds the model's max_position_embeddings " +
+                     std::to_string(model.config().max_position_embeddings));
+  }
 
   const SftDataOptions data_opt{cfg.data.assistant_only_loss, cfg.data.skip_bad_lines,
                                 cfg.data.max_seq_len};

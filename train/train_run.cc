@@ -5,9 +5,12 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <regex>
 
 #include "common/atomic_file.h"
+#include "common/config_reader.h"
 #include "common/error.h"
+#include "common/output_dir.h"
 #include "model/device_options.h"
 #include "model/lora.h"
 #include "model/peft_io.h"
@@ -20,6 +23,22 @@ namespace fs = std::filesystem;
 
 torch::Device train_device(const ProcessGroup& group, const TrainModelSection& model) {
   return group.world_size() > 1 ? group.device() : resolve_device(model.device, "model.device");
+}
+
+const std::set<std::string>& keys_free_on_resume() {
+  static const std::set<std::string> keys = {"schedule.max_steps",
+                                             "schedule.epochs",
+                                             "training.log_every",
+                                             "training.eval_every",
+                                             "output.dir",
+                                             "output.save_every",
+                                             "output.keep_last",
+                                             "output.merge_lora",
+                                             "output.max_shard_size",
+                                             "model.device",
+                                             "model.activation_checkpointing",
+                                             "data.eval"};
+  return keys;
 }
 
 int64_t total_train_steps(const TrainSections& s, int64_t batches_per_epoch) {
@@ -39,12 +58,18 @@ TrainRun::TrainRun(std::string name, const TrainSections& sections, nlohmann::js
       device_(train_device(*group_, sections.model)),
       dtype_(resolve_dtype(sections.model.dtype, device_)) {
   const std::string& out = output_dir();
+  require_directory(sections_.model.path, "model.path");
   if (!resume_ && find_latest_checkpoint(out)) {
     throw InputError(out +
                      " already holds checkpoints: pass --resume to continue that run, or "
                      "set output.dir to a new folder");
   }
-  if (main_rank()) fs::create_directories(out);
+  if (main_rank()) {
+    create_output_dir(out, "output.dir");
+    if (const int n = remove_stale_temp_files(out))
+      std::cerr << name_ << ": removed " << n << " temporary files a killed run left in " << out
+                << "\n";
+  }
   torch::manual_seed(sections_.training.seed);
 }
 
@@ -88,6 +113,27 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
   std::optional<BatcherState> data;
   if (resume_) {
     const LoadedTrainCheckpoint ckpt = optimizer_->resume_from_latest(out);
+    const std::vector<std::string> changed =
+        config_differences(ckpt.state.config, resolved_, keys_free_on_resume());
+    if (!changed.empty()) {
+      std::string list;
+      for (const std::string& key : changed)
+        list += (list.empty() ? "" : ", ") + key;
+      std::string free;
+      for (const std::string& key : keys_free_on_resume())
+        free += (free.empty() ? "" : ", ") + key;
+      const nlohmann::json::json_pointer at(
+          "/" + std::regex_replace(changed.front(), std::regex("\\."), "/"));
+      throw InputError(
+          "--resume: the config differs from the run's in " + out + " (" + list + "; " +
+          changed.front() + " was " +
+          (ckpt.state.config.contains(at) ? ckpt.state.config.at(at).dump() : "absent") + ", now " +
+          (resolved_.contains(at) ? resolved_.at(at).dump() : "absent") +
+          "): resume with the run's config (" + ckpt.state_path +
+          " holds it), or start a new "
+          "run in another output.dir. Only these may change on resume: " +
+          free);
+    }
     data = batcher_state_from_json(ckpt.state.data, ckpt.state_path);
     step_ = ckpt.state.step;
     if (main_rank()) {
@@ -127,6 +173,18 @@ TrainStep TrainRun::step(const std::function<std::optional<torch::Tensor>(int64_
   s.loss = sum_over_ranks(*group_, {loss})[0];
   s.grad_norm = opt.sync_and_clip(sections_.optimizer.max_grad_norm);
   s.lr = sections_.optimizer.lr * lr_multiplier(schedule_, step_);
+  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) {
+    // Every rank sees the same global loss and norm, so every rank stops here.
+    const auto latest = find_latest_checkpoint(output_dir());
+    throw InputError(name_ + ": step " + std::to_string(step_ + 1) + " of " +
+                     std::to_string(total_steps_) + ": the loss is " + std::to_string(s.loss) +
+                     " and the gradient norm " + std::to_string(s.grad_norm) +
+                     "; stopped before applying it, nothing of it was saved. " +
+                     (latest ? "The newest checkpoint (" + *latest + ") is intact: "
+                             : std::string("No checkpoint was written yet: ")) +
+                     "lower optimizer.lr (" + std::to_string(sections_.optimizer.lr) +
+                     ") or check the data" + (latest ? ", then --resume" : ""));
+  }
   opt.step(s.lr);
   ++step_;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start_).count();
@@ -155,6 +213,7 @@ void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, 
   }
   const int64_t every = sections_.output.save_every;
   if ((every > 0 && step_ % every == 0) || last) {
+    check_finite_weights();
     TrainerState state;
     state.step = step_;
     state.epoch = data.epoch;
@@ -171,8 +230,18 @@ void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, 
   step_start_ = std::chrono::steady_clock::now();
 }
 
+void TrainRun::check_finite_weights() const {
+  for (const auto& [tensor_name, w] : trainable_) {
+    if (!torch::isfinite(w.detach()).all().item<bool>()) {
+      throw InputError(name_ + ": step " + std::to_string(step_) + ": weight " + tensor_name +
+                       " is no longer finite; nothing was saved (lower optimizer.lr)");
+    }
+  }
+}
+
 void TrainRun::finish(Phi3Model& model) {
   model.set_training(false);
+  check_finite_weights();
   if (!main_rank()) return;
   const fs::path out(output_dir());
   const std::string& base = sections_.model.path;

@@ -37,6 +37,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/progress.h"
@@ -53,6 +54,11 @@ namespace align {
 
 // The device a trainer runs on: the group's with several ranks, else model.device resolved.
 torch::Device train_device(const ProcessGroup& group, const TrainModelSection& model);
+
+// The config keys a --resume may change (the rest must equal the run's, or resume refuses
+// naming them): how long it runs, how often it logs, evaluates and saves, where it writes and
+// what it exports, the device, activation checkpointing and the eval set.
+const std::set<std::string>& keys_free_on_resume();
 
 // Optimizer steps in a run: schedule.max_steps, else ceil(epochs x batches / grad_accum), >= 1.
 int64_t total_train_steps(const TrainSections& sections, int64_t batches_per_epoch);
@@ -97,6 +103,8 @@ class TrainRun {
   // (micro_loss(i) for micro-batch index i: the loss tensor to backpropagate, already normalised
   // by the whole step, or nullopt when the micro-batch has nothing to learn), then the gradients
   // are summed over ranks, clipped to optimizer.max_grad_norm and applied at the schedule's lr.
+  // A non-finite loss or gradient norm throws InputError naming the step before anything is
+  // applied; the newest checkpoint stays resumable.
   TrainStep step(const std::function<std::optional<torch::Tensor>(int64_t)>& micro_loss);
 
   // The fields every trainer logs: step, epoch, loss, lr, grad_norm, tokens, tokens_per_s.
@@ -112,6 +120,10 @@ class TrainRun {
   void finish(Phi3Model& model);
 
  private:
+  // Throws InputError naming the first trainable weight with a NaN or inf: nothing non-finite is
+  // ever saved or exported.
+  void check_finite_weights() const;
+
   std::string name_;
   const TrainSections& sections_;
   nlohmann::json resolved_;

@@ -8,12 +8,13 @@ void check_train_sections(const TrainSections& s, const std::string& source) {
   auto check = [&](bool ok, const char* field, const std::string& what) {
     check_config(ok, source, field, what);
   };
-  check(s.optimizer.lr > 0 && s.optimizer.lr < 1e6, "optimizer.lr",
-        "must be positive (and below 1e6)");
+  check(s.optimizer.lr > 0 && s.optimizer.lr <= 10, "optimizer.lr",
+        "must be in (0, 10] (a larger step diverges at once)");
   check(s.optimizer.beta1 >= 0 && s.optimizer.beta1 < 1, "optimizer.beta1", "must be in [0, 1)");
   check(s.optimizer.beta2 >= 0 && s.optimizer.beta2 < 1, "optimizer.beta2", "must be in [0, 1)");
   check(s.optimizer.eps > 0, "optimizer.eps", "must be positive");
   check(s.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0");
+  check(s.optimizer.max_grad_norm >= 0, "optimizer.max_grad_norm", "must be >= 0 (0: no clipping)");
   check(s.schedule.warmup_steps >= 0, "schedule.warmup_steps", "must be >= 0");
   check(s.schedule.max_steps >= 0, "schedule.max_steps", "must be >= 0 (0: use epochs)");
   check(s.schedule.epochs >= 0, "schedule.epochs", "must be >= 0");

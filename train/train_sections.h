@@ -38,7 +38,7 @@ struct OptimizerSection {
     v("beta2", beta2, "AdamW beta2");
     v("eps", eps, "AdamW epsilon");
     v("weight_decay", weight_decay, "decoupled weight decay, on 2-D weights only");
-    v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; <= 0: no clipping");
+    v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; 0: no clipping");
   }
 };
 

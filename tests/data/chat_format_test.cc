@@ -150,7 +150,9 @@ TEST(ChatFormat, ParseMessagesErrors) {
   expect_error(json::parse(R"([{"role": "user", "content": null}])"),
                "messages[0].content: expected a string, got null");
   expect_error(json::parse(R"([{"role": 3, "content": "x"}])"), "messages[0].role");
-  expect_error(json::parse(R"([{"role": "", "content": "x"}])"), "messages[0].role: is empty");
+  expect_error(json::parse(R"([{"role": "", "content": "x"}])"),
+               "messages[0].role: expected system, user, assistant or tool");
+  expect_error(json::parse(R"([{"role": "robot", "content": "x"}])"), "found \"robot\"");
   const auto ok = parse_chat_messages(
       json::parse(R"([{"role": "user", "content": "a", "name": "extra keys are ignored"}])"));
   ASSERT_EQ(ok.size(), 1u);
