@@ -265,5 +265,50 @@ TEST(InputGuard, PromptsTooLongForTheModel) {
       << r.second;
 }
 
+TEST(InputGuard, QuerySetsAndSamplingSections) {
+  Guard g;
+  const auto positions = nlohmann::json::parse(read_file(g.model + "/config.json"))
+                             .at("max_position_embeddings")
+                             .get<int64_t>();
+  std::string long_prompt;
+  for (int64_t i = 0; i < positions; ++i)
+    long_prompt += " 7";
+  testing::write_text(g.dir.file("q.jsonl"),
+                      "{\"id\": 1, \"prompt\": \"1+1\", \"answer\": 2}\n"
+                      "{\"id\": 2, \"prompt\": \"" +
+                          long_prompt +
+                          "\", \"answer\": 2}\n"
+                          "{\"id\": 3, \"prompt\": \"x\"}\n");
+  auto config = [&](const nlohmann::json& extra) {
+    nlohmann::json c = {{"model", {{"path", g.model}, {"device", "cpu"}}},
+                        {"data", {{"path", g.dir.file("q.jsonl")}}},
+                        {"oracle", {{"type", "math"}}},
+                        {"sampling", {{"max_new_tokens", 8}}},
+                        {"output", {{"dir", g.dir.file("out")}}}};
+    c.merge_patch(extra);
+    return g.write(c, "q");
+  };
+  // The sampling and rollout sections name their own keys.
+  expect_error(g.align("pts --config " + config({{"sampling", {{"max_new_tokens", 0}}}})),
+               "sampling.max_new_tokens: expected at least 1");
+  expect_error(g.align("pts --config " + config({{"rollout", {{"page_size", 0}}}})),
+               "q.json: rollout.page_size: expected at least 1");
+  expect_error(g.align("eval --config " + config({{"rollout", {{"kv_budget_tokens", 1}}}})),
+               "q.json: rollout.kv_budget_tokens: expected at least rollout.page_size");
+  // A prompt too long for the model, with its file and line.
+  const auto r = g.align("pts --config " + config(nlohmann::json::object()));
+  expect_error(r, g.dir.file("q.jsonl") + ":2: the prompt has ");
+  EXPECT_NE(r.second.find("(max_position_embeddings " + std::to_string(positions) + ")"),
+            std::string::npos)
+      << r.second;
+  // A missing oracle field, with its file and line once.
+  testing::write_text(g.dir.file("q.jsonl"), "{\"id\": 3, \"prompt\": \"x\"}\n");
+  const auto missing = g.align("eval --config " + config(nlohmann::json::object()));
+  expect_error(missing, g.dir.file("q.jsonl") + ":1: missing oracle field \"answer\"");
+  EXPECT_EQ(missing.second.find("q.jsonl:1", missing.second.find("q.jsonl:1") + 1),
+            std::string::npos)
+      << missing.second;
+}
+
 }  // namespace
 }  // namespace align

@@ -140,6 +140,12 @@ TEST(PtsCli, KilledRunContinuesWithoutRedoingOrDuplicatingWork) {
   // A different config in the same folder is refused, naming the key.
   EXPECT_EQ(run("pts --config " + killed + " --set pts.p_gap=0.3", &out), 1);
   EXPECT_NE(out.find("pts.p_gap differs"), std::string::npos) << out;
+  // So is a query file edited in place since the run started (it would mix two query sets).
+  const std::string query_file = task.dir.file("killed-queries.jsonl");
+  testing::write_text(query_file, read_file(query_file) + "\n");
+  EXPECT_EQ(run("pts --config " + killed, &out), 1);
+  EXPECT_NE(out.find("holds a PTS run over another version of " + query_file), std::string::npos)
+      << out;
 }
 
 TEST(PtsCli, BadInputIsNamed) {
