@@ -310,5 +310,27 @@ TEST(InputGuard, QuerySetsAndSamplingSections) {
       << missing.second;
 }
 
+TEST(InputGuard, ATokenizerLargerThanTheModelIsNamed) {
+  testing::TempDir dir;
+  const std::string model = dir.file("model");
+  ASSERT_EQ(run("init --config " + testing::source_path("examples/arith/model_config.json") +
+                " --tokenizer " + testing::source_path("examples/arith/tokenizer") + " --out " +
+                model + " --dtype fp32"),
+            0);
+  // Another model's tokenizer (1,196 ids) over this model's 320 embedding rows.
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"})
+    fs::copy_file(testing::golden_path(std::string("tokenizer/main/") + f), model + "/" + f,
+                  fs::copy_options::overwrite_existing);
+  const nlohmann::json c = {
+      {"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+      {"data", {{"train", testing::source_path("examples/sft/train.jsonl")}, {"max_seq_len", 64}}},
+      {"output", {{"dir", dir.file("run")}}}};
+  testing::write_text(dir.file("c.json"), c.dump());
+  std::string out;
+  EXPECT_EQ(run("sft --config " + dir.file("c.json"), &out), 1) << out;
+  EXPECT_NE(out.find("token ids but the model's vocab_size is 320"), std::string::npos) << out;
+  EXPECT_EQ(out.find("index out of range"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace align

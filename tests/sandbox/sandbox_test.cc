@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 
@@ -119,6 +121,22 @@ TEST(Subprocess, SandboxTimesOutBusyLoops) {
   EXPECT_TRUE(busy.timed_out);
   EXPECT_FALSE(busy.succeeded());
   EXPECT_LT(seconds_since(start), 2);
+}
+
+// The first scratch dir a process makes removes those a killed process left (align-oracle-<pid>-*
+// of a pid that does not run), not those of live processes. (Each ctest entry is its own
+// process, so this one's first ScratchDir is made here.)
+TEST(Subprocess, ScratchDirsOfDeadProcessesAreRemoved) {
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path();
+  const fs::path dead = tmp / "align-oracle-4194999-stale";
+  const fs::path live = tmp / ("align-oracle-" + std::to_string(::getppid()) + "-live");
+  fs::create_directories(dead / "sub");
+  fs::create_directories(live);
+  { const ScratchDir first; }
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(live));
+  fs::remove_all(live);
 }
 
 }  // namespace
