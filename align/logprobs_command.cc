@@ -42,7 +42,7 @@ void run_logprobs(const LogprobsOptions& opt) {
   });
 
   JsonlWriter writer(opt.output);
-  ProgressBar progress("logprobs", static_cast<int64_t>(inputs.size()));
+  Progress progress("logprobs", static_cast<int64_t>(inputs.size()), true, 0, 15.0);
   torch::NoGradGuard no_grad;
   for (const TokenInput& in : inputs) {
     std::vector<int64_t> ids(in.ids.begin(), in.ids.end());

@@ -154,7 +154,7 @@ std::string sft_section(const std::string& run_dir) {
   if (!fs::exists(path)) return out + not_run("sft/metrics.jsonl");
   return out + training_charts(path, {{"loss", {"loss", "eval_loss"}},
                                       {"gradient norm", {"grad_norm"}},
-                                      {"learning rate", {"lr"}}});
+                                      {"learning rate", {"learning_rate", "lr"}}});
 }
 
 std::string dpo_section(const std::string& run_dir) {

@@ -100,6 +100,7 @@ Batch make_batch(const std::vector<PackedRow>& rows, int64_t pad_id) {
       batch.targets.push_back(kIgnoreTarget);
     }
     batch.num_examples += row.num_examples;
+    batch.num_tokens += static_cast<int64_t>(row.tokens.size());
   }
   batch.num_targets =
       static_cast<int64_t>(std::count_if(batch.targets.begin(), batch.targets.end(),

@@ -39,6 +39,7 @@ struct Batch {
   std::vector<int64_t> tokens, positions, segments, targets;  // row-major [B, T]
   int64_t num_targets = 0;                                    // targets != kIgnoreTarget
   int64_t num_examples = 0;
+  int64_t num_tokens = 0;  // real tokens (rows * seq_len less padding)
 };
 
 // Appends `example` to `row` as the next segment (id row.num_examples).

@@ -25,10 +25,12 @@ namespace fs = std::filesystem;
 // Sums over pairs for the logged means (TRL's names).
 struct PairStats {
   double pairs = 0, loss = 0, weight = 0, chosen_reward = 0, rejected_reward = 0, correct = 0,
-         chosen_logp = 0, rejected_logp = 0;
-  void add(const DpoLossOutput& out, const torch::Tensor& weights, const torch::Tensor& pc,
-           const torch::Tensor& pr) {
-    const torch::Tensor w = weights.to(out.losses.device());
+         chosen_logp = 0, rejected_logp = 0, chosen_logits = 0, rejected_logits = 0,
+         chosen_tokens = 0, rejected_tokens = 0;
+  // `pc`, `pr`: the log-probs the loss saw; `policy`: the policy's scores (for the logits).
+  void add(const DpoLossOutput& out, const PairBatch& b, const torch::Tensor& pc,
+           const torch::Tensor& pr, const PairLogps& policy) {
+    const torch::Tensor w = b.weights.to(out.losses.device());
     pairs += static_cast<double>(out.losses.size(0));
     loss += (out.losses.detach() * w).sum().item<double>();
     weight += w.sum().item<double>();
@@ -37,13 +39,18 @@ struct PairStats {
     correct += (out.chosen_rewards > out.rejected_rewards).sum().item<double>();
     chosen_logp += pc.detach().sum().item<double>();
     rejected_logp += pr.detach().sum().item<double>();
+    chosen_logits += policy.chosen_logits.sum().item<double>();
+    rejected_logits += policy.rejected_logits.sum().item<double>();
+    chosen_tokens += b.chosen_tokens.sum().item<double>();
+    rejected_tokens += b.rejected_tokens.sum().item<double>();
   }
   void sum_over(ProcessGroup& group) {
     const std::vector<double> s = sum_over_ranks(
-        group,
-        {pairs, loss, weight, chosen_reward, rejected_reward, correct, chosen_logp, rejected_logp});
+        group, {pairs, loss, weight, chosen_reward, rejected_reward, correct, chosen_logp,
+                rejected_logp, chosen_logits, rejected_logits, chosen_tokens, rejected_tokens});
     pairs = s[0], loss = s[1], weight = s[2], chosen_reward = s[3], rejected_reward = s[4],
-    correct = s[5], chosen_logp = s[6], rejected_logp = s[7];
+    correct = s[5], chosen_logp = s[6], rejected_logp = s[7], chosen_logits = s[8],
+    rejected_logits = s[9], chosen_tokens = s[10], rejected_tokens = s[11];
   }
   void write(nlohmann::json& r, const std::string& prefix) const {
     const double n = std::max(pairs, 1.0);
@@ -53,6 +60,8 @@ struct PairStats {
     r[prefix + "rewards/margins"] = (chosen_reward - rejected_reward) / n;
     r[prefix + "logps/chosen"] = chosen_logp / n;
     r[prefix + "logps/rejected"] = rejected_logp / n;
+    r[prefix + "logits/chosen"] = chosen_logits / std::max(chosen_tokens, 1.0);
+    r[prefix + "logits/rejected"] = rejected_logits / std::max(rejected_tokens, 1.0);
   }
 };
 
@@ -86,7 +95,7 @@ EvalResult evaluate(Phi3Model& model, const Reference& ref, const PairData& data
     auto [pc, pr] = loss_inputs(pol, b, loss_opt.type);
     auto [rc, rr] = loss_inputs(rl, b, loss_opt.type);
     const DpoLossOutput out = dpo_loss(loss_opt, pc, pr, rc, rr);
-    r.stats.add(out, b.weights, pc, pr);
+    r.stats.add(out, b, pc, pr, pol);
     for (int64_t k = 0; data.token_pairs && k < b.num_pairs; ++k) {
       const TokenPair& p = data.tokens[static_cast<size_t>(b.pair_ids[static_cast<size_t>(k)])];
       const double margin =
@@ -222,14 +231,14 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
       auto [pc, pr] = loss_inputs(pol, b, loss_opt.type);
       auto [rc, rr] = loss_inputs(ref, b, loss_opt.type);
       const DpoLossOutput lo = dpo_loss(loss_opt, pc, pr, rc, rr);
-      stats.add(lo, b.weights, pc, pr);
+      stats.add(lo, b, pc, pr, pol);
       return dpo_step_objective(lo.losses, b.weights, step_weight, pol.chosen, cfg.dpo.nll_weight,
                                 step_chosen_tokens);
     });
     stats.sum_over(run.group());
     result.last_loss = s.loss;
 
-    nlohmann::json record = run.record(s, loader.state().epoch, step_tokens);
+    nlohmann::json record = run.record(s, step_tokens);
     record["pairs"] = stats.pairs;
     stats.write(record, "");
     const bool eval_now = eval.num_units() > 0 && run.eval_due();

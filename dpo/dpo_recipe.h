@@ -4,8 +4,9 @@
 //
 // Writes into output.dir:
 //   config.json            the resolved run config
-//   metrics.jsonl          per logged step: step, epoch, loss, lr, grad_norm, pairs, tokens,
-//                          tokens_per_s and TRL's rewards/chosen, rewards/rejected,
+//   metrics.jsonl          per logged step (docs/metrics.md): step, epoch, loss, learning_rate,
+//                          grad_norm, num_tokens, pairs, tokens_per_s, logits/chosen,
+//                          logits/rejected and TRL's rewards/chosen, rewards/rejected,
 //                          rewards/accuracies, rewards/margins, logps/chosen, logps/rejected (means
 //                          over the step's pairs); on eval steps the same with an eval_ prefix
 //   pivots/step-N.jsonl    token pairs with an eval set: one line per eval pivot (query_id,

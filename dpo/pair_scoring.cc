@@ -161,10 +161,11 @@ PairLogps score_pairs(const Phi3Model& model, const PairBatch& b, bool checkpoin
       hidden.reshape({-1, hidden.size(-1)}).index_select(0, b.positions.to(device));  // [U, C]
   const torch::Tensor targets = b.entry_targets.to(device);                           // [M]
   const int64_t U = h.size(0);
-  std::vector<torch::Tensor> values;  // per chunk [m] fp32
+  std::vector<torch::Tensor> values, means;  // per chunk [m] fp32
   for (int64_t u = 0; u < U; u += chunk_tokens) {
     const int64_t n = std::min(chunk_tokens, U - u);
-    const torch::Tensor logp = at::log_softmax(model.logits(h.narrow(0, u, n)), -1);  // [n, V]
+    const torch::Tensor logits = model.logits(h.narrow(0, u, n));  // [n, V]
+    const torch::Tensor logp = at::log_softmax(logits, -1);
     const int64_t e0 = b.slot_offsets[static_cast<size_t>(u)];
     const int64_t e1 = b.slot_offsets[static_cast<size_t>(u + n)];
     std::vector<int64_t> rows;  // entry -> row of logp
@@ -175,12 +176,16 @@ PairLogps score_pairs(const Phi3Model& model, const PairBatch& b, bool checkpoin
     }
     const torch::Tensor row_idx = torch::tensor(rows, torch::kInt64).to(device);
     values.push_back(logp.index({row_idx, targets.narrow(0, e0, e1 - e0)}));
+    means.push_back(logits.detach().mean(-1).index_select(0, row_idx));
   }
   const torch::Tensor v = at::cat(values);  // [M]
   const int64_t N = b.num_pairs;
-  const torch::Tensor sums =
-      at::zeros({2 * N}, v.options()).index_add(0, b.entry_owner.to(device), v);
-  return {sums.narrow(0, 0, N), sums.narrow(0, N, N)};
+  const torch::Tensor owner = b.entry_owner.to(device);
+  const torch::Tensor sums = at::zeros({2 * N}, v.options()).index_add(0, owner, v);
+  const torch::Tensor m = at::cat(means);
+  const torch::Tensor mean_sums = at::zeros({2 * N}, m.options()).index_add(0, owner, m);
+  return {sums.narrow(0, 0, N), sums.narrow(0, N, N), mean_sums.narrow(0, 0, N),
+          mean_sums.narrow(0, N, N)};
 }
 
 }  // namespace align

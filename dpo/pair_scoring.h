@@ -50,6 +50,9 @@ PairBatch make_chain_batch(const std::vector<TokenPair>& pairs,
 struct PairLogps {
   torch::Tensor chosen;    // [N] fp32 summed log-probs of each chosen completion
   torch::Tensor rejected;  // [N] fp32
+  // [N] fp32, no gradient: over each completion's tokens, the sum of the mean logit over the
+  // vocabulary at that position (TRL's logits/chosen, logits/rejected divide by the tokens).
+  torch::Tensor chosen_logits, rejected_logits;
 };
 
 // One forward over the batch (autograd follows grad mode). `checkpoint_layers`: activation

@@ -33,7 +33,7 @@ PairLogps Reference::logps(Phi3Model& policy, const PairBatch& batch,
             "reference.type precomputed: the data lines carry no ref_chosen_logps / "
             "ref_rejected_logps (write them with align dpo --write-reference)");
       }
-      return {batch.ref_chosen.to(policy.device()), batch.ref_rejected.to(policy.device())};
+      return {batch.ref_chosen.to(policy.device()), batch.ref_rejected.to(policy.device()), {}, {}};
     case ReferenceType::kCheckpoint:
       return score_pairs(*model_, batch, false);
     case ReferenceType::kLoraBase: {
@@ -71,7 +71,7 @@ PairLogps score_all_pairs(const Phi3Model& model, const PairData& data, int64_t 
     chosen.index_copy_(0, ids, s.chosen.cpu());
     rejected.index_copy_(0, ids, s.rejected.cpu());
   }
-  return {chosen, rejected};
+  return {chosen, rejected, {}, {}};
 }
 
 double check_reference_logps(const Phi3Model& model, const PairData& data, int64_t max_pairs) {

@@ -66,7 +66,8 @@ EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
     requests.push_back(std::move(r));
   }
   const auto total = static_cast<int64_t>(q.queries.size()) * n * config.sampling.max_new_tokens;
-  ProgressBar bar("eval tokens", total);
+  // Counts generated tokens up to the most there can be; a line every 15 s without a terminal.
+  Progress bar("eval tokens", total, true, 0, 15.0);
   int64_t drawn = 0;
   EngineOptions engine_options = config.rollout;
   engine_options.on_progress = [&](int64_t tokens) {
@@ -75,6 +76,7 @@ EvalSummary run_eval(const EvalConfig& config, const std::string& source) {
   };
   Engine engine(q.model, &q.tokenizer, engine_options);
   const std::vector<std::vector<GeneratedSample>> samples = engine.generate(requests);
+  bar.finish("every sample is done: the others stopped at a stop token before max_new_tokens");
 
   // Grade and score, item by item.
   EvalSummary summary;

@@ -130,8 +130,7 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
   const int64_t first_batch = done / per_batch;
   const int64_t num_batches = (total + per_batch - 1) / per_batch;
   auto batch_key = [](int64_t b) { return "pts/batch/" + std::to_string(b); };
-  ProgressBar bar("pts queries", total, group.is_main());
-  bar.advance(done);
+  Progress bar("pts queries", total, group.is_main(), done);
   for (int64_t b = first_batch; b < num_batches; ++b) {
     const int owner = static_cast<int>((b - first_batch) % group.world_size());
     if (owner != group.rank() && !group.is_main()) continue;
@@ -149,6 +148,18 @@ PtsRunSummary run_pts(const PtsConfig& config, const std::string& source,
     }
     output->append_batch(out.lines, out.queries, out.totals);
     bar.advance(out.queries);
+    const nlohmann::json& so_far = output->totals();
+    const nlohmann::json& batch_metrics = out.lines.at("metrics.jsonl").back();
+    char status[200];
+    std::snprintf(status, sizeof status,
+                  "batch %lld/%lld, kept %lld, pivots %lld, pairs %lld, tokens/s %.0f",
+                  static_cast<long long>(b + 1), static_cast<long long>(num_batches),
+                  static_cast<long long>(so_far.value("kept", int64_t{0})),
+                  static_cast<long long>(so_far.value("pivots", int64_t{0})),
+                  static_cast<long long>(so_far.value("pairs", int64_t{0})),
+                  batch_metrics.value("tokens_per_s", 0.0));
+    bar.set_status(status);
+    bar.log();
   }
   if (!group.is_main()) {
     summary.seconds =

@@ -15,7 +15,8 @@ quiet=${1:-}
 say() { [ "$quiet" = --quiet ] || echo "setup: $*" >&2; }
 
 debs=(g++ cmake ninja-build ccache pkg-config python3-venv nlohmann-json3-dev libcli11-dev
-      libgtest-dev libgmock-dev libpcre2-dev libgloo-dev libseccomp-dev bubblewrap)
+      libgtest-dev libgmock-dev libpcre2-dev libgloo-dev libseccomp-dev bubblewrap
+      libprotobuf-dev protobuf-compiler libboost-dev)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

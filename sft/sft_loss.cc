@@ -5,7 +5,7 @@
 namespace align {
 
 torch::Tensor sft_loss_sum(const Phi3Model& model, const TrainBatch& batch, bool checkpoint_layers,
-                           int64_t chunk_tokens) {
+                           int64_t chunk_tokens, SftTokenStats* stats) {
   ForwardInput in;
   in.tokens = batch.tokens;
   in.positions = batch.positions;
@@ -24,6 +24,13 @@ torch::Tensor sft_loss_sum(const Phi3Model& model, const TrainBatch& batch, bool
     const int64_t n = std::min(chunk_tokens, h.size(0) - i);
     const torch::Tensor logp = at::log_softmax(model.logits(h.narrow(0, i, n)), -1);  // [n, V]
     total = total - logp.gather(1, t.narrow(0, i, n).unsqueeze(1)).sum();
+    if (stats) {
+      const at::NoGradGuard no_grad;
+      const torch::Tensor lp = logp.detach();
+      stats->targets += static_cast<double>(n);
+      stats->correct += lp.argmax(-1).eq(t.narrow(0, i, n)).sum().item<double>();
+      stats->entropy += -(lp.exp() * lp).sum().item<double>();
+    }
   }
   return total;
 }

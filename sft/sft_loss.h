@@ -18,9 +18,18 @@ struct TrainBatch {
   int64_t num_targets = 0;  // targets != -100
 };
 
+// What TRL's SFTTrainer logs besides the loss, summed over the target positions (no gradient):
+// mean_token_accuracy = correct / targets (the argmax is the target), entropy = entropy / targets
+// (of the predicted distribution, in nats).
+struct SftTokenStats {
+  double targets = 0, correct = 0, entropy = 0;
+};
+
 // Sum over positions with a target of -log p(target | tokens up to t): a 0-d fp32 tensor with
-// autograd. Logits are formed only at target positions, `chunk_tokens` at a time.
+// autograd. Logits are formed only at target positions, `chunk_tokens` at a time. With `stats`,
+// also adds those positions' accuracy and entropy to it.
 torch::Tensor sft_loss_sum(const Phi3Model& model, const TrainBatch& batch,
-                           bool checkpoint_layers = false, int64_t chunk_tokens = 1024);
+                           bool checkpoint_layers = false, int64_t chunk_tokens = 1024,
+                           SftTokenStats* stats = nullptr);
 
 }  // namespace align

@@ -31,26 +31,42 @@ TrainBatch to_train_batch(const Batch& b, torch::Device device) {
   return t;
 }
 
-// Mean next-token loss over every target of `examples` (no grad, dropout off); the ranks share
-// the batches.
-double evaluate(Phi3Model& model, const std::vector<SftExample>& examples, BatcherOptions opt,
-                bool checkpoint_layers, torch::Device device, ProcessGroup& group) {
+struct SftEval {
+  double loss = 0, mean_token_accuracy = 0, entropy = 0;
+};
+
+// Sums token stats over ranks and writes TRL's means into `record` under `prefix`.
+void write_token_stats(SftTokenStats stats, ProcessGroup& group, nlohmann::json& record,
+                       const std::string& prefix) {
+  const std::vector<double> s =
+      sum_over_ranks(group, {stats.targets, stats.correct, stats.entropy});
+  const double n = std::max(s[0], 1.0);
+  record[prefix + "mean_token_accuracy"] = s[1] / n;
+  record[prefix + "entropy"] = s[2] / n;
+}
+
+// Mean next-token loss, token accuracy and entropy over every target of `examples` (no grad,
+// dropout off); the ranks share the batches.
+SftEval evaluate(Phi3Model& model, const std::vector<SftExample>& examples, BatcherOptions opt,
+                 bool checkpoint_layers, torch::Device device, ProcessGroup& group) {
   opt.shuffle = false;
   Batcher batcher(examples, opt);
   torch::NoGradGuard no_grad;
   const bool was_training = model.training();
   model.set_training(false);
   double total = 0;
-  int64_t targets = 0;
+  SftTokenStats stats;
   for (int64_t i = 0; i < batcher.batches_per_epoch(); ++i) {
     const Batch b = batcher.next();
     if (i % group.world_size() != group.rank()) continue;
-    total += sft_loss_sum(model, to_train_batch(b, device), checkpoint_layers).item<double>();
-    targets += b.num_targets;
+    total += sft_loss_sum(model, to_train_batch(b, device), checkpoint_layers, 1024, &stats)
+                 .item<double>();
   }
   model.set_training(was_training);
-  const std::vector<double> sums = sum_over_ranks(group, {total, static_cast<double>(targets)});
-  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  const std::vector<double> s =
+      sum_over_ranks(group, {total, stats.targets, stats.correct, stats.entropy});
+  const double n = std::max(s[1], 1.0);
+  return {s[1] > 0 ? s[0] / s[1] : 0.0, s[2] / n, s[3] / n};
 }
 
 }  // namespace
@@ -106,22 +122,28 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
     for (int64_t i = 0; i < cfg.training.grad_accum; ++i) {
       micro.push_back(batcher.next());
       step_targets += micro.back().num_targets;
-      step_tokens += micro.back().rows * micro.back().seq_len;
+      step_tokens += micro.back().num_tokens;
     }
+    SftTokenStats stats;
     const TrainStep s = run.step([&](int64_t i) -> std::optional<torch::Tensor> {
       const Batch& b = micro[static_cast<size_t>(i)];
       if (b.num_targets == 0) return std::nullopt;
-      return sft_loss_sum(model, to_train_batch(b, device), cfg.model.activation_checkpointing) /
+      return sft_loss_sum(model, to_train_batch(b, device), cfg.model.activation_checkpointing,
+                          1024, &stats) /
              static_cast<double>(step_targets);
     });
     result.last_loss = s.loss;
-    nlohmann::json record = run.record(s, batcher.state().epoch, step_tokens);
+    nlohmann::json record = run.record(s, step_tokens);
     record["target_tokens"] = step_targets;
+    write_token_stats(stats, group, record, "");
     const bool eval_now = !eval.examples.empty() && run.eval_due();
     if (eval_now) {
-      result.eval_loss = evaluate(model, eval.examples, batch_opt,
-                                  cfg.model.activation_checkpointing, device, group);
-      record["eval_loss"] = result.eval_loss;
+      const SftEval e = evaluate(model, eval.examples, batch_opt,
+                                 cfg.model.activation_checkpointing, device, group);
+      result.eval_loss = e.loss;
+      record["eval_loss"] = e.loss;
+      record["eval_mean_token_accuracy"] = e.mean_token_accuracy;
+      record["eval_entropy"] = e.entropy;
     }
     run.end_step(record, batcher.state(), eval_now);
   }

@@ -2,8 +2,10 @@
 //
 // Writes into output.dir:
 //   config.json              the resolved run config (every field, defaults included)
-//   metrics.jsonl            one line per logged step: step, epoch, loss, lr, grad_norm, tokens,
-//                            target_tokens, tokens_per_s, and eval_loss on eval steps
+//   metrics.jsonl            one line per logged step (docs/metrics.md): step, epoch, loss,
+//                            learning_rate, grad_norm, num_tokens, mean_token_accuracy, entropy,
+//                            target_tokens, tokens_per_s; eval_loss, eval_mean_token_accuracy,
+//                            eval_entropy on eval steps (runs/ event files with TensorBoard)
 //   checkpoints/step-N/      every save_every steps and at the end (keep_last kept); --resume
 //                            continues from the newest with weights, optimizer, data position and
 //                            RNG restored, so an interrupted run ends with the same weights

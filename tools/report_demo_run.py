@@ -19,8 +19,8 @@ def jsonl(path, rows):
 sft = []
 for step in range(1, 121):
     r = {"step": step, "epoch": step // 40, "loss": 2.8 * math.exp(-step / 40) + 0.6 + rng.gauss(0, 0.05),
-         "lr": 2e-4 * min(1, step / 10) * (0.5 + 0.5 * math.cos(math.pi * step / 120)),
-         "grad_norm": 1.5 + rng.random(), "tokens": step * 4096, "tokens_per_s": 18000 + rng.gauss(0, 300)}
+         "learning_rate": 2e-4 * min(1, step / 10) * (0.5 + 0.5 * math.cos(math.pi * step / 120)),
+         "grad_norm": 1.5 + rng.random(), "num_tokens": step * 4096, "tokens_per_s": 18000 + rng.gauss(0, 300)}
     if step % 20 == 0:
         r["eval_loss"] = 2.8 * math.exp(-step / 40) + 0.75
     sft.append(r)
@@ -29,7 +29,7 @@ jsonl("sft/metrics.jsonl", sft)
 dpo = []
 for step in range(1, 61):
     m = 0.05 * step + rng.gauss(0, 0.1)
-    r = {"step": step, "loss": math.log(1 + math.exp(-m)), "lr": 5e-7, "grad_norm": 0.5 + rng.random(),
+    r = {"step": step, "loss": math.log(1 + math.exp(-m)), "learning_rate": 5e-7, "grad_norm": 0.5 + rng.random(),
          "rewards/chosen": m / 3, "rewards/rejected": -2 * m / 3, "rewards/margins": m,
          "rewards/accuracies": min(1, 0.5 + step / 100 + rng.gauss(0, 0.05)),
          "logps/chosen": -12 + step * 0.01, "logps/rejected": -12 - step * 0.05}

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -26,17 +27,12 @@ torch::Device train_device(const ProcessGroup& group, const TrainModelSection& m
 }
 
 const std::set<std::string>& keys_free_on_resume() {
-  static const std::set<std::string> keys = {"schedule.max_steps",
-                                             "schedule.epochs",
-                                             "training.log_every",
-                                             "training.eval_every",
-                                             "output.dir",
-                                             "output.save_every",
-                                             "output.keep_last",
-                                             "output.merge_lora",
-                                             "output.max_shard_size",
-                                             "model.device",
-                                             "model.activation_checkpointing",
+  static const std::set<std::string> keys = {"schedule.max_steps", "schedule.epochs",
+                                             "training.log_every", "training.eval_every",
+                                             "output.dir",         "output.save_every",
+                                             "output.keep_last",   "output.merge_lora",
+                                             "output.report_to",   "output.max_shard_size",
+                                             "model.device",       "model.activation_checkpointing",
                                              "data.eval"};
   return keys;
 }
@@ -109,7 +105,12 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
   validate(schedule_);
 
   const std::string& out = output_dir();
-  if (main_rank()) metrics_.emplace((fs::path(out) / "metrics.jsonl").string());
+  if (main_rank()) {
+    metrics_.emplace((fs::path(out) / "metrics.jsonl").string());
+    const auto& sinks = sections_.output.report_to;
+    if (std::find(sinks.begin(), sinks.end(), "tensorboard") != sinks.end())
+      tensorboard_ = std::make_unique<TensorBoardWriter>(out);
+  }
   std::optional<BatcherState> data;
   if (resume_) {
     const LoadedTrainCheckpoint ckpt = optimizer_->resume_from_latest(out);
@@ -136,6 +137,7 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
     }
     data = batcher_state_from_json(ckpt.state.data, ckpt.state_path);
     step_ = ckpt.state.step;
+    num_tokens_ = ckpt.state.metrics.value("num_tokens", int64_t{0});
     if (main_rank()) {
       metrics_->truncate_after(step_);
       std::cerr << name_ << ": resumed from " << ckpt.dir << " at step " << step_ << "\n";
@@ -146,8 +148,8 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
   if (main_rank()) {
     write_file_atomic((fs::path(out) / "config.json").string(), resolved_.dump(2) + "\n");
   }
-  progress_.emplace(name_, total_steps_, main_rank());
-  progress_->advance(step_);
+  batches_per_epoch_ = batches_per_epoch;
+  progress_.emplace(name_ + " step", total_steps_, main_rank(), step_);
   step_start_ = std::chrono::steady_clock::now();
   return data;
 }
@@ -191,13 +193,16 @@ TrainStep TrainRun::step(const std::function<std::optional<torch::Tensor>(int64_
   return s;
 }
 
-nlohmann::json TrainRun::record(const TrainStep& s, int64_t epoch, int64_t tokens) const {
+nlohmann::json TrainRun::record(const TrainStep& s, int64_t tokens) {
+  num_tokens_ += tokens;
+  const double epoch = static_cast<double>(step_ * sections_.training.grad_accum) /
+                       static_cast<double>(std::max<int64_t>(batches_per_epoch_, 1));
   return {{"step", step_},
           {"epoch", epoch},
           {"loss", s.loss},
-          {"lr", s.lr},
+          {"learning_rate", s.lr},
           {"grad_norm", s.grad_norm},
-          {"tokens", tokens},
+          {"num_tokens", num_tokens_},
           {"tokens_per_s", s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0}};
 }
 
@@ -208,9 +213,13 @@ bool TrainRun::eval_due() const {
 
 void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated) {
   const bool last = step_ == total_steps_;
-  if (main_rank() && (step_ % sections_.training.log_every == 0 || evaluated || last)) {
+  const bool logged = step_ % sections_.training.log_every == 0 || evaluated || last;
+  if (main_rank() && logged) {
     metrics_->write(record);
+    if (tensorboard_) tensorboard_->write(record);
   }
+  last_record_ = record;
+  progress_->set_status(status_of(record));
   const int64_t every = sections_.output.save_every;
   if ((every > 0 && step_ % every == 0) || last) {
     check_finite_weights();
@@ -219,6 +228,7 @@ void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, 
     state.epoch = data.epoch;
     state.data = to_json(data);
     state.config = resolved_;
+    state.metrics = {{"num_tokens", num_tokens_}};
     TrainCheckpointOptions ckpt;
     ckpt.keep_last = sections_.output.keep_last;
     ckpt.max_shard_bytes = sections_.output.max_shard_size;
@@ -227,6 +237,7 @@ void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, 
     save_train_checkpoint(output_dir(), state, trainable_, optimizer_->state_tensors(), ckpt);
   }
   progress_->advance();
+  if (logged) progress_->log();
   step_start_ = std::chrono::steady_clock::now();
 }
 
@@ -242,6 +253,7 @@ void TrainRun::check_finite_weights() const {
 void TrainRun::finish(Phi3Model& model) {
   model.set_training(false);
   check_finite_weights();
+  if (progress_) progress_->finish();
   if (!main_rank()) return;
   const fs::path out(output_dir());
   const std::string& base = sections_.model.path;
@@ -255,6 +267,31 @@ void TrainRun::finish(Phi3Model& model) {
   } else {
     save_model_dir((out / "model").string(), model, base, shard);
   }
+  const std::string result = !sections_.lora.enabled       ? "model/"
+                             : sections_.output.merge_lora ? "adapter/ and merged/"
+                                                           : "adapter/";
+  std::cerr << name_ << ": done: " << step_ << " steps in "
+            << format_duration(progress_ ? progress_->elapsed_s() : 0) << "; "
+            << status_of(last_record_) << " -> " << (out / result).string() << "\n";
+}
+
+std::string status_of(const nlohmann::json& record) {
+  std::string out;
+  char buffer[64];
+  for (const char* key : {"loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
+                          "rewards/accuracies", "rewards/margins", "eval_rewards/accuracies",
+                          "eval_pass@1", "tokens_per_s"}) {
+    if (!record.contains(key) || !record.at(key).is_number()) continue;
+    const double v = record.at(key).get<double>();
+    const std::string k = key;
+    const char* format = k == "learning_rate"  ? "%s %.2e"
+                         : k == "tokens_per_s" ? "%s %.0f"
+                                               : "%s %.4g";
+    std::snprintf(buffer, sizeof buffer, format,
+                  std::string(key) == "tokens_per_s" ? "tokens/s" : key, v);
+    out += (out.empty() ? "" : ", ") + std::string(buffer);
+  }
+  return out;
 }
 
 }  // namespace align

@@ -48,6 +48,7 @@
 #include "train/metrics.h"
 #include "train/named_tensors.h"
 #include "train/parallel_optimizer.h"
+#include "train/tensorboard.h"
 #include "train/train_sections.h"
 
 namespace align {
@@ -70,6 +71,10 @@ struct TrainStep {
   double lr = 0;         // the update's learning rate
   double seconds = 0;    // since the previous step ended (or the loop started)
 };
+
+// "loss 1.234, learning_rate 2.00e-05, grad_norm 0.81, tokens/s 5123": a record's headline
+// figures, for progress lines.
+std::string status_of(const nlohmann::json& record);
 
 class TrainRun {
  public:
@@ -107,16 +112,21 @@ class TrainRun {
   // applied; the newest checkpoint stays resumable.
   TrainStep step(const std::function<std::optional<torch::Tensor>(int64_t)>& micro_loss);
 
-  // The fields every trainer logs: step, epoch, loss, lr, grad_norm, tokens, tokens_per_s.
-  nlohmann::json record(const TrainStep& s, int64_t epoch, int64_t tokens) const;
+  // The fields every trainer logs, under TRL's names where TRL has one: step, epoch (fractional:
+  // micro-batches done / per epoch), loss, learning_rate, grad_norm, num_tokens (real tokens seen
+  // so far, resumed runs included; `tokens` is this step's) and tokens_per_s.
+  nlohmann::json record(const TrainStep& s, int64_t tokens);
   // Whether this step ends with an eval: every training.eval_every steps and at the last.
   bool eval_due() const;
-  // Logs `record` (every training.log_every steps, at evals and at the last step), saves a
-  // checkpoint with data position `data` (every output.save_every steps and at the last; every
-  // rank takes part) and advances the progress bar.
+  // Logs `record` (every training.log_every steps, at evals and at the last step) to
+  // metrics.jsonl (and TensorBoard with output.report_to), saves a checkpoint with data position
+  // `data` (every output.save_every steps and at the last; every rank takes part) and advances
+  // the progress display: at a terminal the bar shows the ETA and the latest loss; without one,
+  // each logged step is a line on stderr.
   void end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated);
 
-  // The result in Hugging Face layout (rank 0): adapter/ and with merge_lora merged/, or model/.
+  // The result in Hugging Face layout (rank 0): adapter/ and with merge_lora merged/, or model/;
+  // then one line on stderr: steps, time, the last logged metrics and where the result is.
   void finish(Phi3Model& model);
 
  private:
@@ -135,7 +145,11 @@ class TrainRun {
   std::unique_ptr<ParallelOptimizer> optimizer_;
   LrScheduleOptions schedule_;
   std::optional<MetricsWriter> metrics_;
-  std::optional<ProgressBar> progress_;
+  std::optional<Progress> progress_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+  nlohmann::json last_record_ = nlohmann::json::object();
+  int64_t batches_per_epoch_ = 1;
+  int64_t num_tokens_ = 0;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
   std::chrono::steady_clock::time_point step_start_;

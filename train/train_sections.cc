@@ -35,6 +35,10 @@ void check_train_sections(const TrainSections& s, const std::string& source) {
   check(s.output.keep_last > 0, "output.keep_last", "must be positive");
   check(s.output.max_shard_size > 0, "output.max_shard_size", "must be positive");
   check(!s.output.merge_lora || s.lora.enabled, "output.merge_lora", "needs lora.enabled");
+  for (const std::string& sink : s.output.report_to) {
+    check(sink == "jsonl" || sink == "tensorboard", "output.report_to",
+          "expected entries \"jsonl\" or \"tensorboard\", found \"" + sink + "\"");
+  }
 }
 
 }  // namespace align

@@ -102,10 +102,13 @@ struct OutputSection {
   int64_t keep_last = 2;
   bool merge_lora = false;
   int64_t max_shard_size = 5'000'000'000;
+  std::vector<std::string> report_to = {"jsonl"};
 
   template <typename V>
   void fields(V& v) {
     v.required("dir", dir, "run directory: config, metrics, checkpoints, the result");
+    v("report_to", report_to,
+      "metric sinks: jsonl (metrics.jsonl, always written) and tensorboard (runs/ event files)");
     v("save_every", save_every, "optimizer steps between checkpoints; 0: only at the end");
     v("keep_last", keep_last, "checkpoints kept");
     v("merge_lora", merge_lora, "with LoRA, also write the merged full model (merged/)");

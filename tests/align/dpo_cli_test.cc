@@ -63,9 +63,9 @@ TEST(DpoCli, TokenPairsResumeToTheSameAdapter) {
   const std::string straight = f.dir.file("straight");
   const auto m = metrics(straight);
   ASSERT_EQ(m.size(), 6u);
-  for (const char* key :
-       {"loss", "lr", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
-        "rewards/margins", "logps/chosen", "logps/rejected"}) {
+  for (const char* key : {"loss", "learning_rate", "grad_norm", "logits/chosen", "logits/rejected",
+                          "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                          "rewards/margins", "logps/chosen", "logps/rejected"}) {
     EXPECT_TRUE(m[0].contains(key)) << key;
   }
   EXPECT_TRUE(m[2].contains("eval_rewards/accuracies"));
