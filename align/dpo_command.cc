@@ -12,8 +12,7 @@ namespace align {
 namespace {
 
 struct DpoCommandOptions {
-  std::string config;
-  std::vector<std::string> overrides;
+  ConfigFlags flags;
   bool resume = false;
   std::string write_reference;
 };
@@ -23,18 +22,20 @@ struct DpoCommandOptions {
 void add_dpo_command(CLI::App& app) {
   auto opt = std::make_shared<DpoCommandOptions>();
   CLI::App* cmd = app.add_subcommand("dpo", "Direct Preference Optimization (LoRA or full)");
-  cmd->footer(config_keys_help(describe_fields(DpoConfig{}), "docs/dpo.md"));
-  cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
-  cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
+  add_config_flags<DpoConfig>(cmd, opt->flags, "docs/dpo.md");
   cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in output.dir");
   cmd->add_option("--write-reference", opt->write_reference,
                   "Score data.train with the reference model, write it with ref_*_logps to this "
                   "JSONL, and exit (for reference.type precomputed)");
   cmd->callback([opt] {
-    nlohmann::json j = load_config_file(opt->config);
-    for (const auto& assignment : opt->overrides)
-      apply_override(j, assignment);
-    const DpoConfig config = parse_dpo_config(j, opt->config);
+    const std::optional<DpoConfig> read = read_config_flags<DpoConfig>(
+        opt->flags,
+        [](const nlohmann::json& j, const std::string& source) {
+          return parse_dpo_config(j, source);
+        },
+        [](const DpoConfig& c) { return to_json(c); });
+    if (!read) return;
+    const DpoConfig config = *read;
     DpoRunOptions run;
     run.resume = opt->resume;
     run.write_reference = opt->write_reference;

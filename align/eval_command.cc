@@ -16,8 +16,7 @@ namespace align {
 namespace {
 
 struct EvalCommandOptions {
-  std::string config;
-  std::vector<std::string> overrides;
+  ConfigFlags flags;
 };
 
 }  // namespace
@@ -25,16 +24,18 @@ struct EvalCommandOptions {
 void add_eval_command(CLI::App& app) {
   auto opt = std::make_shared<EvalCommandOptions>();
   CLI::App* cmd = app.add_subcommand("eval", "Success rate (pass@k) of a model on a task set");
-  cmd->footer(config_keys_help(describe_fields(EvalConfig{}), "docs/eval.md"));
-  cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
-  cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
+  add_config_flags<EvalConfig>(cmd, opt->flags, "docs/eval.md");
   cmd->callback([opt] {
     require_single_process("eval");
-    nlohmann::json j = load_config_file(opt->config);
-    for (const auto& assignment : opt->overrides)
-      apply_override(j, assignment);
-    const EvalConfig config = parse_eval_config(j, opt->config);
-    const EvalSummary s = run_eval(config, opt->config);
+    const std::optional<EvalConfig> read = read_config_flags<EvalConfig>(
+        opt->flags,
+        [](const nlohmann::json& j, const std::string& source) {
+          return parse_eval_config(j, source);
+        },
+        [](const EvalConfig& c) { return to_json(c); });
+    if (!read) return;
+    const EvalConfig config = *read;
+    const EvalSummary s = run_eval(config, opt->flags.config);
     std::printf("eval: %lld items x %lld samples, oracle %s, %.1f tokens per completion, %.1f s\n",
                 static_cast<long long>(s.items), static_cast<long long>(s.num_samples),
                 s.oracle.c_str(), s.mean_tokens, s.seconds);

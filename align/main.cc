@@ -10,6 +10,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"align: SFT, Pivotal Token Search and DPO for Phi-4-class models", "align"};
+  app.option_defaults()->always_capture_default();  // --help shows every default
   app.require_subcommand(1);
   app.set_version_flag("--version", "align 0.1.0");
   align::add_init_command(app);

@@ -185,7 +185,7 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
   const std::string where =
       source + " (section " + (stage.rfind("eval", 0) == 0 ? "eval" : stage) + ")";
   if (stage == "sft") {
-    SftConfig c = parse_sft_config(j, where);
+    SftConfig c = parse_sft_config(j, where, "sft");
     c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
     if (run) {
       const bool resume = find_latest_checkpoint(dir).has_value();
@@ -197,7 +197,7 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
     return stage_model(dir, c.lora.enabled);
   }
   if (stage == "dpo") {
-    DpoConfig c = parse_dpo_config(j, where);
+    DpoConfig c = parse_dpo_config(j, where, "dpo");
     c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
     if (run) {
       if (fs::exists(c.data.train) && fs::file_size(c.data.train) == 0) {
@@ -214,11 +214,11 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
     return stage_model(dir, c.lora.enabled);
   }
   if (stage == "pts") {
-    const PtsConfig c = parse_pts_config(j, where);
+    const PtsConfig c = parse_pts_config(j, where, "pts");
     if (run) run_pts(c, where);  // continues after its last finished batch
     return model;
   }
-  const EvalConfig c = parse_eval_config(j, where);
+  const EvalConfig c = parse_eval_config(j, where, "eval");
   if (run) run_eval(c, where);
   return model;
 }

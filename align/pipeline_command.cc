@@ -25,6 +25,14 @@ void add_pipeline_command(CLI::App& app) {
   CLI::App* cmd =
       app.add_subcommand("pipeline", "SFT -> eval -> PTS -> DPO -> eval in one run directory");
   cmd->add_option("--config", opt->config, "Pipeline config (JSON)")->required();
+  cmd->footer(
+      "Config (docs and align/pipeline.h): run_dir* (folder of the run), model (path*, dtype, "
+      "device: the starting model), oracle (shared by eval and pts: docs/oracles.md), stages "
+      "(default: sft, eval-before, pts, dpo, eval-after), and one section per stage holding that "
+      "command's own config without model.path and output.dir, which the pipeline sets: sft, "
+      "eval (both evals), pts, dpo. Their keys: align sft --help, align eval --help, align pts "
+      "--help, align dpo --help; in --set write them with the section in front, e.g. "
+      "--set pts.pts.p_gap=0.3 or --set sft.optimizer.lr=1e-4.");
   cmd->add_option("--set", opt->overrides,
                   "Override a value: section.key=value (sft.optimizer.lr=1e-3)");
   cmd->add_flag("--check", opt->check,

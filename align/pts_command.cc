@@ -14,8 +14,7 @@ namespace align {
 namespace {
 
 struct PtsCommandOptions {
-  std::string config;
-  std::vector<std::string> overrides;
+  ConfigFlags flags;
 };
 
 }  // namespace
@@ -23,16 +22,18 @@ struct PtsCommandOptions {
 void add_pts_command(CLI::App& app) {
   auto opt = std::make_shared<PtsCommandOptions>();
   CLI::App* cmd = app.add_subcommand("pts", "Pivotal Token Search: token-level preference pairs");
-  cmd->footer(config_keys_help(describe_fields(PtsConfig{}), "docs/pts.md"));
-  cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
-  cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
+  add_config_flags<PtsConfig>(cmd, opt->flags, "docs/pts.md");
   cmd->callback([opt] {
-    nlohmann::json j = load_config_file(opt->config);
-    for (const auto& assignment : opt->overrides)
-      apply_override(j, assignment);
-    const PtsConfig config = parse_pts_config(j, opt->config);
+    const std::optional<PtsConfig> read = read_config_flags<PtsConfig>(
+        opt->flags,
+        [](const nlohmann::json& j, const std::string& source) {
+          return parse_pts_config(j, source);
+        },
+        [](const PtsConfig& c) { return to_json(c); });
+    if (!read) return;
+    const PtsConfig config = *read;
     const auto group = join_launched_job(config.model.device, "model.device");
-    const PtsRunSummary s = run_pts(config, opt->config, group);
+    const PtsRunSummary s = run_pts(config, opt->flags.config, group);
     if (group && !group->is_main()) return;
     std::printf(
         "pts: %lld queries, %lld in the band, %lld pivots, %lld pairs, %lld rollouts, "

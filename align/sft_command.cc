@@ -12,8 +12,7 @@ namespace align {
 namespace {
 
 struct SftCommandOptions {
-  std::string config;
-  std::vector<std::string> overrides;
+  ConfigFlags flags;
   bool resume = false;
 };
 
@@ -22,15 +21,17 @@ struct SftCommandOptions {
 void add_sft_command(CLI::App& app) {
   auto opt = std::make_shared<SftCommandOptions>();
   CLI::App* cmd = app.add_subcommand("sft", "Supervised fine-tuning (LoRA or full weights)");
-  cmd->footer(config_keys_help(describe_fields(SftConfig{}), "examples/sft/README.md"));
-  cmd->add_option("--config", opt->config, "Run config (JSON with named sections)")->required();
-  cmd->add_option("--set", opt->overrides, "Override a config value: section.key=value");
+  add_config_flags<SftConfig>(cmd, opt->flags, "examples/sft/README.md");
   cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in output.dir");
   cmd->callback([opt] {
-    nlohmann::json j = load_config_file(opt->config);
-    for (const auto& assignment : opt->overrides)
-      apply_override(j, assignment);
-    SftConfig config = parse_sft_config(j, opt->config);
+    const std::optional<SftConfig> read = read_config_flags<SftConfig>(
+        opt->flags,
+        [](const nlohmann::json& j, const std::string& source) {
+          return parse_sft_config(j, source);
+        },
+        [](const SftConfig& c) { return to_json(c); });
+    if (!read) return;
+    SftConfig config = *read;
     SftRunOptions run;
     run.resume = opt->resume;
     run.group = join_launched_job(config.model.device, "model.device");

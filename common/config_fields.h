@@ -107,15 +107,43 @@ class Writer {
 
 }  // namespace config_detail
 
-// One key of a config for --help: "optimizer.lr", its default as JSON, its help line.
+// One key of a config for --help: "optimizer.lr", its JSON type, its default as JSON, its help
+// line.
 struct ConfigKey {
   std::string path;
+  std::string type;
   std::string default_value;
   std::string help;
   bool required = false;
 };
 
 namespace config_detail {
+
+template <typename T>
+struct IsVector : std::false_type {};
+template <typename T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+// The type a key takes in the JSON file, as --help names it.
+template <typename T>
+std::string type_name() {
+  if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_enum_v<T>)
+    return "enum";
+  else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>)
+    return "uint";
+  else if constexpr (std::is_integral_v<T>)
+    return "int";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "float";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "string";
+  else if constexpr (IsVector<T>::value)
+    return "list[" + type_name<typename T::value_type>() + "]";
+  else
+    return "json";
+}
 
 class Describer {
  public:
@@ -143,7 +171,7 @@ class Describer {
     writer(key, value, help);
     std::string text = j.at(key).dump();
     if constexpr (std::is_enum_v<T>) text += " (" + enum_choices<T>() + ")";
-    out_.push_back({prefix_ + key, text, help, required});
+    out_.push_back({prefix_ + key, type_name<T>(), text, help, required});
   }
   std::vector<ConfigKey>& out_;
   std::string prefix_;

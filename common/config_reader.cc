@@ -1,5 +1,8 @@
 #include "common/config_reader.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "common/atomic_file.h"
 #include "common/json_parse.h"
 
@@ -84,10 +87,16 @@ void apply_override(nlohmann::json& j, const std::string& assignment) {
 }
 
 ConfigReader::ConfigReader(const nlohmann::json& object, std::string source, std::string path)
+    : ConfigReader(object, std::move(source), std::move(path),
+                   std::make_shared<std::set<std::string>>()) {}
+
+ConfigReader::ConfigReader(const nlohmann::json& object, std::string source, std::string path,
+                           std::shared_ptr<std::set<std::string>> known)
     : object_(object.is_null() ? kEmpty : object),
       source_(std::move(source)),
       path_(std::move(path)),
-      seen_(std::make_shared<std::set<std::string>>()) {
+      seen_(std::make_shared<std::set<std::string>>()),
+      known_(std::move(known)) {
   if (!object_.is_object()) {
     throw InputError(source_ + ": " + (path_.empty() ? "the config" : path_) +
                      " must be an object, found " + json_excerpt(object_));
@@ -95,10 +104,53 @@ ConfigReader::ConfigReader(const nlohmann::json& object, std::string source, std
 }
 
 ConfigReader ConfigReader::section(const std::string& key) {
-  if (!object_.contains(key)) return ConfigReader(kEmpty, source_, full(key));
+  known_->insert(full(key));
+  if (!object_.contains(key)) return ConfigReader(kEmpty, source_, full(key), known_);
   seen_->insert(key);
-  return ConfigReader(object_.at(key), source_, full(key));
+  return ConfigReader(object_.at(key), source_, full(key), known_);
 }
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string last_part(const std::string& path) {
+  const size_t dot = path.rfind('.');
+  return dot == std::string::npos ? path : path.substr(dot + 1);
+}
+
+// The known path most like `unknown`: by the whole path, or by its last part (a key put in the
+// wrong section), close enough to be a typo.
+std::string closest(const std::string& unknown, const std::set<std::string>& known) {
+  std::string best;
+  size_t best_distance = std::string::npos;
+  for (const std::string& k : known) {
+    const size_t d =
+        std::min(edit_distance(unknown, k), edit_distance(last_part(unknown), last_part(k)));
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  const size_t limit = std::max<size_t>(2, last_part(unknown).size() / 3);
+  return best_distance <= limit ? best : "";
+}
+
+}  // namespace
 
 void ConfigReader::finish() const {
   std::vector<std::string> unknown;
@@ -108,8 +160,11 @@ void ConfigReader::finish() const {
   if (unknown.empty()) return;
   std::string message = source_ + ": unknown config key";
   message += unknown.size() > 1 ? "s " : " ";
-  for (size_t i = 0; i < unknown.size(); ++i)
+  for (size_t i = 0; i < unknown.size(); ++i) {
     message += (i ? ", " : "") + unknown[i];
+    const std::string suggestion = closest(unknown[i], *known_);
+    if (!suggestion.empty()) message += " (did you mean " + suggestion + "?)";
+  }
   throw InputError(message);
 }
 

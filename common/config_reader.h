@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace align {
 
@@ -45,6 +46,7 @@ class ConfigReader {
   // Reads `key` into `value` when present (type-checked); absent keys keep the default.
   template <typename T>
   void get(const std::string& key, T& value) {
+    known_->insert(full(key));
     if (!object_.contains(key)) return;
     seen_->insert(key);
     const nlohmann::json& found = object_.at(key);
@@ -53,26 +55,31 @@ class ConfigReader {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
       if (!found.is_number_integer() || (std::is_unsigned_v<T> && !found.is_number_unsigned())) {
         throw InputError(source_ + ": " + full(key) + ": expected " + type_name(value) +
-                         ", found " + found.dump());
+                         ", found " + json_excerpt(found));
       }
     }
     try {
       value = found.get<T>();
     } catch (const nlohmann::json::exception&) {
       throw InputError(source_ + ": " + full(key) + ": expected " + type_name(value) + ", found " +
-                       found.dump());
+                       json_excerpt(found));
     }
   }
   // Like get(), but the key must be present.
   template <typename T>
   void require(const std::string& key, T& value) {
+    known_->insert(full(key));
     if (!object_.contains(key)) throw InputError(source_ + ": missing required key " + full(key));
     get(key, value);
   }
-  bool has(const std::string& key) const { return object_.contains(key); }
+  bool has(const std::string& key) const {
+    known_->insert(full(key));
+    return object_.contains(key);
+  }
   // A nested object; an absent section reads as empty (all defaults).
   ConfigReader section(const std::string& key);
-  // Throws InputError listing every key of this object that was never read.
+  // Throws InputError listing every key of this object that was never read, each with the
+  // closest key the config does know ("did you mean optimizer.lr?"), anywhere in it.
   void finish() const;
   // "optimizer.lr": the path of `key` inside the config, for messages.
   std::string full(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
@@ -91,7 +98,10 @@ class ConfigReader {
   const nlohmann::json& object_;
   std::string source_;
   std::string path_;
+  ConfigReader(const nlohmann::json& object, std::string source, std::string path,
+               std::shared_ptr<std::set<std::string>> known);
   std::shared_ptr<std::set<std::string>> seen_;
+  std::shared_ptr<std::set<std::string>> known_;  // every key path asked for, in the whole config
   static const nlohmann::json kEmpty;
 };
 

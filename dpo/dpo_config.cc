@@ -5,9 +5,10 @@
 
 namespace align {
 
-DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source) {
+DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
+                           const std::string& key_prefix) {
   DpoConfig c;
-  ConfigReader root(j, source);
+  ConfigReader root(j, source, key_prefix);
   read_fields(root, c);
 
   auto check = [&](bool ok, const char* field, const std::string& what) {

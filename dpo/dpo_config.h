@@ -107,7 +107,9 @@ struct DpoConfig : TrainSections {
 };
 
 // Reads, validates and resolves reference.type auto. Throws InputError "source: key.path: ...".
-DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source);
+// `key_prefix`: where this config sits in a larger one (the pipeline's "dpo"), for messages.
+DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
+                           const std::string& key_prefix = "");
 nlohmann::json to_json(const DpoConfig& config);
 
 }  // namespace align

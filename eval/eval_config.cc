@@ -6,9 +6,10 @@
 
 namespace align {
 
-EvalConfig parse_eval_config(const nlohmann::json& j, const std::string& source) {
+EvalConfig parse_eval_config(const nlohmann::json& j, const std::string& source,
+                             const std::string& key_prefix) {
   EvalConfig c;
-  ConfigReader root(j, source);
+  ConfigReader root(j, source, key_prefix);
   read_fields(root, c);
   check_query_sections(c, source);
 

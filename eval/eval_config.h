@@ -50,7 +50,9 @@ struct EvalConfig : QueryConfig<EvalSamplingSection> {
 };
 
 // Reads and validates; `source` names the file in messages. Throws InputError.
-EvalConfig parse_eval_config(const nlohmann::json& j, const std::string& source);
+// `key_prefix`: where this config sits in a larger one (the pipeline's "eval"), for messages.
+EvalConfig parse_eval_config(const nlohmann::json& j, const std::string& source,
+                             const std::string& key_prefix = "");
 // Every field, defaults included: what the run actually used.
 nlohmann::json to_json(const EvalConfig& config);
 

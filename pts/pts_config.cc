@@ -13,9 +13,10 @@ PtsOptions PtsConfig::search_options(std::vector<TokenId> stop_token_ids) const 
   return o;
 }
 
-PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source) {
+PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source,
+                           const std::string& key_prefix) {
   PtsConfig c;
-  ConfigReader root(j, source);
+  ConfigReader root(j, source, key_prefix);
   read_fields(root, c);
   check_query_sections(c, source);
   try {

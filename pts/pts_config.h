@@ -39,7 +39,9 @@ struct PtsConfig : QueryConfig<SamplingSection> {
 };
 
 // Reads and validates; `source` names the file in messages. Throws InputError.
-PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source);
+// `key_prefix`: where this config sits in a larger one (the pipeline's "pts"), for messages.
+PtsConfig parse_pts_config(const nlohmann::json& j, const std::string& source,
+                           const std::string& key_prefix = "");
 // Every field, defaults included: what the run actually used.
 nlohmann::json to_json(const PtsConfig& config);
 

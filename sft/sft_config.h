@@ -49,7 +49,9 @@ struct SftConfig : TrainSections {
 };
 
 // Reads and validates; `source` names the file in messages. Throws InputError.
-SftConfig parse_sft_config(const nlohmann::json& j, const std::string& source);
+// `key_prefix`: where this config sits in a larger one (the pipeline's "sft"), for messages.
+SftConfig parse_sft_config(const nlohmann::json& j, const std::string& source,
+                           const std::string& key_prefix = "");
 // Every field, defaults included: what the run actually used.
 nlohmann::json to_json(const SftConfig& config);
 

@@ -204,8 +204,9 @@ TEST(CliHelp, ConfigCommandsListTheirKeysAndDefaults) {
   }
   const Result dpo = run("dpo --help");
   ASSERT_EQ(dpo.code, 0) << dpo.output;
-  EXPECT_NE(dpo.output.find("optimizer.lr                    1e-06"), std::string::npos)
-      << dpo.output;  // DPO's own default
+  EXPECT_NE(dpo.output.find("optimizer.lr                    float         1e-06"),
+            std::string::npos)
+      << dpo.output;  // DPO's own default, with the key's type
   EXPECT_NE(dpo.output.find("reference.type"), std::string::npos) << dpo.output;
   for (const char* cmd : {"pts", "eval"}) {
     const Result r = run(std::string(cmd) + " --help");
@@ -213,6 +214,43 @@ TEST(CliHelp, ConfigCommandsListTheirKeysAndDefaults) {
     EXPECT_NE(r.output.find("rollout.kv_budget_tokens"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("sampling.temperature"), std::string::npos) << r.output;
   }
+}
+
+// --print-config prints the whole config as JSON: every default without --config, the file with
+// its --set overrides applied otherwise; an unknown key names the closest known one.
+TEST(CliHelp, PrintConfigShowsDefaultsOrTheResolvedConfig) {
+  for (const char* cmd : {"sft", "dpo", "pts", "eval"}) {
+    const Result r = run(std::string(cmd) + " --print-config");
+    ASSERT_EQ(r.code, 0) << cmd << ": " << r.output;
+    const nlohmann::json j = nlohmann::json::parse(r.output);
+    EXPECT_TRUE(j.contains("model")) << r.output;
+    EXPECT_TRUE(j.at("model").contains("dtype")) << r.output;
+  }
+  const nlohmann::json sft = nlohmann::json::parse(run("sft --print-config").output);
+  EXPECT_EQ(sft.at("optimizer").at("lr").get<double>(), 2e-5);
+  EXPECT_EQ(sft.at("schedule").at("type").get<std::string>(), "cosine");
+
+  testing::TempDir dir;
+  const std::string config = dir.file("sft.json");
+  testing::write_text(config, nlohmann::json{{"model", {{"path", dir.path()}}},
+                                             {"output", {{"dir", dir.file("out")}}},
+                                             {"data", {{"train", dir.file("t.jsonl")}}}}
+                                  .dump());
+  Result r = run("sft --config " + config + " --set optimizer.lr=0.001 --print-config");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json resolved = nlohmann::json::parse(r.output);
+  EXPECT_EQ(resolved.at("optimizer").at("lr").get<double>(), 0.001);
+  EXPECT_EQ(resolved.at("data").at("max_seq_len").get<int64_t>(), 2048);  // a default filled in
+  EXPECT_FALSE(fs::exists(dir.file("out")));                              // nothing was run
+
+  r = run("sft --config " + config + " --set optimizer.weight_decy=0.1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("optimizer.weight_decy (did you mean optimizer.weight_decay?)"),
+            std::string::npos)
+      << r.output;
+  r = run("sft");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--config is required"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -111,7 +111,13 @@ TEST(PipelineCli, ConfigErrorsNameTheSectionAndKey) {
           &out),
       1);
   EXPECT_NE(out.find("(section sft)"), std::string::npos) << out;
-  EXPECT_NE(out.find("optimizer.lrr"), std::string::npos) << out;
+  EXPECT_NE(out.find("sft.optimizer.lrr (did you mean sft.optimizer.lr?)"), std::string::npos)
+      << out;
+  // A stage's key given without its command section: the message names the full dotted path.
+  EXPECT_EQ(run("pipeline --config " + pipeline_config(task) + " --set pts.p_gap=0.3", &out), 1);
+  EXPECT_NE(out.find("unknown config key pts.p_gap (did you mean pts.pts.p_gap?)"),
+            std::string::npos)
+      << out;
   EXPECT_EQ(run("pipeline --config " + pipeline_config(task, {{"stages", {"sft", "rlhf"}}}), &out),
             1);
   EXPECT_NE(out.find("unknown stage rlhf"), std::string::npos) << out;

@@ -25,12 +25,35 @@ TEST(ConfigReader, ReadsSectionsKeepsDefaultsAndRejectsUnknownKeysByPath) {
   opt.get("weight_decay", wd);
   EXPECT_EQ(lr, 1e-5);
   EXPECT_EQ(wd, 0.25);
-  expect_error([&] { opt.finish(); }, "run.json: unknown config key optimizer.lrr");
+  expect_error([&] { opt.finish(); },
+               "run.json: unknown config key optimizer.lrr (did you mean optimizer.lr?)");
   expect_error([&] { root.finish(); }, "model");
   std::string path;
   root.section("model").require("path", path);
   EXPECT_EQ(path, "m");
   EXPECT_NO_THROW(root.finish());
+}
+
+// An unknown key is matched against every key the config asked for, by its whole path or by its
+// last part (the right key in the wrong section); nothing is suggested when nothing is close.
+TEST(ConfigReader, UnknownKeysGetTheClosestKnownOne) {
+  nlohmann::json j = {{"training", {{"beta", 0.1}, {"zzzz", 1}}},
+                      {"dpo", nlohmann::json::object()}};
+  ConfigReader root(j, "c.json");
+  double beta = 0;
+  root.section("dpo").get("beta", beta);
+  ConfigReader training = root.section("training");
+  int64_t log_every = 1;
+  training.get("log_every", log_every);
+  try {
+    training.finish();
+    FAIL() << "expected an unknown key";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("training.beta (did you mean dpo.beta?)"), std::string::npos) << what;
+    EXPECT_NE(what.find("training.zzzz"), std::string::npos) << what;
+    EXPECT_EQ(what.find("training.zzzz ("), std::string::npos) << what;
+  }
 }
 
 TEST(ConfigReader, TypeErrorsAndMissingKeysNameThePath) {
