@@ -11,8 +11,9 @@ if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DALIGN_WERROR="${ALIGN_WERROR:-ON}" \
     -Wno-dev > "$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 fi
+# One build at a time per folder (the README test runs scripts that build while ctest runs).
 if [ $# -gt 0 ]; then
-  cmake --build "$build" --target "$@"
+  flock "$build/.build.lock" cmake --build "$build" --target "$@"
 else
-  cmake --build "$build"
+  flock "$build/.build.lock" cmake --build "$build"
 fi

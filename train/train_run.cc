@@ -17,6 +17,7 @@
 #include "model/peft_io.h"
 #include "parallel/data_parallel.h"
 #include "train/adamw.h"
+#include "train/memory_stats.h"
 #include "train/train_checkpoint.h"
 
 namespace align {
@@ -197,13 +198,16 @@ nlohmann::json TrainRun::record(const TrainStep& s, int64_t tokens) {
   num_tokens_ += tokens;
   const double epoch = static_cast<double>(step_ * sections_.training.grad_accum) /
                        static_cast<double>(std::max<int64_t>(batches_per_epoch_, 1));
-  return {{"step", step_},
-          {"epoch", epoch},
-          {"loss", s.loss},
-          {"learning_rate", s.lr},
-          {"grad_norm", s.grad_norm},
-          {"num_tokens", num_tokens_},
-          {"tokens_per_s", s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0}};
+  nlohmann::json r = {
+      {"step", step_},
+      {"epoch", epoch},
+      {"loss", s.loss},
+      {"learning_rate", s.lr},
+      {"grad_norm", s.grad_norm},
+      {"num_tokens", num_tokens_},
+      {"tokens_per_s", s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0}};
+  add_memory_stats(r, device_);
+  return r;
 }
 
 bool TrainRun::eval_due() const {

@@ -56,7 +56,8 @@ std::vector<nlohmann::json> metrics(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
-    j.erase("tokens_per_s");  // wall-clock dependent
+    j.erase("tokens_per_s");     // wall-clock dependent
+    j.erase("peak_memory_rss");  // the process's, not the run's
     out.push_back(j);
   }
   return out;

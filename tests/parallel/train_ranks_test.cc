@@ -38,8 +38,10 @@ double max_weight_diff(const std::string& a, const std::string& b) {
 // The logged values of metrics.jsonl that do not depend on timing.
 std::vector<nlohmann::json> metrics(const std::string& out) {
   std::vector<nlohmann::json> m = read_jsonl(out + "/metrics.jsonl");
-  for (auto& j : m)
+  for (auto& j : m) {
     j.erase("tokens_per_s");
+    j.erase("peak_memory_rss");  // the process's, not the run's
+  }
   return m;
 }
 
