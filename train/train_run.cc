@@ -139,6 +139,7 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
     data = batcher_state_from_json(ckpt.state.data, ckpt.state_path);
     step_ = ckpt.state.step;
     num_tokens_ = ckpt.state.metrics.value("num_tokens", int64_t{0});
+    elapsed_before_ = ckpt.state.metrics.value("elapsed_s", 0.0);
     if (main_rank()) {
       metrics_->truncate_after(step_);
       std::cerr << name_ << ": resumed from " << ckpt.dir << " at step " << step_ << "\n";
@@ -152,6 +153,7 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
   batches_per_epoch_ = batches_per_epoch;
   progress_.emplace(name_ + " step", total_steps_, main_rank(), step_);
   step_start_ = std::chrono::steady_clock::now();
+  started_ = step_start_;
   return data;
 }
 
@@ -205,9 +207,15 @@ nlohmann::json TrainRun::record(const TrainStep& s, int64_t tokens) {
       {"learning_rate", s.lr},
       {"grad_norm", s.grad_norm},
       {"num_tokens", num_tokens_},
-      {"tokens_per_s", s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0}};
+      {"tokens_per_s", s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0},
+      {"elapsed_s", elapsed_seconds()}};
   add_memory_stats(r, device_);
   return r;
+}
+
+double TrainRun::elapsed_seconds() const {
+  return elapsed_before_ +
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
 }
 
 bool TrainRun::eval_due() const {
@@ -232,7 +240,7 @@ void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, 
     state.epoch = data.epoch;
     state.data = to_json(data);
     state.config = resolved_;
-    state.metrics = {{"num_tokens", num_tokens_}};
+    state.metrics = {{"num_tokens", num_tokens_}, {"elapsed_s", elapsed_seconds()}};
     TrainCheckpointOptions ckpt;
     ckpt.keep_last = sections_.output.keep_last;
     ckpt.max_shard_bytes = sections_.output.max_shard_size;

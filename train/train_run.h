@@ -13,7 +13,7 @@
 //     const TrainStep s = run.step([&](int64_t i) -> std::optional<torch::Tensor> {
 //       return loss of micro-batch i, normalised by the whole step (nullopt: nothing to learn);
 //     });
-//     nlohmann::json record = run.record(s, loader.state().epoch, tokens);  // + the recipe's own
+//     nlohmann::json record = run.record(s, tokens);       // + the recipe's own fields
 //     const bool eval_now = has_eval && run.eval_due();                      // + eval metrics
 //     run.end_step(record, loader.state(), eval_now);      // log, checkpoint, progress
 //   }
@@ -21,8 +21,9 @@
 //
 // Writes into output.dir (only rank 0 writes; every rank saves its optimizer shard):
 //   config.json     the resolved run config (every field, defaults included)
-//   metrics.jsonl   one line per logged step: the record (step, epoch, loss, lr, grad_norm,
-//                   tokens, tokens_per_s and the recipe's fields)
+//   metrics.jsonl   one line per logged step: the record (step, epoch, loss, learning_rate,
+//                   grad_norm, num_tokens, tokens_per_s, elapsed_s, peak memory and the
+//                   recipe's fields; docs/metrics.md)
 //   checkpoints/step-N/  every output.save_every steps and at the end (keep_last kept): weights,
 //                   optimizer, data position and RNG; --resume continues from the newest exactly
 //   model/          full fine-tuning: a Hugging Face model directory
@@ -114,8 +115,12 @@ class TrainRun {
 
   // The fields every trainer logs, under TRL's names where TRL has one: step, epoch (fractional:
   // micro-batches done / per epoch), loss, learning_rate, grad_norm, num_tokens (real tokens seen
-  // so far, resumed runs included; `tokens` is this step's) and tokens_per_s.
+  // so far, resumed runs included; `tokens` is this step's), tokens_per_s, elapsed_s and the peak
+  // memory (train/memory_stats.h).
   nlohmann::json record(const TrainStep& s, int64_t tokens);
+  // Wall-clock seconds of the run so far (evals and saves included; a resumed run continues from
+  // its checkpoint's count).
+  double elapsed_seconds() const;
   // Whether this step ends with an eval: every training.eval_every steps and at the last.
   bool eval_due() const;
   // Logs `record` (every training.log_every steps, at evals and at the last step) to
@@ -150,6 +155,8 @@ class TrainRun {
   nlohmann::json last_record_ = nlohmann::json::object();
   int64_t batches_per_epoch_ = 1;
   int64_t num_tokens_ = 0;
+  double elapsed_before_ = 0;  // from the checkpoint resumed
+  std::chrono::steady_clock::time_point started_;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;
   std::chrono::steady_clock::time_point step_start_;

@@ -54,6 +54,7 @@ std::vector<nlohmann::json> metrics(const std::string& out) {
   for (auto& j : m) {
     j.erase("tokens_per_s");
     j.erase("peak_memory_rss");  // the process's, not the run's
+    j.erase("elapsed_s");
   }
   return m;
 }

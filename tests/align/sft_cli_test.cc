@@ -58,6 +58,7 @@ std::vector<nlohmann::json> metrics(const std::string& path) {
     auto j = nlohmann::json::parse(line);
     j.erase("tokens_per_s");     // wall-clock dependent
     j.erase("peak_memory_rss");  // the process's, not the run's
+    j.erase("elapsed_s");
     out.push_back(j);
   }
   return out;
