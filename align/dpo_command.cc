@@ -38,6 +38,7 @@ void add_dpo_command(CLI::App& app) {
     const DpoConfig config = *read;
     DpoRunOptions run;
     run.resume = opt->resume;
+    run.source = opt->flags.config;
     run.write_reference = opt->write_reference;
     run.group = join_launched_job(config.model.device, "model.device");
     run_dpo(config, run);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -122,6 +123,12 @@ void check_stage_section(const nlohmann::json& config, const std::string& sectio
     throw InputError(source + ": " + section +
                      ".oracle: eval and pts share the top-level oracle section; set it there");
   }
+  if (section == "dpo" && s.contains("eval") && s.at("eval").is_object() &&
+      s.at("eval").contains("oracle")) {
+    throw InputError(source +
+                     ": dpo.eval.oracle: the held-out eval of dpo uses the top-level oracle "
+                     "section, as eval and pts do; set it there");
+  }
 }
 
 void check_top_level(const nlohmann::json& config, const std::string& source) {
@@ -174,6 +181,10 @@ nlohmann::json prepare_stage(const std::string& stage, const nlohmann::json& con
       j["data"]["train"] = fs::path(dir).parent_path().string() + "/pts/pairs.jsonl";
     }
     if (!j["data"].contains("format")) j["data"]["format"] = "token";
+    // The held-out eval that picks DPO's best step grades with the pipeline's oracle.
+    if (j.contains("eval") && j["eval"].is_object() && config.contains("oracle")) {
+      j["eval"]["oracle"] = config.at("oracle");
+    }
   }
   return j;
 }
@@ -209,6 +220,7 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
       if (!resume) fs::remove_all(dir);
       DpoRunOptions options;
       options.resume = resume;
+      options.source = where;
       run_dpo(c, options);
     }
     return stage_model(dir, c.lora.enabled);
@@ -292,8 +304,8 @@ std::string summary_table(const nlohmann::json& summary) {
 // changed on disk is redone like one whose config changed.
 nlohmann::json input_fingerprints(const nlohmann::json& stage_config) {
   nlohmann::json out = nlohmann::json::object();
-  for (const char* pointer :
-       {"/model/path", "/data/train", "/data/eval", "/data/path", "/reference/path"}) {
+  for (const char* pointer : {"/model/path", "/data/train", "/data/eval", "/data/path",
+                              "/reference/path", "/eval/queries"}) {
     const nlohmann::json::json_pointer at(pointer);
     if (!stage_config.contains(at) || !stage_config[at].is_string()) continue;
     const std::string path = stage_config[at].get<std::string>();
@@ -360,6 +372,22 @@ std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& confi
       if (!from_pts) check_data_file(train, kind, where + " data.train", nullptr);
       if (data.contains("eval") && !data.at("eval").get<std::string>().empty())
         check_data_file(data.at("eval"), kind, where + " data.eval", nullptr);
+      const nlohmann::json& held_out = j.value("eval", nlohmann::json::object());
+      const std::string queries = held_out.value("queries", "");
+      if (!queries.empty()) {
+        std::unique_ptr<Oracle> grader =
+            config.contains("oracle") ? make_oracle(config.at("oracle"), source) : nullptr;
+        check_data_file(queries, "queries", where + " eval.queries", grader.get());
+        // Choosing DPO's step on the set the final eval reports would bias that eval upward.
+        const std::string final_set = config.value("eval", nlohmann::json::object())
+                                          .value("data", nlohmann::json::object())
+                                          .value("path", "");
+        if (queries == final_set) {
+          std::cerr << "pipeline: warning: dpo.eval.queries is the eval stages' data.path ("
+                    << queries << "): the step DPO keeps is chosen on the set eval-after "
+                    << "reports, which biases it upward; hold out a separate dev set\n";
+        }
+      }
     }
   }
   return plan;

@@ -34,6 +34,15 @@ DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
     throw InputError(source + ": " + e.what());
   }
   check(c.dpo.nll_weight >= 0, "dpo.nll_weight", "must be >= 0");
+  if (c.eval.enabled()) {
+    check(c.eval.every >= 0, "eval.every", "must be >= 0");
+    check(c.eval.limit >= 0, "eval.limit", "must be >= 0");
+    check(c.eval.confidence > 0 && c.eval.confidence < 1, "eval.confidence", "must be in (0, 1)");
+    check(c.eval.oracle.is_object() && !c.eval.oracle.empty(), "eval.oracle",
+          "eval.queries needs an oracle: {\"type\": ...} (docs/oracles.md)");
+    check(c.eval.sampling.num_samples > 0, "eval.sampling.num_samples", "must be positive");
+    check_sampling_sections(c.eval.sampling, c.eval.rollout, source, "eval.");
+  }
   check_train_sections(c, source);
   return c;
 }

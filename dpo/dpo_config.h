@@ -8,6 +8,7 @@
 // ref_chosen_logps / ref_rejected_logps from the data lines; with a reference.path it checks the
 // first check_pairs pairs against that model (max abs difference <= check_tolerance).
 // data.batch_size counts pairs (sequence format) or chains, i.e. completions (token format).
+// eval: the held-out generation eval that picks the step the run returns (DpoEvalSection).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "data/preference_dataset.h"
 #include "dpo/dpo_loss.h"
 #include "dpo/reference_logprobs.h"
+#include "eval/eval_config.h"
 #include "train/train_sections.h"
 
 namespace align {
@@ -84,6 +86,37 @@ struct DpoLossSection {
   DpoLossOptions options() const { return {loss, beta, label_smoothing}; }
 };
 
+// Held-out generation eval of the policy (dpo/held_out_eval.h): with `queries` set, every `every`
+// steps (and at the start and the last step) each query is sampled and graded by `oracle`; the
+// best step by `metric` is the run's result when keep_best (the others are only reported).
+struct DpoEvalSection {
+  std::string queries;
+  std::string system_prompt;
+  int64_t limit = 0;
+  nlohmann::json oracle = nlohmann::json::object();
+  EvalSamplingSection sampling;
+  EngineOptions rollout;
+  int64_t every = 0;
+  std::string metric = "pass@1";
+  bool keep_best = true;
+  double confidence = 0.95;
+
+  template <typename V>
+  void fields(V& v) {
+    v("queries", queries, "held-out JSONL queries (as align eval reads); empty: no such eval");
+    v("system_prompt", system_prompt, "a system turn before each \"prompt\"");
+    v("limit", limit, "the first N queries only; 0: all");
+    v("oracle", oracle, "grades the completions: {\"type\": ...} (docs/oracles.md)");
+    v.section("sampling", sampling);
+    v.section("rollout", rollout);
+    v("every", every, "steps between evals; 0: training.eval_every (start and end always)");
+    v("metric", metric, "what best means: pass@1, or a rate key of the oracle (docs/oracles.md)");
+    v("keep_best", keep_best, "the run's result is the best eval's step, not the last");
+    v("confidence", confidence, "of the intervals");
+  }
+  bool enabled() const { return !queries.empty(); }
+};
+
 // optimizer, schedule, training, lora, output: the trainers' shared sections, with DPO's defaults
 // (TRL DPOConfig's lr 1e-6, linear schedule, LoRA on without dropout).
 struct DpoConfig : TrainSections {
@@ -96,6 +129,7 @@ struct DpoConfig : TrainSections {
   DpoReferenceSection reference;
   DpoDataSection data;
   DpoLossSection dpo;
+  DpoEvalSection eval;
 
   template <typename V>
   void fields(V& v) {
@@ -103,6 +137,7 @@ struct DpoConfig : TrainSections {
     v.section("reference", reference);
     v.section("data", data);
     v.section("dpo", dpo);
+    v.section("eval", eval);
   }
 };
 

@@ -6,10 +6,12 @@
 #include <iostream>
 #include <optional>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "data/tokenizer.h"
 #include "dpo/dpo_loss.h"
+#include "dpo/held_out_eval.h"
 #include "dpo/pair_data.h"
 #include "dpo/pair_scoring.h"
 #include "dpo/reference_logprobs.h"
@@ -121,6 +123,22 @@ struct DpoData {
   PairData train, eval;
 };
 
+// OUTPUT/best.json (train/best_step.h's summary), rewritten after every held-out eval.
+void write_best(const BestStep& evals, const std::string& output_dir, int64_t last_step,
+                bool kept) {
+  write_file_atomic(output_dir + "/best.json", evals.summary(last_step, kept).dump(2) + "\n");
+}
+
+// "dpo: step 20 held-out pass@1 0.840 [0.800, 0.880]; best so far: step 20"
+void report_eval(const BestStep& evals, const StepScore& s) {
+  char buffer[160];
+  std::snprintf(buffer, sizeof buffer,
+                "dpo: step %lld held-out %s %.3f [%.3f, %.3f]; best: step %lld\n",
+                static_cast<long long>(s.step), evals.metric().c_str(), s.value, s.low, s.high,
+                static_cast<long long>(evals.best()->step));
+  std::cerr << buffer;
+}
+
 DpoData load_dpo_data(const DpoConfig& cfg, const Tokenizer& tokenizer, ProcessGroup& group) {
   const PairDataOptions options{cfg.data.format == PairFormat::kToken, cfg.data.max_seq_len,
                                 cfg.data.weight};
@@ -210,6 +228,34 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   if (const auto position = run.start(loader.batches_per_epoch())) loader.restore(*position);
   const DpoLossOptions loss_opt = cfg.dpo.options();
 
+  // Held-out generation evals (eval.queries): the starting model is step 0, saved as a checkpoint
+  // so that it can be the result; the record of evals travels in the checkpoints.
+  std::optional<HeldOutEval> held_out;
+  std::optional<BestStep> evals;
+  const int64_t held_out_every = cfg.eval.every > 0 ? cfg.eval.every : cfg.training.eval_every;
+  if (cfg.eval.enabled()) {
+    held_out.emplace(cfg.eval, tokenizer, model.config(), options.source);
+    evals.emplace(held_out->new_record());
+    const nlohmann::json& state = run.recipe_state();
+    if (state.is_object() && state.contains("held_out_evals"))
+      evals->restore(state.at("held_out_evals"), run.output_dir() + "/checkpoints");
+    evals->truncate_after(run.step());
+    if (evals->history().empty()) {
+      nlohmann::json record = {{"step", run.step()}};
+      const StepScore s =
+          held_out->run(model, run.step(), run.output_dir(), run.main_rank(), record);
+      evals->add(s);
+      run.log_record(record);
+      if (run.main_rank()) {
+        report_eval(*evals, s);
+        write_best(*evals, run.output_dir(), run.step(), false);
+      }
+      run.set_recipe_state({{"held_out_evals", evals->to_json()}});
+      run.save_checkpoint(loader.state());
+    }
+    run.set_keep_step(evals->best()->step);
+  }
+
   // ---- Loop: one optimizer step = grad_accum micro-batches; each micro-batch's objective is
   // normalised by the whole step's pair weight and chosen-token count (dpo_step_objective), so
   // accumulation equals the large batch; the ranks share the micro-batches.
@@ -259,12 +305,41 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
         pivots.commit();
       }
     }
-    run.end_step(record, loader.state(), eval_now);
+    const bool held_out_now =
+        held_out && (run.done() || (held_out_every > 0 && run.step() % held_out_every == 0));
+    if (held_out_now) {
+      const StepScore h =
+          held_out->run(model, run.step(), run.output_dir(), run.main_rank(), record);
+      evals->add(h);
+      run.set_keep_step(evals->best()->step);  // the previous best's checkpoint may go
+      run.set_recipe_state({{"held_out_evals", evals->to_json()}});
+      if (run.main_rank()) {
+        report_eval(*evals, h);
+        write_best(*evals, run.output_dir(), run.step(), false);
+      }
+    }
+    run.end_step(record, loader.state(), eval_now || held_out_now, /*save=*/held_out_now);
   }
   result.steps = run.step();
 
+  // ---- The result: the best held-out step's weights (eval.keep_best), else the last step's.
+  std::string result_of;
+  if (evals) {
+    const StepScore best = *evals->best();
+    const bool kept = cfg.eval.keep_best;
+    if (kept && best.step != run.step()) run.load_step_weights(best.step);
+    if (run.main_rank()) {
+      write_best(*evals, run.output_dir(), run.step(), kept);
+      std::cerr << "dpo: " << evals->verdict(run.step(), kept) << "\n";
+    }
+    result.best_step = kept ? best.step : run.step();
+    result.best_value = best.value;
+    if (result.best_step != run.step())
+      result_of = "the weights of step " + std::to_string(result.best_step);
+  }
+
   // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).
-  run.finish(model);
+  run.finish(model, result_of);
   return result;
 }
 

@@ -14,6 +14,15 @@
 //                          margin, correct)
 //   checkpoints/step-N/    weights, optimizer, data position and RNG; --resume continues exactly
 //   adapter/ | model/ | merged/   as align sft (PEFT adapter, HF model directory)
+// With eval.queries (the held-out generation eval, dpo/held_out_eval.h), also:
+//   evals/step-N/          summary.json and results.jsonl of the policy at step N (align eval's
+//                          formats): at the start (step 0, saved as a checkpoint too), every
+//                          eval.every steps (each saved as a checkpoint) and at the last step
+//   best.json              every eval's metric with its interval, the best step and whether it
+//                          was kept (train/best_step.h); the best step's checkpoint is never
+//                          removed by output.keep_last
+// and with eval.keep_best (the default) the result is the best step's weights, not the last's
+// (ties go to the earlier step); the last line before "dpo: done" says which step won and why.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +42,8 @@ struct DpoRunOptions {
   // The data-parallel job (null: single process), as for SftRunOptions::group: each rank runs
   // its share of every step's micro-batches, gradients are summed, only rank 0 writes.
   std::shared_ptr<ProcessGroup> group;
+  // Names the config in messages (eval.oracle's and eval.queries' errors).
+  std::string source = "the dpo config";
 };
 
 struct DpoRunResult {
@@ -42,6 +53,8 @@ struct DpoRunResult {
   double eval_accuracy = -1;    // eval rewards/accuracies
   double eval_margin = 0;       // eval rewards/margins
   double reference_check = -1;  // max |stored - scored| when precomputed values were checked
+  int64_t best_step = -1;       // with eval.queries: the step whose weights are the result
+  double best_value = 0;        // its held-out metric
 };
 
 DpoRunResult run_dpo(const DpoConfig& config, const DpoRunOptions& options);

@@ -8,6 +8,22 @@
 
 namespace align {
 
+std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& oracle,
+                                   const Tokenizer& tokenizer, const ModelConfig& config,
+                                   int64_t max_new_tokens, int64_t kv_budget_tokens) {
+  QuerySetOptions options;
+  options.system_prompt = data.system_prompt;
+  options.limit = data.limit;
+  options.vocab_size = config.vocab_size;
+  options.max_new_tokens = max_new_tokens;
+  const int64_t positions = config.max_position_embeddings;
+  options.max_tokens = std::min(positions, kv_budget_tokens);
+  options.max_tokens_reason = positions <= kv_budget_tokens
+                                  ? "max_position_embeddings " + std::to_string(positions)
+                                  : "rollout.kv_budget_tokens " + std::to_string(kv_budget_tokens);
+  return read_queries(data.path, tokenizer, oracle, options);
+}
+
 QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
                         const nlohmann::json& oracle, int64_t max_new_tokens,
                         int64_t kv_budget_tokens, const std::string& source) {
@@ -17,17 +33,8 @@ QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
   Tokenizer tokenizer = Tokenizer::load(model.path);
   Phi3Model loaded = Phi3Model::load(model.path, resolve_dtype(model.dtype, device), device);
   check_tokenizer_fits(loaded.config(), tokenizer.vocab_size(), "model.path " + model.path);
-  QuerySetOptions options;
-  options.system_prompt = data.system_prompt;
-  options.limit = data.limit;
-  options.vocab_size = loaded.config().vocab_size;
-  options.max_new_tokens = max_new_tokens;
-  const int64_t positions = loaded.config().max_position_embeddings;
-  options.max_tokens = std::min(positions, kv_budget_tokens);
-  options.max_tokens_reason = positions <= kv_budget_tokens
-                                  ? "max_position_embeddings " + std::to_string(positions)
-                                  : "rollout.kv_budget_tokens " + std::to_string(kv_budget_tokens);
-  std::vector<Query> queries = read_queries(data.path, tokenizer, *grader, options);
+  std::vector<Query> queries =
+      read_query_data(data, *grader, tokenizer, loaded.config(), max_new_tokens, kv_budget_tokens);
   std::vector<TokenId> stop_ids = default_stop_token_ids(&tokenizer, loaded.config());
   return QueryRun{std::move(grader), std::move(tokenizer), std::move(loaded), std::move(queries),
                   std::move(stop_ids)};

@@ -24,6 +24,13 @@ struct QueryRun {
   std::vector<TokenId> stop_token_ids;  // rollout/stop_tokens.h's defaults for this model
 };
 
+// The query set of `data` for a model with `config`, checked against the oracle's fields: every
+// prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
+// `kv_budget_tokens`. (align dpo's held-out eval reads its queries so, for the policy it holds.)
+std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& oracle,
+                                   const Tokenizer& tokenizer, const ModelConfig& config,
+                                   int64_t max_new_tokens, int64_t kv_budget_tokens);
+
 // `source` names the config file in messages (the oracle section's errors included). Every
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
 // `kv_budget_tokens`.

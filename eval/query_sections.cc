@@ -11,10 +11,15 @@ void check_query_sections(const QueryDataSection& data, const nlohmann::json& or
   if (!oracle.is_object()) {
     throw InputError(source + ": missing required section oracle (e.g. {\"type\": \"math\"})");
   }
+  check_config(data.limit >= 0, source, "data.limit", "expected >= 0 (0 = all)");
+  check_sampling_sections(sampling, rollout, source, "");
+}
+
+void check_sampling_sections(const SamplingSection& sampling, const EngineOptions& rollout,
+                             const std::string& source, const std::string& prefix) {
   auto check = [&](bool ok, const char* field, const std::string& what) {
-    check_config(ok, source, field, what);
+    check_config(ok, source, prefix + field, what);
   };
-  check(data.limit >= 0, "data.limit", "expected >= 0 (0 = all)");
   check(sampling.temperature >= 0, "sampling.temperature", "expected >= 0");
   check(sampling.top_p > 0 && sampling.top_p <= 1, "sampling.top_p", "expected (0, 1]");
   check(sampling.top_k >= 0, "sampling.top_k", "expected >= 0 (0 = off)");

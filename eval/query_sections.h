@@ -82,6 +82,10 @@ struct QueryConfig {
 void check_query_sections(const QueryDataSection& data, const nlohmann::json& oracle,
                           const SamplingSection& sampling, const EngineOptions& rollout,
                           const std::string& source);
+// The sampling and rollout sections' part of it; `prefix` is where they sit ("eval." in align
+// dpo's config).
+void check_sampling_sections(const SamplingSection& sampling, const EngineOptions& rollout,
+                             const std::string& source, const std::string& prefix);
 template <typename Sampling>
 void check_query_sections(const QueryConfig<Sampling>& c, const std::string& source) {
   check_query_sections(c.data, c.oracle, c.sampling, c.rollout, source);

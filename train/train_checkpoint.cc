@@ -207,7 +207,7 @@ std::string save_train_checkpoint(const std::string& output_dir, const TrainerSt
     std::reverse(complete.begin(), complete.end());
     int64_t kept = 1;
     for (const auto& [step, dir] : complete) {
-      if (step == state.step) continue;
+      if (step == state.step || step == options.keep_step) continue;
       if (kept < options.keep_last) {
         ++kept;
         continue;

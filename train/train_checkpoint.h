@@ -47,7 +47,8 @@ struct TrainerState {
 };
 
 struct TrainCheckpointOptions {
-  int64_t keep_last = 0;  // keep the newest K complete checkpoints; <= 0 keeps all
+  int64_t keep_last = 0;   // keep the newest K complete checkpoints; <= 0 keeps all
+  int64_t keep_step = -1;  // and this step's, whatever keep_last says (-1: none)
   int64_t max_shard_bytes = 5'000'000'000;  // for the trainable weights
   // A data-parallel job: every rank calls save_train_checkpoint; rank 0 writes the weights and
   // state, and with `sharded_optimizer` each rank writes its own optimizer shard into the

@@ -140,6 +140,7 @@ std::optional<BatcherState> TrainRun::start(int64_t batches_per_epoch) {
     step_ = ckpt.state.step;
     num_tokens_ = ckpt.state.metrics.value("num_tokens", int64_t{0});
     elapsed_before_ = ckpt.state.metrics.value("elapsed_s", 0.0);
+    recipe_state_ = ckpt.state.metrics.value("recipe", nlohmann::json());
     if (main_rank()) {
       metrics_->truncate_after(step_);
       std::cerr << name_ << ": resumed from " << ckpt.dir << " at step " << step_ << "\n";
@@ -223,31 +224,48 @@ bool TrainRun::eval_due() const {
   return (every > 0 && step_ % every == 0) || step_ == total_steps_;
 }
 
-void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated) {
+void TrainRun::log_record(const nlohmann::json& record) {
+  if (!main_rank()) return;
+  metrics_->write(record);
+  if (tensorboard_) tensorboard_->write(record);
+}
+
+void TrainRun::save_checkpoint(const BatcherState& data) {
+  check_finite_weights();
+  TrainerState state;
+  state.step = step_;
+  state.epoch = data.epoch;
+  state.data = to_json(data);
+  state.config = resolved_;
+  state.metrics = {{"num_tokens", num_tokens_}, {"elapsed_s", elapsed_seconds()}};
+  if (!recipe_state_.is_null()) state.metrics["recipe"] = recipe_state_;
+  TrainCheckpointOptions ckpt;
+  ckpt.keep_last = sections_.output.keep_last;
+  ckpt.keep_step = keep_step_;
+  ckpt.max_shard_bytes = sections_.output.max_shard_size;
+  ckpt.group = group_.get();
+  ckpt.sharded_optimizer = optimizer_->sharded();
+  save_train_checkpoint(output_dir(), state, trainable_, optimizer_->state_tensors(), ckpt);
+}
+
+void TrainRun::load_step_weights(int64_t step) {
+  const std::string dir =
+      (fs::path(checkpoints_dir(output_dir())) / checkpoint_dir_name(step)).string();
+  const LoadedTrainCheckpoint ckpt = load_train_checkpoint(dir);
+  torch::NoGradGuard no_grad;
+  for (auto& [tensor_name, w] : trainable_)
+    w.copy_(ckpt.weights.get(tensor_name, w.scalar_type(), w.device()));
+}
+
+void TrainRun::end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated,
+                        bool save) {
   const bool last = step_ == total_steps_;
   const bool logged = step_ % sections_.training.log_every == 0 || evaluated || last;
-  if (main_rank() && logged) {
-    metrics_->write(record);
-    if (tensorboard_) tensorboard_->write(record);
-  }
+  if (logged) log_record(record);
   last_record_ = record;
   progress_->set_status(status_of(record));
   const int64_t every = sections_.output.save_every;
-  if ((every > 0 && step_ % every == 0) || last) {
-    check_finite_weights();
-    TrainerState state;
-    state.step = step_;
-    state.epoch = data.epoch;
-    state.data = to_json(data);
-    state.config = resolved_;
-    state.metrics = {{"num_tokens", num_tokens_}, {"elapsed_s", elapsed_seconds()}};
-    TrainCheckpointOptions ckpt;
-    ckpt.keep_last = sections_.output.keep_last;
-    ckpt.max_shard_bytes = sections_.output.max_shard_size;
-    ckpt.group = group_.get();
-    ckpt.sharded_optimizer = optimizer_->sharded();
-    save_train_checkpoint(output_dir(), state, trainable_, optimizer_->state_tensors(), ckpt);
-  }
+  if ((every > 0 && step_ % every == 0) || last || save) save_checkpoint(data);
   progress_->advance();
   if (logged) progress_->log();
   step_start_ = std::chrono::steady_clock::now();
@@ -262,7 +280,7 @@ void TrainRun::check_finite_weights() const {
   }
 }
 
-void TrainRun::finish(Phi3Model& model) {
+void TrainRun::finish(Phi3Model& model, const std::string& result_of) {
   model.set_training(false);
   check_finite_weights();
   if (progress_) progress_->finish();
@@ -284,7 +302,8 @@ void TrainRun::finish(Phi3Model& model) {
                                                            : "adapter/";
   std::cerr << name_ << ": done: " << step_ << " steps in "
             << format_duration(progress_ ? progress_->elapsed_s() : 0) << "; "
-            << status_of(last_record_) << " -> " << (out / result).string() << "\n";
+            << status_of(last_record_) << " -> " << (out / result).string()
+            << (result_of.empty() ? "" : " (" + result_of + ")") << "\n";
 }
 
 std::string status_of(const nlohmann::json& record) {

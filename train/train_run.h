@@ -128,11 +128,30 @@ class TrainRun {
   // `data` (every output.save_every steps and at the last; every rank takes part) and advances
   // the progress display: at a terminal the bar shows the ETA and the latest loss; without one,
   // each logged step is a line on stderr.
-  void end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated);
+  // `save`: also save a checkpoint at this step (a recipe that may keep this step's weights).
+  void end_step(const nlohmann::json& record, const BatcherState& data, bool evaluated,
+                bool save = false);
+
+  // Logs a record outside end_step (a recipe's eval before the first step) to metrics.jsonl and
+  // TensorBoard (rank 0).
+  void log_record(const nlohmann::json& record);
+  // A checkpoint of the current step now (end_step saves on its schedule; a recipe saves step 0
+  // so that the starting weights can be the result), with the recipe's state.
+  void save_checkpoint(const BatcherState& data);
+  // The recipe's own state (JSON), saved with every checkpoint and restored by --resume (null
+  // for a fresh run): align dpo keeps its held-out evals so.
+  void set_recipe_state(nlohmann::json state) { recipe_state_ = std::move(state); }
+  const nlohmann::json& recipe_state() const { return recipe_state_; }
+  // The checkpoint of `step` is kept whatever output.keep_last says (-1: none): the step whose
+  // weights a recipe may return.
+  void set_keep_step(int64_t step) { keep_step_ = step; }
+  // Copies the trainable weights of the checkpoint of `step` into the live ones (every rank).
+  void load_step_weights(int64_t step);
 
   // The result in Hugging Face layout (rank 0): adapter/ and with merge_lora merged/, or model/;
-  // then one line on stderr: steps, time, the last logged metrics and where the result is.
-  void finish(Phi3Model& model);
+  // then one line on stderr: steps, time, the last logged metrics and where the result is;
+  // `result_of` says which weights the result holds when they are not the last step's.
+  void finish(Phi3Model& model, const std::string& result_of = "");
 
  private:
   // Throws InputError naming the first trainable weight with a NaN or inf: nothing non-finite is
@@ -156,6 +175,8 @@ class TrainRun {
   int64_t batches_per_epoch_ = 1;
   int64_t num_tokens_ = 0;
   double elapsed_before_ = 0;  // from the checkpoint resumed
+  nlohmann::json recipe_state_;
+  int64_t keep_step_ = -1;
   std::chrono::steady_clock::time_point started_;
   int64_t step_ = 0;
   int64_t total_steps_ = 0;

@@ -11,7 +11,9 @@ Writes to --out (default: this directory):
                                              {"role": "assistant", "content": "143"}]}
   pts_queries.jsonl   {"id", "prompt", "answer"}: problems for Pivotal Token Search
   eval_queries.jsonl  {"id", "prompt", "answer"}: held-out problems for evaluation
-The three sets are disjoint (as operand tuples, and as unordered multisets, so "a+b" in eval
+  dev_queries.jsonl   {"id", "prompt", "answer"}: held-out problems for choosing DPO's step
+                      (dpo.eval), so that the step is not chosen on the eval set
+The four sets are disjoint (as operand tuples, and as unordered multisets, so "a+b" in eval
 never has "b+a" in train). Same --seed and options, same files.
 """
 import argparse
@@ -28,6 +30,7 @@ def main():
     ap.add_argument("--train", type=int, default=3000)
     ap.add_argument("--pts", type=int, default=200)
     ap.add_argument("--eval", type=int, default=128)
+    ap.add_argument("--dev", type=int, default=64)
     ap.add_argument("--carry_fraction", type=float, default=1.0,
                     help="held-out/PTS problems with a carry into the leading digit "
                          "(negative: natural distribution)")
@@ -98,7 +101,14 @@ def main():
             for i, ops in enumerate(rows):
                 f.write(json.dumps({"id": f"{tag}-{i}", "prompt": prompt(ops),
                                     "answer": str(sum(ops))}) + "\n")
-    print(f"train {len(train)}, pts {len(pts)}, eval {len(evals)} "
+    # Drawn last, after every other use of the generator, so the other files do not change.
+    dev = fresh(args.dev, carry_pattern(args.dev))
+    rng.shuffle(dev)
+    with open(os.path.join(args.out, "dev_queries.jsonl"), "w") as f:
+        for i, ops in enumerate(dev):
+            f.write(json.dumps({"id": f"dev-{i}", "prompt": prompt(ops),
+                                "answer": str(sum(ops))}) + "\n")
+    print(f"train {len(train)}, pts {len(pts)}, eval {len(evals)}, dev {len(dev)} "
           f"({args.operands} operands of {args.digits} digits, seed {args.seed})")
 
 

@@ -67,7 +67,14 @@ size_t count(const std::string& text, const std::string& what) {
 
 TEST(PipelineCli, RunsEveryStageThenSkipsOrRedoesThem) {
   testing::ToyTask task(/*train=*/false);
-  const std::string config = pipeline_config(task);
+  // DPO's step chosen on a dev set of its own, graded by the pipeline's oracle.
+  const std::vector<std::string> dev(testing::toy_names().begin() + 6, testing::toy_names().end());
+  const std::string config =
+      pipeline_config(task, {{"dpo",
+                              {{"eval",
+                                {{"queries", task.queries("dev", dev, 2)},
+                                 {"every", 10},
+                                 {"sampling", {{"max_new_tokens", 12}, {"num_samples", 8}}}}}}}});
   std::string out;
   ASSERT_EQ(run("pipeline --config " + config, &out), 0) << out;
   EXPECT_EQ(count(out, "pipeline: running"), 5u) << out;
@@ -81,6 +88,12 @@ TEST(PipelineCli, RunsEveryStageThenSkipsOrRedoesThem) {
   EXPECT_GE(after, before) << out;
   EXPECT_TRUE(fs::exists(task.dir.file("run/sft/model/config.json")));   // full fine-tuning
   EXPECT_TRUE(fs::exists(task.dir.file("run/dpo/merged/config.json")));  // LoRA, merged
+  const nlohmann::json best = nlohmann::json::parse(read_file(task.dir.file("run/dpo/best.json")));
+  EXPECT_EQ(best.at("evals").size(), 4u) << best.dump();  // steps 0, 10, 20, 30
+  EXPECT_TRUE(best.at("kept").get<bool>());
+  EXPECT_NE(out.find("dpo: step " + std::to_string(best.at("step").get<int64_t>()) + " kept"),
+            std::string::npos)
+      << out;
 
   ASSERT_EQ(run("pipeline --config " + config, &out), 0) << out;
   EXPECT_EQ(count(out, "pipeline: skipping finished"), 5u) << out;
@@ -121,6 +134,25 @@ TEST(PipelineCli, ConfigErrorsNameTheSectionAndKey) {
   EXPECT_EQ(run("pipeline --config " + pipeline_config(task, {{"stages", {"sft", "rlhf"}}}), &out),
             1);
   EXPECT_NE(out.find("unknown stage rlhf"), std::string::npos) << out;
+  // The held-out eval of DPO grades with the top-level oracle, and choosing its step on the set
+  // eval-after reports is flagged.
+  EXPECT_EQ(run("pipeline --config " +
+                    pipeline_config(task, {{"dpo", {{"eval", {{"oracle", {{"type", "exact"}}}}}}}}),
+                &out),
+            1);
+  EXPECT_NE(out.find("dpo.eval.oracle: the held-out eval of dpo uses the top-level oracle"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(
+      run("pipeline --config " +
+              pipeline_config(
+                  task, {{"dpo", {{"eval", {{"queries", task.dir.file("held-queries.jsonl")}}}}}}) +
+              " --check",
+          &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("warning: dpo.eval.queries is the eval stages' data.path"), std::string::npos)
+      << out;
   EXPECT_EQ(run("pipeline --config " + pipeline_config(task, {{"extra", 1}}), &out), 1);
   EXPECT_NE(out.find("unknown key extra"), std::string::npos) << out;
 }
