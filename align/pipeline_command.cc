@@ -8,6 +8,8 @@
 #include "align/launch.h"
 #include "align/pipeline.h"
 #include "common/config_reader.h"
+#include "common/run_info.h"
+#include "model/device_options.h"
 
 namespace align {
 namespace {
@@ -49,7 +51,21 @@ void add_pipeline_command(CLI::App& app) {
       std::printf("%s: config OK\n", opt->config.c_str());
       return;
     }
-    const PipelineResult r = run_pipeline(j, opt->config);
+    // run_pipeline checks the config first; without a run_dir there is no folder to record in.
+    if (!j.is_object() || !j.contains("run_dir") || !j["run_dir"].is_string()) {
+      run_pipeline(j, opt->config);
+      return;
+    }
+    std::string device = "auto";
+    if (j.contains("model") && j["model"].is_object() && j["model"].contains("device") &&
+        j["model"]["device"].is_string())
+      device = j["model"]["device"].get<std::string>();
+    try {
+      device = parse_device(device, "model.device").str();
+    } catch (const InputError&) {  // the pipeline's own check names the bad value
+    }
+    PipelineResult r;
+    record_run(j["run_dir"].get<std::string>(), device, [&] { r = run_pipeline(j, opt->config); });
     std::printf("%s", r.table.c_str());
   });
 }
