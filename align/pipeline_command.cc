@@ -51,11 +51,8 @@ void add_pipeline_command(CLI::App& app) {
       std::printf("%s: config OK\n", opt->config.c_str());
       return;
     }
-    // run_pipeline checks the config first; without a run_dir there is no folder to record in.
-    if (!j.is_object() || !j.contains("run_dir") || !j["run_dir"].is_string()) {
-      run_pipeline(j, opt->config);
-      return;
-    }
+    // A rejected config leaves no trace, not even run.json (run_pipeline checks it again).
+    check_pipeline_config(j, opt->config);
     std::string device = "auto";
     if (j.contains("model") && j["model"].is_object() && j["model"].contains("device") &&
         j["model"]["device"].is_string())

@@ -525,7 +525,12 @@ TEST(ReportCli, RealEvalAndPtsRunsRecordTheirRunAndReport) {
       {"model", {{"path", task.dir.file("base")}, {"dtype", "fp32"}, {"device", "cpu"}}},
       {"oracle", task.oracle},
       {"stages", {"sft"}},
-      {"sft", {{"data", {{"train", task.dir.file("nope.jsonl")}}}}}};
+      {"sft", {{"data", {{"train", task.dir.file("broken.jsonl")}}}}}};
+  // The pipeline's check reads the first lines of a data file; the fourth is broken.
+  std::string broken;
+  for (int i = 0; i < 3; ++i)
+    broken += read_jsonl(task.dir.file("train.jsonl"))[static_cast<size_t>(i)].dump() + "\n";
+  write_text(task.dir.file("broken.jsonl"), broken + "{\"messages\": [\n");
   write_text(task.dir.file("pipe.json"), pipeline.dump());
   ASSERT_NE(run("pipeline --config " + task.dir.file("pipe.json"), &out), 0) << out;
   expect_run_info(read_run_info(task.dir.file("pipe")), "pipeline", "failed");
