@@ -219,9 +219,55 @@ std::string eval_section(const std::vector<ReportRun>& runs) {
   return out + ".</p>\n";
 }
 
+namespace {
+
+// The first `samples` items of the first side's results.jsonl, each beside the same item of the
+// other sides (label, folder); "" when no side has a results.jsonl.
+std::string items_side_by_side(std::vector<std::pair<std::string, std::string>> sides,
+                               int64_t samples) {
+  sides.erase(
+      std::remove_if(sides.begin(), sides.end(),
+                     [](const auto& s) { return !fs::exists(s.second + "/results.jsonl"); }),
+      sides.end());
+  if (sides.empty()) return "";
+  std::vector<std::string> ids;
+  std::vector<std::map<std::string, json>> items(sides.size());
+  for (size_t s = 0; s < sides.size(); ++s) {
+    for_each_jsonl(sides[s].second + "/results.jsonl", [&](const json& item, const JsonlLocation&) {
+      if (!item.is_object() || !item.contains("id")) return;
+      const std::string id =
+          item["id"].is_string() ? item["id"].get<std::string>() : item["id"].dump();
+      if (s == 0 && static_cast<int64_t>(ids.size()) < samples) ids.push_back(id);
+      if (std::find(ids.begin(), ids.end(), id) != ids.end()) items[s][id] = item;
+    });
+  }
+  std::map<std::string, std::string> prompts;
+  for (const auto& side : sides)
+    if (prompts.empty()) prompts = prompts_from_config(side.second + "/config.json");
+  std::string body = "<p class=\"sub\">The first " + std::to_string(ids.size()) + " items of " +
+                     html_escape(sides[0].second + "/results.jsonl");
+  for (size_t s = 1; s < sides.size(); ++s)
+    body += (s == 1 ? ", beside the same items " : " and ") + html_escape(sides[s].first);
+  body += "; up to " + std::to_string(kSamplesPerItem) + " samples each.</p>\n";
+  for (const std::string& id : ids) {
+    body += "<div class=\"item\" id=\"item-" + html_escape(id) + "\"><div class=\"meta\">item <b>" +
+            html_escape(id) + "</b></div>\n";
+    if (const auto it = prompts.find(id); it != prompts.end())
+      body += "<div class=\"prompt\">" + html_escape(it->second) + "</div>\n";
+    body += "<div class=\"sides\">\n";
+    for (size_t s = 0; s < sides.size(); ++s) {
+      const auto it = items[s].find(id);
+      body += item_side_html(sides[s].first, it == items[s].end() ? json() : it->second);
+    }
+    body += "</div></div>\n";
+  }
+  return body;
+}
+
+}  // namespace
+
 std::string samples_section(const std::vector<ReportRun>& runs, int64_t samples) {
   std::string body;
-  const bool several = runs.size() > 1;
   for (const ReportRun& r : runs) {
     std::vector<std::pair<std::string, std::string>> sides;  // label, folder
     if (r.kind == RunKind::kEval) sides.push_back({"", r.dir});
@@ -229,53 +275,20 @@ std::string samples_section(const std::vector<ReportRun>& runs, int64_t samples)
       sides.push_back({"before", r.dir + "/eval-before"});
       sides.push_back({"after", r.dir + "/eval-after"});
     }
-    sides.erase(
-        std::remove_if(sides.begin(), sides.end(),
-                       [](const auto& s) { return !fs::exists(s.second + "/results.jsonl"); }),
-        sides.end());
-    if (sides.empty()) continue;
-    // The first N items of the first side, and the same ids on the others.
-    std::vector<std::string> ids;
-    std::vector<std::map<std::string, json>> items(sides.size());
-    for (size_t s = 0; s < sides.size(); ++s) {
-      for_each_jsonl(
-          sides[s].second + "/results.jsonl", [&](const json& item, const JsonlLocation&) {
-            if (!item.is_object() || !item.contains("id")) return;
-            const std::string id =
-                item["id"].is_string() ? item["id"].get<std::string>() : item["id"].dump();
-            if (s == 0 && static_cast<int64_t>(ids.size()) < samples) ids.push_back(id);
-            if (std::find(ids.begin(), ids.end(), id) != ids.end()) items[s][id] = item;
-          });
-    }
-    const std::map<std::string, std::string> prompts =
-        prompts_from_config(sides[0].second + "/config.json");
-    if (several) body += "<h3>" + html_escape(r.name) + "</h3>\n";
-    body += "<p class=\"sub\">The first " + std::to_string(ids.size()) + " items of " +
-            html_escape(sides[0].second + "/results.jsonl") +
-            (sides.size() > 1 ? ", beside the same items " + sides[1].first : "") + "; up to " +
-            std::to_string(kSamplesPerItem) + " samples each.</p>\n";
-    for (const std::string& id : ids) {
-      body += "<div class=\"item\" id=\"item-" + html_escape(id) +
-              "\"><div class=\"meta\">item <b>" + html_escape(id) + "</b></div>\n";
-      if (const auto it = prompts.find(id); it != prompts.end())
-        body += "<div class=\"prompt\">" + html_escape(it->second) + "</div>\n";
-      body += "<div class=\"sides\">\n";
-      for (size_t s = 0; s < sides.size(); ++s) {
-        const auto it = items[s].find(id);
-        body += item_side_html(sides[s].first, it == items[s].end() ? json() : it->second);
-      }
-      body += "</div></div>\n";
-    }
+    const std::string items = items_side_by_side(sides, samples);
+    if (items.empty()) continue;
+    if (runs.size() > 1) body += "<h3>" + html_escape(r.name) + "</h3>\n";
+    body += items;
   }
   if (body.empty()) return "";
   return "<h2>Sample generations</h2>\n" + body;
 }
 
-std::string checkpoint_evals_section(const std::vector<ReportRun>& runs) {
+std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t samples) {
   const bool several = runs.size() > 1;
   std::vector<ChartSeries> series;
   ChartOptions options;
-  std::string sentences, metric_name;
+  std::string sentences, metric_name, generations;
   for (const ReportRun& r : runs) {
     const std::string dir = r.stage_dir("dpo");
     if (dir.empty()) continue;
@@ -339,6 +352,19 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs) {
       options.marks.push_back(
           {step, (several ? r.name + " " : "kept ") + "step " + format_number(step, 10)});
     }
+    // The starting model's generations beside the kept step's (else the last evaluated one's).
+    if (!points.empty()) {
+      const double shown =
+          best.is_object() && best.contains("step") ? best["step"].get<double>() : points.back().x;
+      const std::string step0 = "step " + format_number(points.front().x, 10);
+      const std::string stepk = "step " + format_number(shown, 10);
+      if (shown != points.front().x)
+        generations +=
+            (several ? "<h4>" + html_escape(r.name) + "</h4>\n" : "") +
+            items_side_by_side({{step0, dir + "/evals/step-" + format_number(points.front().x, 10)},
+                                {stepk, dir + "/evals/step-" + format_number(shown, 10)}},
+                               samples);
+    }
     ChartSeries s;
     s.name = several ? r.name : metric;
     s.points = std::move(points);
@@ -351,7 +377,8 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs) {
          " of each evaluated checkpoint (evals/step-N/, step 0 = the starting model) with its "
          "interval; the dashed line marks the step best.json keeps.</p>\n" +
          sentences + "<div class=\"charts\">\n" +
-         line_chart(metric_name + " vs step", series, options) + "</div>\n";
+         line_chart(metric_name + " vs step", series, options) + "</div>\n" +
+         (generations.empty() ? "" : "<h3>Checkpoint generations</h3>\n" + generations);
 }
 
 }  // namespace align

@@ -272,7 +272,8 @@ std::string pipeline_section(const std::vector<ReportRun>& runs) {
   return out;
 }
 
-std::string training_section(const std::vector<ReportRun>& runs, const std::string& stage) {
+std::string training_section(const std::vector<ReportRun>& runs, const std::string& stage,
+                             int64_t samples) {
   const bool dpo = stage == "dpo";
   std::string out = dpo ? "<h2>DPO</h2>\n" : "<h2>SFT</h2>\n";
   std::vector<RunMetrics> logs;
@@ -344,7 +345,7 @@ std::string training_section(const std::vector<ReportRun>& runs, const std::stri
   for (const ChartSpec& spec : specs)
     out += chart(spec, logs, &notes);
   out += "</div>\n" + notes;
-  if (dpo) out += checkpoint_evals_section(runs);
+  if (dpo) out += checkpoint_evals_section(runs, samples);
   return out;
 }
 
@@ -438,11 +439,11 @@ std::string build_report(const ReportOptions& options) {
     body += runs_section(runs);
     body += details_section(runs);
     body += pipeline_section(runs);
-    body += training_section(runs, "sft");
+    body += training_section(runs, "sft", options.samples);
     body += eval_section(runs);
     body += samples_section(runs, options.samples);
     body += pts_section(runs, options.completions);
-    body += training_section(runs, "dpo");
+    body += training_section(runs, "dpo", options.samples);
   } catch (const json::exception& e) {  // a field of a summary.json with the wrong type
     throw InputError(options.run_dirs.front() + ": unexpected summary contents: " + e.what());
   }

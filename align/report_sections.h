@@ -33,15 +33,16 @@ std::string runs_section(const std::vector<ReportRun>& runs);
 std::string details_section(const std::vector<ReportRun>& runs);
 std::string pipeline_section(const std::vector<ReportRun>& runs);
 // stage "sft" or "dpo".
-std::string training_section(const std::vector<ReportRun>& runs, const std::string& stage);
+std::string training_section(const std::vector<ReportRun>& runs, const std::string& stage,
+                             int64_t samples);
 std::string pts_section(const std::vector<ReportRun>& runs, int64_t completions);
 
 // In align/report_evals.cc:
 std::string eval_section(const std::vector<ReportRun>& runs);
 std::string samples_section(const std::vector<ReportRun>& runs, int64_t samples);
 // DPO's evals/step-N/summary.json and best.json in the dpo folder of each run ("" when none has
-// them).
-std::string checkpoint_evals_section(const std::vector<ReportRun>& runs);
+// them); the first `samples` items of the starting model's results.jsonl beside the kept step's.
+std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t samples);
 
 // The whole page: every section above, in pipeline order.
 std::string build_report(const ReportOptions& options);

@@ -398,7 +398,17 @@ TEST(ReportCli, DpoRunWithCheckpointEvalsMarksTheKeptStep) {
   for (const auto& [step, value] : {std::pair{0, 0.5}, {20, 0.84}, {40, 0.76}, {60, 0.71}}) {
     const std::string at = dir + "/evals/step-" + std::to_string(step);
     write_eval(at, value, value - 0.04, value + 0.04, 0.9);
-    write_text(at + "/results.jsonl", "");
+    const int correct = step == 0 ? 1 : 2;
+    const nlohmann::json item = {
+        {"id", "i1"},
+        {"n", 2},
+        {"correct", correct},
+        {"samples",
+         {{{"text", "at step " + std::to_string(step) + " <i>"},
+           {"success", true},
+           {"finish_reason", "stop"}},
+          {{"text", "b"}, {"success", correct == 2}, {"finish_reason", "length"}}}}};
+    write_text(at + "/results.jsonl", item.dump() + "\n");
   }
   write_text(dir + "/best.json", R"({"metric": "pass@1", "higher_is_better": true, "step": 20,
       "value": 0.84, "low": 0.80, "high": 0.88, "last_step": 60, "kept": true,
@@ -419,6 +429,16 @@ TEST(ReportCli, DpoRunWithCheckpointEvalsMarksTheKeptStep) {
   EXPECT_NE(html.find(">kept step 20</text>"), std::string::npos);
   EXPECT_EQ(count(html, "<line class=\"mark\""), 1u);
   EXPECT_EQ(count(html, "<line class=\"bar\""), 4u);  // one interval per evaluated step
+  // The starting model's generations beside the kept step's.
+  const size_t generations = html.find("<h3>Checkpoint generations</h3>");
+  ASSERT_NE(generations, std::string::npos) << html;
+  const size_t step0 = html.find("<div class=\"meta\">step 0: 1 of 2 correct</div>", generations);
+  const size_t step20 = html.find("<div class=\"meta\">step 20: 2 of 2 correct</div>", generations);
+  ASSERT_NE(step0, std::string::npos) << html;
+  ASSERT_NE(step20, std::string::npos) << html;
+  EXPECT_LT(step0, step20);
+  EXPECT_NE(html.find("at step 20 &lt;i&gt;", step20), std::string::npos);
+  EXPECT_EQ(html.find("at step 60"), std::string::npos);
 
   // Without best.json the evals still come from evals/step-N/summary.json (no mark).
   fs::remove(dir + "/best.json");
