@@ -89,13 +89,18 @@ std::string chart(const ChartSpec& spec, const std::vector<RunMetrics>& logs, st
   std::vector<std::string> lacking;
   for (const RunMetrics& m : logs) {
     bool any = false;
+    // With several runs a series is named by its run, and by "run · key" when the run has more
+    // than one of the chart's keys.
+    size_t present = 0;
+    for (const std::string& keys : spec.keys)
+      present += m.log.series(spec.x_key, pick_key(m.log, keys)).empty() ? 0 : 1;
     for (size_t k = 0; k < spec.keys.size(); ++k) {
       const std::string key = pick_key(m.log, spec.keys[k]);
       ChartSeries s;
       s.points = m.log.series(spec.x_key, key);
       if (s.points.empty()) continue;
       any = true;
-      s.name = several ? (k == 0 ? m.run->name : m.run->name + " \u00b7 " + key) : key;
+      s.name = !several ? key : present > 1 ? m.run->name + " \u00b7 " + key : m.run->name;
       if (several) {
         s.color = m.run->index;
         s.dashed = k > 0;

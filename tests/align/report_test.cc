@@ -605,6 +605,24 @@ TEST(ReportCli, TwoRunsSideBySideShareChartsAndColumns) {
   const size_t lr = old.find(">learning rate</text>");
   ASSERT_NE(lr, std::string::npos);
   EXPECT_EQ(count(old.substr(lr, old.find("</svg>", lr) - lr), "<polyline"), 2u);  // lr and "lr"
+
+  // A run with both loss and eval_loss names each "run · key", the second dashed.
+  write_text(tmp.file("beta") + "/metrics.jsonl",
+             "{\"step\": 1, \"loss\": 2.0, \"eval_loss\": 2.5}\n"
+             "{\"step\": 2, \"loss\": 1.5, \"eval_loss\": 2.2}\n");
+  ASSERT_EQ(run("report " + tmp.file("alpha") + " " + tmp.file("beta") + " --output " + page, &out),
+            0)
+      << out;
+  const std::string both = slurp(page);
+  const size_t at = both.find(">loss</text>");
+  ASSERT_NE(at, std::string::npos);
+  const std::string losses = both.substr(at, both.find("</svg>", at) - at);
+  EXPECT_NE(losses.find(">alpha</text>"), std::string::npos) << losses;
+  EXPECT_NE(losses.find(">beta \u00b7 loss</text>"), std::string::npos) << losses;
+  EXPECT_NE(losses.find(">beta \u00b7 eval_loss</text>"), std::string::npos) << losses;
+  EXPECT_EQ(count(losses, "<polyline"), 3u);
+  EXPECT_EQ(count(losses, "<polyline fill=\"none\" stroke=\"#d62728\" stroke-dasharray"), 1u)
+      << losses;
 }
 
 TEST(ReportCli, AFolderOfAnUnknownKindIsNamed) {
