@@ -5,6 +5,7 @@
 #include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
+#include "common/run_info.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
 
@@ -36,12 +37,17 @@ void add_dpo_command(CLI::App& app) {
         [](const DpoConfig& c) { return to_json(c); });
     if (!read) return;
     const DpoConfig config = *read;
-    DpoRunOptions run;
-    run.resume = opt->resume;
-    run.source = opt->flags.config;
-    run.write_reference = opt->write_reference;
-    run.group = join_launched_job(config.model.device, "model.device");
-    run_dpo(config, run);
+    auto train = [&] {
+      DpoRunOptions run;
+      run.resume = opt->resume;
+      run.source = opt->flags.config;
+      run.write_reference = opt->write_reference;
+      run.group = join_launched_job(config.model.device, "model.device");
+      run_dpo(config, run);
+    };
+    // --write-reference writes one JSONL and trains nothing: no run in output.dir to record.
+    if (!opt->write_reference.empty()) return train();
+    record_run(config.output.dir, resolved_device_name(config.model.device, "model.device"), train);
   });
 }
 

@@ -9,6 +9,7 @@
 #include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
+#include "common/run_info.h"
 #include "eval/eval_config.h"
 #include "eval/eval_recipe.h"
 
@@ -35,7 +36,9 @@ void add_eval_command(CLI::App& app) {
         [](const EvalConfig& c) { return to_json(c); });
     if (!read) return;
     const EvalConfig config = *read;
-    const EvalSummary s = run_eval(config, opt->flags.config);
+    EvalSummary s;
+    record_run(config.output.dir, resolved_device_name(config.model.device, "model.device"),
+               [&] { s = run_eval(config, opt->flags.config); });
     std::printf("eval: %lld items x %lld samples, oracle %s, %.1f tokens per completion, %.1f s\n",
                 static_cast<long long>(s.items), static_cast<long long>(s.num_samples),
                 s.oracle.c_str(), s.mean_tokens, s.seconds);

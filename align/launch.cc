@@ -42,4 +42,12 @@ void require_single_process(const std::string& command) {
                    "docs/distributed.md)");
 }
 
+std::string resolved_device_name(DeviceChoice device_choice, const std::string& field) {
+  try {
+    return resolve_device(device_choice, field).str();
+  } catch (const InputError&) {
+    return enum_name(device_choice);
+  }
+}
+
 }  // namespace align

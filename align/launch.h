@@ -22,4 +22,8 @@ std::shared_ptr<ProcessGroup> join_launched_job(DeviceChoice device_choice,
 // the launcher's variables say more than one process.
 void require_single_process(const std::string& command);
 
+// `device_choice` as this run resolves it ("cpu", "cuda"), for run.json (common/run_info.h); the
+// choice's own name when it does not resolve (cuda without a GPU: the recipe reports that).
+std::string resolved_device_name(DeviceChoice device_choice, const std::string& field);
+
 }  // namespace align

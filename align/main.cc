@@ -7,8 +7,10 @@
 
 #include "align/commands.h"
 #include "common/error.h"
+#include "common/run_info.h"
 
 int main(int argc, char** argv) {
+  align::set_command_line(argc, argv);  // for run.json (common/run_info.h)
   CLI::App app{"align: SFT, Pivotal Token Search and DPO for Phi-4-class models", "align"};
   app.option_defaults()->always_capture_default();  // --help shows every default
   app.require_subcommand(1);

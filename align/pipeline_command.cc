@@ -8,6 +8,8 @@
 #include "align/launch.h"
 #include "align/pipeline.h"
 #include "common/config_reader.h"
+#include "common/run_info.h"
+#include "model/device_options.h"
 
 namespace align {
 namespace {
@@ -49,7 +51,18 @@ void add_pipeline_command(CLI::App& app) {
       std::printf("%s: config OK\n", opt->config.c_str());
       return;
     }
-    const PipelineResult r = run_pipeline(j, opt->config);
+    // A rejected config leaves no trace, not even run.json (run_pipeline checks it again).
+    check_pipeline_config(j, opt->config);
+    std::string device = "auto";
+    if (j.contains("model") && j["model"].is_object() && j["model"].contains("device") &&
+        j["model"]["device"].is_string())
+      device = j["model"]["device"].get<std::string>();
+    try {
+      device = parse_device(device, "model.device").str();
+    } catch (const InputError&) {  // the pipeline's own check names the bad value
+    }
+    PipelineResult r;
+    record_run(j["run_dir"].get<std::string>(), device, [&] { r = run_pipeline(j, opt->config); });
     std::printf("%s", r.table.c_str());
   });
 }

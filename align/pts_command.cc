@@ -7,6 +7,7 @@
 #include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
+#include "common/run_info.h"
 #include "pts/pts_config.h"
 #include "pts/pts_recipe.h"
 
@@ -32,8 +33,12 @@ void add_pts_command(CLI::App& app) {
         [](const PtsConfig& c) { return to_json(c); });
     if (!read) return;
     const PtsConfig config = *read;
-    const auto group = join_launched_job(config.model.device, "model.device");
-    const PtsRunSummary s = run_pts(config, opt->flags.config, group);
+    PtsRunSummary s;
+    std::shared_ptr<ProcessGroup> group;
+    record_run(config.output.dir, resolved_device_name(config.model.device, "model.device"), [&] {
+      group = join_launched_job(config.model.device, "model.device");
+      s = run_pts(config, opt->flags.config, group);
+    });
     if (group && !group->is_main()) return;
     std::printf(
         "pts: %lld queries, %lld in the band, %lld pivots, %lld pairs, %lld rollouts, "

@@ -53,16 +53,54 @@ std::vector<double> nice_ticks(double lo, double hi, int count, bool outward) {
   return ticks;
 }
 
-std::string line_chart(const std::string& title, const std::vector<ChartSeries>& series, int width,
-                       int height) {
-  const double left = 56, right = 12, top = 40, bottom = 32;
+std::string chart_color(int index) {
+  const int n = static_cast<int>(sizeof(kColors) / sizeof(kColors[0]));
+  return kColors[((index % n) + n) % n];
+}
+
+std::string line_chart(const std::string& title, const std::vector<ChartSeries>& series,
+                       const ChartOptions& options) {
+  const int width = options.width;
+  // The legend's rows first: they decide where the plot starts.
+  struct LegendItem {
+    size_t series;
+    double x;
+    int row;
+  };
+  std::vector<LegendItem> legend;
+  std::vector<std::string> colors(series.size());
+  {
+    const double start = 56, end = width - 12.0;
+    double x = start;
+    int row = 0, next_color = 0;
+    for (size_t i = 0; i < series.size(); ++i) {
+      if (series[i].points.empty()) continue;
+      colors[i] = chart_color(series[i].color >= 0 ? series[i].color : next_color++);
+      const double w = 32 + 6.5 * static_cast<double>(series[i].name.size());
+      if (x > start && x + w > end) {
+        x = start;
+        ++row;
+      }
+      legend.push_back({i, x, row});
+      x += w;
+    }
+  }
+  const int rows = legend.empty() ? 1 : legend.back().row + 1;
+  const int height = options.height + 14 * (rows - 1);
+  const double left = 56, right = 12, top = 40 + 14.0 * (rows - 1), bottom = 32;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   Range xr, yr;
   for (const auto& s : series)
     for (const auto& p : s.points) {
       xr.add(p.x);
       yr.add(p.y);
+      if (p.has_bar()) {
+        yr.add(p.low);
+        yr.add(p.high);
+      }
     }
+  for (const ChartMark& m : options.marks)
+    if (xr.lo <= xr.hi) xr.add(m.x);
   std::string svg = "<svg class=\"chart\" width=\"" + std::to_string(width) + "\" height=\"" +
                     std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " +
                     std::to_string(height) + "\">\n";
@@ -96,29 +134,46 @@ std::string line_chart(const std::string& title, const std::vector<ChartSeries>&
            "\" text-anchor=\"middle\">" + format_number(t, 6) + "</text>\n";
   }
   svg += "<text x=\"" + num(left + plot_w) + "\" y=\"" + num(height - 2.0) +
-         "\" text-anchor=\"end\">step</text>\n";
+         "\" text-anchor=\"end\">" + html_escape(options.x_label) + "</text>\n";
   svg += "<rect x=\"" + num(left) + "\" y=\"" + num(top) + "\" width=\"" + num(plot_w) +
          "\" height=\"" + num(plot_h) + "\" fill=\"none\" stroke=\"#888\"/>\n";
+  for (const ChartMark& m : options.marks) {
+    svg += "<line class=\"mark\" x1=\"" + num(px(m.x)) + "\" x2=\"" + num(px(m.x)) + "\" y1=\"" +
+           num(top) + "\" y2=\"" + num(top + plot_h) +
+           "\" stroke=\"#111\" stroke-dasharray=\"4 3\"/>\n";
+    svg += "<text x=\"" + num(px(m.x) + 4) + "\" y=\"" + num(top + 12) + "\">" +
+           html_escape(m.label) + "</text>\n";
+  }
 
-  // Series, then the legend along the top.
-  double legend_x = left;
-  size_t color_index = 0;
-  for (const auto& s : series) {
+  // Series (error bars under the line), then the legend along the top.
+  for (size_t i = 0; i < series.size(); ++i) {
+    const ChartSeries& s = series[i];
     if (s.points.empty()) continue;
-    const std::string color = kColors[color_index++ % (sizeof(kColors) / sizeof(kColors[0]))];
+    const std::string& color = colors[i];
     std::string points;
-    for (const auto& p : s.points)
+    for (const auto& p : s.points) {
       points += num(px(p.x)) + "," + num(py(p.y)) + " ";
-    svg += "<polyline fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.6\" points=\"" +
-           points + "\"/>\n";
+      if (p.has_bar())
+        svg += "<line class=\"bar\" x1=\"" + num(px(p.x)) + "\" x2=\"" + num(px(p.x)) + "\" y1=\"" +
+               num(py(p.low)) + "\" y2=\"" + num(py(p.high)) + "\" stroke=\"" + color +
+               "\" stroke-opacity=\"0.5\" stroke-width=\"3\"/>\n";
+    }
+    const std::string dash = s.dashed ? "\" stroke-dasharray=\"5 3" : "";
+    svg += "<polyline fill=\"none\" stroke=\"" + color + dash +
+           "\" stroke-width=\"1.6\" points=\"" + points + "\"/>\n";
     if (s.points.size() <= 30)
       for (const auto& p : s.points)
         svg += "<circle cx=\"" + num(px(p.x)) + "\" cy=\"" + num(py(p.y)) + "\" r=\"2.5\" fill=\"" +
                color + "\"/>\n";
-    svg += "<line x1=\"" + num(legend_x) + "\" x2=\"" + num(legend_x + 16) +
-           "\" y1=\"29\" y2=\"29\"" + " stroke=\"" + color + "\" stroke-width=\"2.5\"/>\n";
-    svg += "<text x=\"" + num(legend_x + 20) + "\" y=\"33\">" + html_escape(s.name) + "</text>\n";
-    legend_x += 32 + 6.5 * static_cast<double>(s.name.size());
+  }
+  for (const LegendItem& item : legend) {
+    const double y = 29 + 14.0 * item.row;
+    svg += "<line x1=\"" + num(item.x) + "\" x2=\"" + num(item.x + 16) + "\" y1=\"" + num(y) +
+           "\" y2=\"" + num(y) + "\" stroke=\"" + colors[item.series] +
+           (series[item.series].dashed ? "\" stroke-dasharray=\"5 3" : "") +
+           "\" stroke-width=\"2.5\"/>\n";
+    svg += "<text class=\"legend\" x=\"" + num(item.x + 20) + "\" y=\"" + num(y + 4) + "\">" +
+           html_escape(series[item.series].name) + "</text>\n";
   }
   svg += "</svg>\n";
   return svg;

@@ -71,6 +71,22 @@ svg.chart text { font: 11px system-ui, sans-serif; fill: #444; }
 .scale { width: 240px; height: 14px; border: 1px solid #ccc;
          background: linear-gradient(to right, hsl(0,75%,68%), hsl(30,75%,68%), hsl(60,75%,68%),
                                           hsl(90,75%,68%), hsl(120,75%,68%)); }
+.key { display: inline-block; width: 12px; height: 12px; border-radius: 2px; vertical-align: -1px; }
+table.details td { text-align: left; max-width: 420px; word-break: break-word; }
+details { margin: 6px 0; } summary { cursor: pointer; color: #333; }
+pre.config { font: 12px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; background: #f8f8f8;
+             border: 1px solid #e4e4e4; padding: 8px; overflow-x: auto; max-height: 480px; }
+p.kept { font-weight: bold; }
+.item { border: 1px solid #e4e4e4; padding: 8px 10px; margin: 10px 0; }
+.item > .meta, .side > .meta { color: #555; margin-bottom: 6px; }
+.item .prompt { font: 13px/1.5 ui-monospace, "DejaVu Sans Mono", monospace; color: #333;
+  white-space: pre-wrap; border-left: 3px solid #ccc; padding-left: 8px; margin-bottom: 6px; }
+.sides { display: flex; gap: 12px; } .side { flex: 1; min-width: 0; }
+.gen { border-left: 3px solid #ccc; padding: 2px 8px; margin: 6px 0; }
+.gen.ok { border-left-color: #17803d; } .gen.fail { border-left-color: #b42318; }
+.gen .meta { color: #666; font-size: 12px; }
+.gen .text { font: 13px/1.5 ui-monospace, "DejaVu Sans Mono", monospace; white-space: pre-wrap;
+             word-break: break-word; }
 .swatch { display: inline-block; padding: 0 6px; font: 12px ui-monospace, monospace; }
 )css";
 

@@ -1,28 +1,48 @@
-// The sections of `align report`, each read from one part of a pipeline run directory:
-//   RUN_DIR/summary.json                   stages (name, seconds, status), pairs   [optional]
-//   RUN_DIR/sft/metrics.jsonl              SFT curves: loss, eval_loss, grad_norm, lr
-//   RUN_DIR/eval-{before,after}/summary.json  eval table: pass@k with intervals, delta
-//   RUN_DIR/pts/{queries,pairs,completions}.jsonl  PTS totals and the token view
-//   RUN_DIR/dpo/metrics.jsonl              DPO curves: loss, reward margins and accuracies, logps
-// A missing stage folder gives a section that says "not run"; unknown keys are ignored; malformed
-// JSON throws InputError naming the file and line.
+// The sections of `align report`, each over one or more runs (align/report_runs.h) shown side by
+// side: one column per run in tables, one colour per run in charts.
+//   Runs            each run's kind and folder
+//   Run details     run.json (command, versions, device, host, times, status) and the resolved
+//                   config.json of each run (of each stage for a pipeline) in a <details>
+//   Pipeline        summary.json: each stage's status and seconds, the preference pairs
+//   SFT, DPO        metrics.jsonl: loss (vs step and vs elapsed_s), gradient norm, learning rate,
+//                   tokens_per_s, peak memory; DPO also rewards and log-probs, and the checkpoint
+//                   evals (evals/step-N/, best.json) with the kept step
+//   Evaluation      eval summaries (a pipeline's eval-before/after, an eval run's summary.json)
+//   Samples         the first items of results.jsonl: prompt, each sample, success, finish_reason
+//   PTS             queries.jsonl totals, the token view of completions.jsonl
+// A section appears when some run has that stage; a pipeline without the stage's files says
+// "not run (no sft/metrics.jsonl)". Unknown keys are ignored; malformed JSON throws InputError
+// naming the file and line.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "align/report_runs.h"
 
 namespace align {
 
 struct ReportOptions {
-  std::string run_dir;
-  int64_t completions = 8;  // analysed completions shown in the token view (the first N)
+  std::vector<std::string> run_dirs;
+  int64_t completions = 8;  // analysed PTS completions shown in the token view (the first N)
+  int64_t samples = 4;      // eval items shown with their generations (the first N)
 };
 
-std::string pipeline_section(const std::string& run_dir);
-std::string sft_section(const std::string& run_dir);
-std::string eval_section(const std::string& run_dir);
-std::string pts_section(const std::string& run_dir, int64_t completions);
-std::string dpo_section(const std::string& run_dir);
+std::string runs_section(const std::vector<ReportRun>& runs);
+std::string details_section(const std::vector<ReportRun>& runs);
+std::string pipeline_section(const std::vector<ReportRun>& runs);
+// stage "sft" or "dpo".
+std::string training_section(const std::vector<ReportRun>& runs, const std::string& stage,
+                             int64_t samples);
+std::string pts_section(const std::vector<ReportRun>& runs, int64_t completions);
+
+// In align/report_evals.cc:
+std::string eval_section(const std::vector<ReportRun>& runs);
+std::string samples_section(const std::vector<ReportRun>& runs, int64_t samples);
+// DPO's evals/step-N/summary.json and best.json in the dpo folder of each run ("" when none has
+// them); the first `samples` items of the starting model's results.jsonl beside the kept step's.
+std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t samples);
 
 // The whole page: every section above, in pipeline order.
 std::string build_report(const ReportOptions& options);

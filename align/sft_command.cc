@@ -5,6 +5,7 @@
 #include "align/config_help.h"
 #include "align/launch.h"
 #include "common/config_reader.h"
+#include "common/run_info.h"
 #include "sft/sft_config.h"
 #include "sft/sft_recipe.h"
 
@@ -31,11 +32,13 @@ void add_sft_command(CLI::App& app) {
         },
         [](const SftConfig& c) { return to_json(c); });
     if (!read) return;
-    SftConfig config = *read;
-    SftRunOptions run;
-    run.resume = opt->resume;
-    run.group = join_launched_job(config.model.device, "model.device");
-    run_sft(config, run);
+    const SftConfig config = *read;
+    record_run(config.output.dir, resolved_device_name(config.model.device, "model.device"), [&] {
+      SftRunOptions run;
+      run.resume = opt->resume;
+      run.group = join_launched_job(config.model.device, "model.device");
+      run_sft(config, run);
+    });
   });
 }
 
