@@ -78,16 +78,16 @@ RunRecord::RunRecord(std::string dir, std::string device)
              {"started_at", utc_now_iso8601()},
              {"ended_at", ""},
              {"status", "running"}};
-  if (!enabled_) return;
-  std::filesystem::create_directories(dir_);
-  write();
+  // A folder the run has not made yet is left to the command: it checks its inputs before it
+  // creates anything, so a rejected run leaves no folder behind. A rerun's folder gets "running".
+  if (enabled_ && std::filesystem::is_directory(dir_)) write();
 }
 
 void RunRecord::finish(bool ok, const std::string& error) {
   record_["ended_at"] = utc_now_iso8601();
   record_["status"] = ok ? "finished" : "failed";
   if (!ok) record_["error"] = error;
-  if (enabled_) write();
+  if (enabled_ && std::filesystem::is_directory(dir_)) write();
 }
 
 void RunRecord::finish_quietly(const std::string& error) noexcept {

@@ -3,8 +3,10 @@
 //   {"command": [argv...], "align_version", "libtorch", "cuda", "device", "host",
 //    "started_at", "ended_at" (ISO 8601 UTC, "" while running), "status": "running"|"finished"|
 //    "failed"[, "error": message]}
-// Written atomically at the start (status running) and again at the end. A rerun or --resume of
-// the same folder replaces it. Only rank 0 of a launched job writes (RANK / SLURM_PROCID unset or
+// Written atomically at the start (status running) when the folder exists already (a rerun,
+// --resume) and at the end (finished, or failed once the command had made its folder). A run the
+// command rejects before making its folder leaves none behind. A rerun or --resume of the same
+// folder replaces it. Only rank 0 of a launched job writes (RANK / SLURM_PROCID unset or
 // 0). The versions are fixed at configure time (CMake: ALIGN_VERSION from `git describe --always
 // --dirty`, ALIGN_TORCH_VERSION, ALIGN_CUDA_VERSION); this file includes no Torch header.
 #pragma once
@@ -35,9 +37,9 @@ bool is_rank_zero();
 
 class RunRecord {
  public:
-  // Writes DIR/run.json with status "running" (creating DIR); a no-op off rank 0.
+  // Writes DIR/run.json with status "running" when DIR exists; a no-op off rank 0.
   RunRecord(std::string dir, std::string device);
-  // Rewrites it with ended_at and status "finished", or "failed" with `error`.
+  // Writes it with ended_at and status "finished", or "failed" with `error` (when DIR exists).
   void finish(bool ok, const std::string& error = "");
   // finish(false, error) that swallows its own write errors (the run's error is the one to report).
   void finish_quietly(const std::string& error) noexcept;

@@ -506,13 +506,20 @@ TEST(ReportCli, RealEvalAndPtsRunsRecordTheirRunAndReport) {
   std::string html = slurp(task.dir.file("eval") + "/report.html");
   EXPECT_NE(html.find("<div class=\"prompt\">Pick a side for Ann.</div>"), std::string::npos);
   EXPECT_EQ(count(html, "<div class=\"gen "), 4u);  // 2 items x 2 samples
-  // A missing data file: failed.
+  // A missing data file: into a new folder nothing is left behind (the command rejects it before
+  // making the folder); into the existing folder the rerun is recorded as failed.
   ASSERT_EQ(run("eval --config " + task.dir.file("eval.json") + " --set data.path=" +
                     task.dir.file("nope.jsonl") + " --set output.dir=" + task.dir.file("eval-bad"),
                 &out),
             1)
       << out;
-  expect_run_info(read_run_info(task.dir.file("eval-bad")), "eval", "failed");
+  EXPECT_FALSE(fs::exists(task.dir.file("eval-bad")));
+  ASSERT_EQ(run("eval --config " + task.dir.file("eval.json") + " --set data.path=" +
+                    task.dir.file("nope.jsonl") + " --set output.dir=" + task.dir.file("eval"),
+                &out),
+            1)
+      << out;
+  expect_run_info(read_run_info(task.dir.file("eval")), "eval", "failed");
 
   // align pts on the base model (few rollouts).
   nlohmann::json extra = {{"model", {{"path", task.dir.file("base")}}},
@@ -530,8 +537,9 @@ TEST(ReportCli, RealEvalAndPtsRunsRecordTheirRunAndReport) {
   EXPECT_NE(html.find("<tr><td>queries</td><td>2</td></tr>"), std::string::npos) << html;
   EXPECT_EQ(html.find("not run"), std::string::npos);
   extra["data"] = {{"path", task.dir.file("nope.jsonl")}};
+  extra["output"] = {{"dir", task.dir.file("pts")}};  // a rerun of the finished folder
   ASSERT_EQ(run("pts --config " + task.pts_config("pts-bad", queries, extra), &out), 1) << out;
-  expect_run_info(read_run_info(task.dir.file("pts-bad")), "pts", "failed");
+  expect_run_info(read_run_info(task.dir.file("pts")), "pts", "failed");
 
   // align sft with a bad data file, and a pipeline whose sft data is missing: failed.
   ASSERT_EQ(run("sft --config " + task.dir.file("sft.json") + " --set data.train=" +
