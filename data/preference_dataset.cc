@@ -51,6 +51,37 @@ std::vector<ChatMessage> messages_of(const json& value, const std::string& field
   }
 }
 
+// Where TRL's extract_prompt splits chosen and rejected strings: at the first character where they
+// differ (a whole UTF-8 character: Python compares code points), one earlier when the character
+// before is a space (the space goes with the completions); when neither differs within the
+// shorter, before its last character (TRL's loop ends there).
+size_t implicit_prompt_length(const std::string& a, const std::string& b) {
+  const size_t n = std::min(a.size(), b.size());
+  auto continuation = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; };
+  size_t i = 0;
+  while (i < n && a[i] == b[i])
+    ++i;
+  if (i == n) {  // no difference: back to the start of the shorter's last character
+    if (i > 0) --i;
+    while (i > 0 && continuation(a[i]))
+      --i;
+    return i;
+  }
+  while (i > 0 && continuation(a[i]))  // the differing character starts earlier
+    --i;
+  if (i > 0 && a[i - 1] == ' ') --i;
+  return i;
+}
+
+// TRL's extract_prompt for message lists: the messages both share before the first that differs
+// (when none does within the shorter list, all but its last).
+size_t implicit_prompt_messages(const json& a, const json& b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return i;
+  return n > 0 ? n - 1 : 0;
+}
+
 bool is_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b) {
   return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
@@ -121,19 +152,50 @@ PreferencePair preference_pair_from_json(const json& record, const Tokenizer& to
       }
     }
   } else {
-    const json& prompt = need(record, "prompt");
     const json& chosen = need(record, "chosen");
     const json& rejected = need(record, "rejected");
-    if (prompt.is_string() && chosen.is_string() && rejected.is_string()) {
+    // TRL's implicit prompt: no "prompt", or one of the other kind than the completions (which
+    // TRL ignores), means the prompt is the common start of chosen and rejected.
+    const bool implicit =
+        !record.contains("prompt") || record.at("prompt").is_array() != chosen.is_array();
+    json extracted;  // {"prompt", "chosen", "rejected"} when implicit
+    if (implicit) {
+      if (chosen.is_string() && rejected.is_string()) {
+        const std::string c = chosen, r = rejected;
+        const size_t at = implicit_prompt_length(c, r);
+        extracted = {
+            {"prompt", c.substr(0, at)}, {"chosen", c.substr(at)}, {"rejected", r.substr(at)}};
+      } else if (chosen.is_array() && rejected.is_array()) {
+        const size_t at = implicit_prompt_messages(chosen, rejected);
+        extracted = {
+            {"prompt", json(chosen.begin(), chosen.begin() + static_cast<int64_t>(at))},
+            {"chosen", json(chosen.begin() + static_cast<int64_t>(at), chosen.end())},
+            {"rejected", json(rejected.begin() + static_cast<int64_t>(at), rejected.end())}};
+      } else {
+        throw InputError("chosen, rejected: expected two strings or two message lists, got " +
+                         describe_json(chosen) + ", " + describe_json(rejected));
+      }
+      const json& p = extracted["prompt"];
+      if (p.is_string() ? p.get<std::string>().empty() : p.empty()) {
+        throw InputError(
+            "prompt: missing, and chosen and rejected share no beginning to take it from "
+            "(TRL's implicit prompt)");
+      }
+    }
+    const json& prompt = implicit ? extracted["prompt"] : need(record, "prompt");
+    const json& chosen_part = implicit ? extracted["chosen"] : chosen;
+    const json& rejected_part = implicit ? extracted["rejected"] : rejected;
+    if (prompt.is_string() && chosen_part.is_string() && rejected_part.is_string()) {
       pair.prompt = tok.encode(prompt.get<std::string>());
-      pair.chosen = text_completion(tok, chosen.get<std::string>());
-      pair.rejected = text_completion(tok, rejected.get<std::string>());
-    } else if (prompt.is_array() && chosen.is_array() && rejected.is_array()) {
-      chat_pair(tok, prompt, chosen, rejected, pair);
+      pair.chosen = text_completion(tok, chosen_part.get<std::string>());
+      pair.rejected = text_completion(tok, rejected_part.get<std::string>());
+    } else if (prompt.is_array() && chosen_part.is_array() && rejected_part.is_array()) {
+      chat_pair(tok, prompt, chosen_part, rejected_part, pair);
     } else {
       throw InputError(
           "prompt, chosen, rejected: expected three strings or three message lists, got " +
-          describe_json(prompt) + ", " + describe_json(chosen) + ", " + describe_json(rejected));
+          describe_json(prompt) + ", " + describe_json(chosen_part) + ", " +
+          describe_json(rejected_part));
     }
   }
   if (pair.prompt.empty()) throw InputError("prompt: no tokens (nothing predicts the completion)");

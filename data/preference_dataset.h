@@ -8,6 +8,13 @@
 //       with the prompt rendered with the generation prompt when that is a prefix (it is when the
 //       completion starts with an assistant turn): the boundary comes from the message structure,
 //       never from re-tokenizing text, so prompt + completion is exactly what the model would see.
+//   {"chosen": "text", "rejected": "text"}  or  {"chosen": [messages], "rejected": [messages]}
+//       TRL's implicit prompt (trl.data_utils.maybe_extract_prompt): the prompt is the common
+//       beginning of chosen and rejected: for strings up to the first character where they differ,
+//       minus a space right before it (the space stays with the completions); for message lists
+//       the messages before the first that differs. Then as above. Also when "prompt" is of the
+//       other kind than the completions (TRL ignores it then). One difference from TRL: a pair that
+//       differs at its first character is an error here, where TRL's index -1 would wrap around.
 //   {"prompt_input_ids": [ids], "chosen_input_ids": [ids], "rejected_input_ids": [ids]}
 //       pre-tokenized (TRL's tokenized column names), used as given.
 //

@@ -72,20 +72,36 @@ Draft from_messages(const json& messages, const Tokenizer& tok) {
           "no assistant turn after the first token"};
 }
 
-// TRL "standard": encode(prompt) + encode(completion) + [eos]; targets the completion and eos.
-Draft from_text(const std::string& prompt, const std::string& completion, const Tokenizer& tok) {
+// The tokenizer's eos, which text examples end with.
+TokenId require_eos(const Tokenizer& tok, const char* shape) {
   const std::optional<TokenId> eos = tok.eos_id();
   if (!eos) {
-    throw TokenizerProblem(
-        tok.source() +
-        ": the tokenizer has no eos token (\"eos_token\" in "
-        "tokenizer_config.json), which prompt/completion text examples end with");
+    throw TokenizerProblem(tok.source() +
+                           ": the tokenizer has no eos token (\"eos_token\" in "
+                           "tokenizer_config.json), which " +
+                           shape + " examples end with");
   }
+  return *eos;
+}
+
+// TRL "language modeling": encode(text) + [eos]; every token after the first is a target.
+Draft from_lm_text(const std::string& text, const Tokenizer& tok) {
+  const TokenId eos = require_eos(tok, "text");
+  SftExample ex;
+  ex.ids = tok.encode(text);
+  if (ex.ids.empty() || ex.ids.back() != eos) ex.ids.push_back(eos);
+  ex.loss_mask.assign(ex.ids.size(), 1);
+  return {std::move(ex), "text", "every token is a target"};
+}
+
+// TRL "standard": encode(prompt) + encode(completion) + [eos]; targets the completion and eos.
+Draft from_text(const std::string& prompt, const std::string& completion, const Tokenizer& tok) {
+  const TokenId eos = require_eos(tok, "prompt/completion text");
   SftExample ex;
   ex.ids = tok.encode(prompt);
   ex.loss_mask.assign(ex.ids.size(), 0);
   std::vector<TokenId> tail = tok.encode(completion);
-  if (tail.empty() || tail.back() != *eos) tail.push_back(*eos);
+  if (tail.empty() || tail.back() != eos) tail.push_back(eos);
   ex.ids.insert(ex.ids.end(), tail.begin(), tail.end());
   ex.loss_mask.insert(ex.loss_mask.end(), tail.size(), 1);
   return {std::move(ex), "completion", "the completion and eos are the only targets"};
@@ -112,17 +128,29 @@ Draft draft_from_json(const json& record, const Tokenizer& tok) {
   const bool has_messages = record.contains("messages");
   const bool has_prompt = record.contains("prompt");
   const bool has_completion = record.contains("completion");
-  if (has_messages && (has_prompt || has_completion)) {
+  const bool has_text = record.contains("text");
+  if (static_cast<int>(has_messages) + static_cast<int>(has_prompt || has_completion) +
+          static_cast<int>(has_text) >
+      1) {
     throw InputError(
-        "expected either \"messages\" or \"prompt\" + \"completion\", got both shapes");
+        "expected one of \"messages\", \"prompt\" + \"completion\" or \"text\", got several "
+        "shapes");
   }
   if (has_messages) return from_messages(member(record, "messages"), tok);
+  if (has_text) {
+    const json& text = member(record, "text");
+    if (!text.is_string()) {
+      throw InputError("text: expected a string, got " + describe_json(text));
+    }
+    return from_lm_text(text.get<std::string>(), tok);
+  }
   if (!has_prompt && !has_completion) {
     std::string keys;
     for (const auto& item : record.items())
       keys += (keys.empty() ? "" : ", ") + item.key();
-    throw InputError("expected \"messages\" or \"prompt\" + \"completion\", got neither (keys: " +
-                     (keys.empty() ? std::string("none") : keys) + ")");
+    throw InputError(
+        "expected \"messages\", \"prompt\" + \"completion\" or \"text\", got none (keys: " +
+        (keys.empty() ? std::string("none") : keys) + ")");
   }
   if (!has_prompt) throw InputError("prompt: missing (a \"completion\" needs a \"prompt\")");
   if (!has_completion)

@@ -10,6 +10,8 @@
 //       targets: the completion and the eos (TRL's completion_only_loss).
 //   {"prompt": [messages...], "completion": [messages...]}               (TRL "conversational")
 //       the chat format of prompt + completion; targets: the completion's assistant turns.
+//   {"text": "text"}                                            (TRL "language modeling")
+//       ids = encode(text) + [eos] (not doubled); targets: every token after the first.
 //
 // With assistant_only_loss = false every token but the first is a target, whatever the shape.
 // Index 0 is never a target (nothing predicts it). An example with no target left is malformed.

@@ -48,6 +48,19 @@ void validate_lora_options(const LoraOptions& o, const std::string& source) {
   }
 }
 
+std::vector<std::string> expand_lora_targets(const std::vector<std::string>& targets) {
+  std::vector<std::string> out;
+  for (const std::string& t : targets) {
+    if (t != "all-linear") {
+      out.push_back(t);
+      continue;
+    }
+    for (const std::string& m : lora_module_names())
+      if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  }
+  return out;
+}
+
 LoraAdapter& LayerLora::at(const std::string& module) {
   if (module == "qkv_proj") return qkv;
   if (module == "o_proj") return o;

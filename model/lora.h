@@ -32,6 +32,10 @@ struct LoraOptions {
 // 0 <= dropout < 1, at least one target, every target a known module, no duplicates.
 void validate_lora_options(const LoraOptions& options, const std::string& source);
 
+// PEFT's "all-linear" (every linear layer but the output layer: for Phi3 the four projections)
+// expanded in place of itself; other names kept as given.
+std::vector<std::string> expand_lora_targets(const std::vector<std::string>& targets);
+
 // One adapter; an undefined `a` means "no adapter on this projection".
 struct LoraAdapter {
   torch::Tensor a;  // [r, in] fp32, requires_grad

@@ -66,7 +66,7 @@ void check_unsupported(const json& j, const std::string& source) {
 
 std::vector<std::string> parse_targets(const json& j, const std::string& source) {
   const json& t = j.at("target_modules");
-  if (t == json("all-linear")) return lora_module_names();
+  if (t == json("all-linear")) return expand_lora_targets({"all-linear"});
   if (t.is_string()) {
     // PEFT full-matches a string against module paths as a regular expression.
     throw InputError(source + ": target_modules is the pattern " + t.dump() +

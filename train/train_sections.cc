@@ -1,10 +1,12 @@
 #include "train/train_sections.h"
 
 #include "common/config_reader.h"
+#include "model/lora.h"
 
 namespace align {
 
-void check_train_sections(const TrainSections& s, const std::string& source) {
+void check_train_sections(TrainSections& s, const std::string& source) {
+  s.lora.target_modules = expand_lora_targets(s.lora.target_modules);
   auto check = [&](bool ok, const char* field, const std::string& what) {
     check_config(ok, source, field, what);
   };

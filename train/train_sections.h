@@ -92,7 +92,8 @@ struct LoraSection {
     v("rank", rank, "adapter rank r");
     v("alpha", alpha, "scale alpha (the update is scaled by alpha / r)");
     v("dropout", dropout, "dropout on the adapter input");
-    v("target_modules", target_modules, "projections that get adapters");
+    v("target_modules", target_modules,
+      "projections that get adapters, or \"all-linear\" (PEFT's: all four)");
   }
 };
 
@@ -135,7 +136,8 @@ struct TrainSections {
   }
 };
 
-// Range checks; throws InputError "source: key.path: what".
-void check_train_sections(const TrainSections& s, const std::string& source);
+// Range checks; throws InputError "source: key.path: what". Also resolves lora.target_modules
+// "all-linear" into the module names.
+void check_train_sections(TrainSections& s, const std::string& source);
 
 }  // namespace align

@@ -2,9 +2,11 @@
 // ends with exactly the weights and metrics of an uninterrupted run; outputs load back; bad
 // configs are named.
 #include <gtest/gtest.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <chrono>
 #include <filesystem>
@@ -138,6 +140,35 @@ TEST(SftCli, LoraRunWritesAPeftAdapterAndMergedModel) {
   EXPECT_TRUE(fs::exists(f.dir.file("lora/adapter/adapter_config.json")));
   EXPECT_TRUE(fs::exists(f.dir.file("lora/adapter/adapter_model.safetensors")));
   EXPECT_TRUE(fs::exists(f.dir.file("lora/merged/config.json")));
+}
+
+// PEFT's target_modules="all-linear" (as a string or in the list) means the four projections, in
+// the config the run records and in the adapter it writes; half of them stays half.
+TEST(SftCli, LoraAllLinearTargetsEveryProjection) {
+  SftFixture f;
+  std::string log;
+  const std::vector<std::string> all = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
+  for (const nlohmann::json& targets :
+       {nlohmann::json("all-linear"), nlohmann::json::array({"all-linear"}),
+        nlohmann::json::array({"o_proj", "down_proj"})}) {
+    const std::string name = "t" + std::to_string(targets.is_string() ? 0 : targets.size());
+    nlohmann::json extra = {
+        {"lora", {{"enabled", true}, {"rank", 4}, {"alpha", 8}, {"target_modules", targets}}},
+        {"schedule", {{"max_steps", 2}}}};
+    ASSERT_EQ(run("sft --config " + f.config(name, extra), &log), 0) << log;
+    const nlohmann::json adapter =
+        nlohmann::json::parse(read_file(f.dir.file(name + "/adapter/adapter_config.json")));
+    const nlohmann::json resolved =
+        nlohmann::json::parse(read_file(f.dir.file(name + "/config.json")));
+    const auto expected =
+        targets.size() == 2 ? std::vector<std::string>{"o_proj", "down_proj"} : all;
+    std::vector<std::string> written = adapter.at("target_modules");
+    std::sort(written.begin(), written.end());
+    std::vector<std::string> sorted = expected;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(written, sorted) << adapter.dump();
+    EXPECT_EQ(resolved.at("lora").at("target_modules").get<std::vector<std::string>>(), expected);
+  }
 }
 
 TEST(SftCli, ConfigErrorsNameTheKeyAndExistingRunsNeedResume) {

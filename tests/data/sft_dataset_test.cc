@@ -160,6 +160,27 @@ TEST(SftDataset, PromptCompletionTextTrainsOnCompletionAndEos) {
   EXPECT_EQ(data.target_tokens, ones(mask) + ones(mask1));
 }
 
+// TRL's language-modelling lines: the text and an eos, every token a target but the first.
+TEST(SftDataset, TextLinesTrainOnEveryToken) {
+  Fixture f;
+  const TokenId eos = *f.tok.eos_id();
+  const SftDataset data = f.load(R"({"text": "The sky is blue."})"
+                                 "\n"
+                                 R"({"text": "Ends here<|im_end|>"})"
+                                 "\n");
+  ASSERT_EQ(data.examples.size(), 2u);
+  const auto text = f.tok.encode("The sky is blue.");
+  EXPECT_EQ(data.examples[0].ids, concat({text, {eos}}));
+  std::vector<uint8_t> mask(text.size() + 1, 1);
+  mask[0] = 0;
+  EXPECT_EQ(data.examples[0].loss_mask, mask);
+  const SftExample& ended = data.examples[1];
+  EXPECT_EQ(ended.ids, f.tok.encode("Ends here<|im_end|>"));  // no second eos
+  EXPECT_EQ(ended.ids.back(), eos);
+  EXPECT_EQ(data.target_tokens, ones(mask) + ones(ended.loss_mask));
+  EXPECT_EQ(ones(ended.loss_mask), static_cast<int64_t>(ended.ids.size()) - 1);
+}
+
 TEST(SftDataset, PromptCompletionTextEndingInEosGetsNoSecondEos) {
   Fixture f;
   const TokenId eos = *f.tok.eos_id();
@@ -231,9 +252,12 @@ std::vector<BadLine> bad_lines() {
   return {
       {R"(not json)", "not valid JSON"},
       {R"([1, 2])", "expected a JSON object, got an array"},
-      {R"({"text": "hello"})",
-       R"(expected "messages" or "prompt" + "completion", got neither (keys: text))"},
-      {R"({"messages": [)" + assistant + R"(], "prompt": "a", "completion": "b"})", "got both"},
+      {R"({"txt": "hello"})",
+       R"(expected "messages", "prompt" + "completion" or "text", got none (keys: txt))"},
+      {R"({"messages": [)" + assistant + R"(], "prompt": "a", "completion": "b"})",
+       "got several shapes"},
+      {R"({"text": "a", "prompt": "a", "completion": "b"})", "got several shapes"},
+      {R"({"text": ["a"]})", "text: expected a string, got an array"},
       {R"({"messages": "hello"})", "messages: expected an array"},
       {R"({"messages": []})", "messages: is empty"},
       {R"({"messages": [{"role": "user", "content": 3}]})",

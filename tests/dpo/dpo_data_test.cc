@@ -56,6 +56,53 @@ TEST(PreferenceData, ConversationalCompletionsAreTheTailOfTheChatFormat) {
   EXPECT_EQ(p.chosen.back(), *tok().token_to_id("<|im_end|>"));
 }
 
+// TRL's implicit prompt: only chosen and rejected, the prompt their common beginning, as
+// trl.data_utils.extract_prompt splits them ("The sky is" / " blue." / " green." for the strings of
+// TRL's own dataset-format docs), then tokenized as the explicit shapes are.
+TEST(PreferenceData, ImplicitPromptIsTheCommonBeginningAsTrlExtractsIt) {
+  const auto pair = [](const json& record) {
+    return preference_pair_from_json(record, tok(), {}, nullptr);
+  };
+  const PreferencePair text =
+      pair({{"chosen", "The sky is blue."}, {"rejected", "The sky is green."}});
+  const PreferencePair explicit_text =
+      pair({{"prompt", "The sky is"}, {"chosen", " blue."}, {"rejected", " green."}});
+  EXPECT_EQ(text.prompt, explicit_text.prompt);
+  EXPECT_EQ(text.chosen, explicit_text.chosen);
+  EXPECT_EQ(text.rejected, explicit_text.rejected);
+  // A multi-byte character is never split: "café" / "cafè" differ in the accent's second byte.
+  const PreferencePair accent = pair({{"chosen", "Say caf\u00e9"}, {"rejected", "Say caf\u00e8"}});
+  EXPECT_EQ(accent.prompt, tok().encode("Say caf"));
+  EXPECT_EQ(accent.chosen,
+            pair({{"prompt", "Say caf"}, {"chosen", "\u00e9"}, {"rejected", "x"}}).chosen);
+
+  const json user = {{"role", "user"}, {"content", "What color is the sky?"}};
+  const json blue = {{"role", "assistant"}, {"content", "It is blue."}};
+  const json green = {{"role", "assistant"}, {"content", "It is green."}};
+  const PreferencePair chat =
+      pair({{"chosen", json::array({user, blue})}, {"rejected", json::array({user, green})}});
+  const PreferencePair explicit_chat = pair({{"prompt", json::array({user})},
+                                             {"chosen", json::array({blue})},
+                                             {"rejected", json::array({green})}});
+  EXPECT_EQ(chat.prompt, explicit_chat.prompt);
+  EXPECT_EQ(chat.chosen, explicit_chat.chosen);
+  EXPECT_EQ(chat.rejected, explicit_chat.rejected);
+  // A string "prompt" beside conversational completions is ignored, as TRL ignores it.
+  const PreferencePair ignored = pair({{"prompt", "What color is the sky?"},
+                                       {"chosen", json::array({user, blue})},
+                                       {"rejected", json::array({user, green})}});
+  EXPECT_EQ(ignored.prompt, explicit_chat.prompt);
+
+  EXPECT_NE(error_of([&] {
+              pair({{"chosen", "abc"}, {"rejected", "xyz"}});
+            }).find("chosen and rejected share no beginning"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              pair({{"chosen", "abc"}, {"rejected", json::array({blue})}});
+            }).find("chosen, rejected: expected two strings or two message lists"),
+            std::string::npos);
+}
+
 TEST(PreferenceData, PretokenizedTruncationWeightsAndReference) {
   PreferenceDataOptions opt;
   opt.max_seq_len = 6;
