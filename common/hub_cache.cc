@@ -94,6 +94,13 @@ std::string read_ref(const fs::path& file) {
   return text;
 }
 
+// "/abs/runs/tiny" for "runs/tiny/" or "./runs/tiny".
+std::string absolute_dir(const std::string& path) {
+  fs::path p = fs::absolute(path).lexically_normal();
+  if (p.filename().empty() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+  return p.string();
+}
+
 }  // namespace
 
 std::optional<HubId> parse_hub_id(const std::string& text) {
@@ -164,29 +171,23 @@ HubLookup find_in_hub_cache(const HubId& id, const std::string& root) {
   return out;
 }
 
-std::string ModelLocation::name_or_path() const {
-  if (hub) return hub->repo;
-  return fs::absolute(dir).lexically_normal().string();
-}
-
 ModelLocation resolve_model_dir(const std::string& path, const std::string& key,
                                 const EnvLookup& env) {
   if (path.empty()) throw InputError(key + ": empty path");
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
-  if (fs::is_directory(status)) return {path, std::nullopt};
+  if (fs::is_directory(status)) return {path, std::nullopt, absolute_dir(path)};
   if (fs::exists(status)) throw InputError(key + ": " + path + " is a file, expected a directory");
   const std::optional<HubId> id = parse_hub_id(path);
   if (!id) throw InputError(key + ": " + path + ": no such directory");
   const HubCacheRoot root = hub_cache_root(env);
   HubLookup found = find_in_hub_cache(*id, root.path);
-  if (found.dir) return {*found.dir, id};
+  if (found.dir) return {*found.dir, id, id->repo};
   std::string message = key + ": " + path +
                         ": neither a local directory nor a Hugging Face hub id in the local "
                         "cache (nothing is downloaded); looked at:\n  " +
-                        fs::absolute(path).lexically_normal().string() +
-                        " (no such directory)\n  " + root.path + " (the cache, from " +
-                        root.source + ")";
+                        absolute_dir(path) + " (no such directory)\n  " + root.path +
+                        " (the cache, from " + root.source + ")";
   for (const std::string& line : found.looked)
     message += "\n  " + line;
   message += "\ndownload it with: huggingface-cli download " + id->repo +

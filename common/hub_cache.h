@@ -55,8 +55,9 @@ struct ModelLocation {
   std::optional<HubId> hub;  // set when `dir` came from the cache
 
   // What a PEFT adapter records as base_model_name_or_path: the hub repo ("org/name", its
-  // revision goes to adapter_config.json's "revision"), else the absolute local directory.
-  std::string name_or_path() const;
+  // revision goes to adapter_config.json's "revision"), else the local directory made absolute
+  // when resolved.
+  std::string name_or_path;
 };
 
 // `path` itself when it is a directory; else, when it looks like a hub id, its snapshot in the

@@ -289,7 +289,7 @@ void TrainRun::finish(Phi3Model& model, const std::string& result_of) {
   const std::string& base = model_.dir;  // the tokenizer and generation files copied along
   const int64_t shard = sections_.output.max_shard_size;
   if (sections_.lora.enabled) {
-    save_peft_adapter((out / "adapter").string(), model, model_.name_or_path(),
+    save_peft_adapter((out / "adapter").string(), model, model_.name_or_path,
                       model_.hub ? model_.hub->revision : "");
     if (sections_.output.merge_lora) {
       model.merge_lora();
