@@ -11,8 +11,8 @@
 #include "align/launch.h"
 #include "align/token_input.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "common/jsonl.h"
-#include "common/output_dir.h"
 #include "model/device_options.h"
 #include "model/phi3_model.h"
 #include "rollout/engine.h"
@@ -39,9 +39,9 @@ void run_generate(const GenerateOptions& opt) {
   if (opt.min_p < 0 || opt.min_p > 1) throw InputError("--min-p must be in [0, 1]");
   if (opt.top_k < 0) throw InputError("--top-k must be >= 0 (0 = off)");
   const torch::Device device = parse_device(opt.device);
-  require_directory(opt.model, "--model");
-  const Phi3Model model = Phi3Model::load(opt.model, parse_dtype_flag(opt.dtype, device), device);
-  const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(opt.model);
+  const std::string model_dir = resolve_model_dir(opt.model, "--model").dir;
+  const Phi3Model model = Phi3Model::load(model_dir, parse_dtype_flag(opt.dtype, device), device);
+  const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(model_dir);
   if (!tokenizer && (!opt.prompt.empty() || !opt.stop.empty())) {
     throw InputError(opt.model +
                      " has no tokenizer: --prompt and --stop need one (give "

@@ -11,6 +11,7 @@
 #include "align/commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
 #include "model/init.h"
@@ -58,8 +59,10 @@ void run_init(const InitOptions& opt) {
   ModelConfig config =
       opt.preset.empty() ? load_model_config(opt.config) : model_preset(opt.preset);
   std::optional<Tokenizer> tokenizer;
+  std::string tokenizer_dir;
   if (!opt.tokenizer.empty()) {
-    tokenizer = Tokenizer::load(opt.tokenizer);
+    tokenizer_dir = resolve_model_dir(opt.tokenizer, "--tokenizer").dir;
+    tokenizer = Tokenizer::load(tokenizer_dir);
     adopt_tokenizer(config, *tokenizer);
   }
   validate_config(config, opt.preset.empty() ? opt.config : "preset " + opt.preset);
@@ -84,7 +87,7 @@ void run_init(const InitOptions& opt) {
                     generation_config(config).dump(2) + "\n");
   if (tokenizer) {
     for (const char* name : kTokenizerFiles) {
-      const fs::path from = fs::path(opt.tokenizer) / name;
+      const fs::path from = fs::path(tokenizer_dir) / name;
       if (fs::exists(from)) fs::copy_file(from, partial / name);
     }
   }

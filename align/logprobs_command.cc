@@ -4,8 +4,8 @@
 #include "align/commands.h"
 #include "align/token_input.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "common/jsonl.h"
-#include "common/output_dir.h"
 #include "common/progress.h"
 #include "model/device_options.h"
 #include "model/logprobs.h"
@@ -23,9 +23,9 @@ struct LogprobsOptions {
 void run_logprobs(const LogprobsOptions& opt) {
   const torch::Device device = parse_device(opt.device);
   const torch::ScalarType dtype = parse_dtype_flag(opt.dtype, device);
-  require_directory(opt.model, "--model");
-  const Phi3Model model = Phi3Model::load(opt.model, dtype, device);
-  const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(opt.model);
+  const std::string model_dir = resolve_model_dir(opt.model, "--model").dir;
+  const Phi3Model model = Phi3Model::load(model_dir, dtype, device);
+  const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(model_dir);
   const int64_t vocab = model.config().vocab_size;
 
   // Read and check every record first: a bad line fails before any compute and before any output.

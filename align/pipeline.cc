@@ -12,8 +12,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "common/json_parse.h"
-#include "common/output_dir.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
 #include "eval/eval_config.h"
@@ -345,7 +345,7 @@ std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& confi
   if (graded && config.contains("oracle")) oracle = make_oracle(config.at("oracle"), source);
   std::vector<PipelineStagePlan> plan;
   std::string model = config.at("model").at("path").get<std::string>();
-  require_directory(model, source + ": model.path");
+  resolve_model_dir(model, source + ": model.path");
   const bool pts_runs = std::find(stages.begin(), stages.end(), "pts") != stages.end();
   for (const std::string& stage : stages) {
     const std::string dir = run_dir + "/" + stage;

@@ -6,8 +6,8 @@
 #include "align/commands.h"
 #include "align/token_input.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "common/jsonl.h"
-#include "common/output_dir.h"
 
 namespace align {
 namespace {
@@ -27,8 +27,7 @@ nlohmann::json to_json(const TokenInput& input) {
 }
 
 void run_tokenize(const TokenizeOptions& opt) {
-  require_directory(opt.model, "--model");
-  const Tokenizer tokenizer = Tokenizer::load(opt.model);
+  const Tokenizer tokenizer = Tokenizer::load(resolve_model_dir(opt.model, "--model").dir);
   std::vector<nlohmann::json> results;
   if (!opt.input.empty()) {
     for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {

@@ -8,6 +8,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "common/jsonl.h"
 #include "data/tokenizer.h"
 #include "dpo/dpo_loss.h"
@@ -162,15 +163,17 @@ void write_reference(const DpoConfig& cfg, const std::string& out_path, ProcessG
     throw InputError("--write-reference runs in one process: launch it without torchrun/srun");
   }
   const torch::Device device = train_device(group, cfg.model);
-  const Tokenizer tokenizer = Tokenizer::load(cfg.model.path);
+  const std::string model_dir = resolve_model_dir(cfg.model.path, "model.path").dir;
+  const Tokenizer tokenizer = Tokenizer::load(model_dir);
   const DpoData data = load_dpo_data(cfg, tokenizer, group);
+  const bool own_reference =
+      cfg.reference.type == ReferenceType::kCheckpoint || !cfg.reference.path.empty();
+  const std::string ref_name = own_reference ? cfg.reference.path : cfg.model.path;
   const std::string ref_dir =
-      cfg.reference.type == ReferenceType::kCheckpoint || !cfg.reference.path.empty()
-          ? cfg.reference.path
-          : cfg.model.path;
+      own_reference ? resolve_model_dir(cfg.reference.path, "reference.path").dir : model_dir;
   const Phi3Model ref = Phi3Model::load(ref_dir, resolve_dtype(cfg.model.dtype, device), device);
   write_reference_logps(ref, data.train, cfg.data.train, out_path, cfg.data.batch_size);
-  std::cerr << "dpo: wrote reference log-probs from " << ref_dir << " to " << out_path << "\n";
+  std::cerr << "dpo: wrote reference log-probs from " << ref_name << " to " << out_path << "\n";
 }
 
 }  // namespace
@@ -185,7 +188,11 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   // ---- Setup: ranks, device, data, reference, policy, optimizer, schedule, resume. Every rank
   // holds the whole model and the same data order; only rank 0 writes.
   TrainRun run("dpo", cfg, to_json(cfg), options.group, options.resume);
-  const Tokenizer tokenizer = Tokenizer::load(cfg.model.path);
+  const Tokenizer tokenizer = Tokenizer::load(run.model_dir());
+  // reference.path resolved once (a directory or a hub id in the cache); messages keep it as
+  // written.
+  const std::string ref_dir =
+      cfg.reference.path.empty() ? "" : resolve_model_dir(cfg.reference.path, "reference.path").dir;
   const DpoData data = load_dpo_data(cfg, tokenizer, run.group());
   const PairData& train = data.train;
   const PairData& eval = data.eval;
@@ -193,7 +200,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   std::optional<Phi3Model> ref_model;
   const ReferenceType ref_type = cfg.reference.type;
   if (ref_type == ReferenceType::kCheckpoint) {
-    ref_model = Phi3Model::load(cfg.reference.path, run.dtype(), run.device());
+    ref_model = Phi3Model::load(ref_dir, run.dtype(), run.device());
   } else if (ref_type == ReferenceType::kPrecomputed) {
     for (const PairData* d : std::vector<const PairData*>{&train, &eval}) {
       if (d->num_units() > 0 && !d->has_reference()) {
@@ -203,7 +210,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
       }
     }
     if (!cfg.reference.path.empty() && cfg.reference.check_pairs > 0) {
-      const Phi3Model check = Phi3Model::load(cfg.reference.path, run.dtype(), run.device());
+      const Phi3Model check = Phi3Model::load(ref_dir, run.dtype(), run.device());
       result.reference_check = check_reference_logps(check, train, cfg.reference.check_pairs);
       std::cerr << "dpo: stored reference log-probs vs " << cfg.reference.path << ": max abs diff "
                 << result.reference_check << "\n";

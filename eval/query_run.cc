@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/output_dir.h"
+#include "common/hub_cache.h"
 #include "model/device_options.h"
 #include "rollout/stop_tokens.h"
 
@@ -28,10 +28,10 @@ QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
                         const nlohmann::json& oracle, int64_t max_new_tokens,
                         int64_t kv_budget_tokens, const std::string& source) {
   std::unique_ptr<Oracle> grader = make_oracle(oracle, source);
-  require_directory(model.path, source + ": model.path");
+  const std::string dir = resolve_model_dir(model.path, source + ": model.path").dir;
   const torch::Device device = resolve_device(model.device, "model.device");
-  Tokenizer tokenizer = Tokenizer::load(model.path);
-  Phi3Model loaded = Phi3Model::load(model.path, resolve_dtype(model.dtype, device), device);
+  Tokenizer tokenizer = Tokenizer::load(dir);
+  Phi3Model loaded = Phi3Model::load(dir, resolve_dtype(model.dtype, device), device);
   check_tokenizer_fits(loaded.config(), tokenizer.vocab_size(), "model.path " + model.path);
   std::vector<Query> queries =
       read_query_data(data, *grader, tokenizer, loaded.config(), max_new_tokens, kv_budget_tokens);

@@ -99,7 +99,7 @@ std::string config_path(const std::string& dir) {
 }  // namespace
 
 void save_peft_adapter(const std::string& dir, const Phi3Model& model,
-                       const std::string& base_model_name_or_path) {
+                       const std::string& base_model_name_or_path, const std::string& revision) {
   const LoraOptions& o = model.lora_options();
   fs::create_directories(dir);
   std::vector<TensorSource> sources;
@@ -132,7 +132,7 @@ void save_peft_adapter(const std::string& dir, const Phi3Model& model,
       {"peft_type", "LORA"},
       {"r", o.rank},
       {"rank_pattern", json::object()},
-      {"revision", nullptr},
+      {"revision", revision.empty() ? json(nullptr) : json(revision)},
       {"target_modules", o.target_modules},
       {"task_type", "CAUSAL_LM"},
       {"use_dora", false},

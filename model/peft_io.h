@@ -21,10 +21,12 @@
 namespace align {
 
 // Writes adapter_config.json and adapter_model.safetensors into `dir` (created if needed), each
-// atomically. `base_model_name_or_path` is recorded as given (a hub id or a directory). Throws
-// Error when the model has no adapters.
+// atomically. `base_model_name_or_path` is recorded as given (a hub id or a directory), and
+// `revision` (the hub revision of the base, PEFT's "revision"; empty: null). Throws Error when the
+// model has no adapters.
 void save_peft_adapter(const std::string& dir, const Phi3Model& model,
-                       const std::string& base_model_name_or_path);
+                       const std::string& base_model_name_or_path,
+                       const std::string& revision = "");
 
 // Reads `dir`/adapter_config.json (or that file itself). target_modules is a list of Phi3 module
 // names or "all-linear". Throws InputError naming the file and the field for anything align does

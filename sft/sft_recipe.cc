@@ -77,7 +77,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   TrainRun run("sft", cfg, to_json(cfg), options.group, options.resume);
   const torch::Device device = run.device();
   ProcessGroup& group = run.group();
-  const Tokenizer tokenizer = Tokenizer::load(cfg.model.path);
+  const Tokenizer tokenizer = Tokenizer::load(run.model_dir());
   Phi3Model model = run.load_policy();
   check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
   if (cfg.data.max_seq_len > model.config().max_position_embeddings) {

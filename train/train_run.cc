@@ -55,7 +55,7 @@ TrainRun::TrainRun(std::string name, const TrainSections& sections, nlohmann::js
       device_(train_device(*group_, sections.model)),
       dtype_(resolve_dtype(sections.model.dtype, device_)) {
   const std::string& out = output_dir();
-  require_directory(sections_.model.path, "model.path");
+  model_ = resolve_model_dir(sections_.model.path, "model.path");
   if (!resume_ && find_latest_checkpoint(out)) {
     throw InputError(out +
                      " already holds checkpoints: pass --resume to continue that run, or "
@@ -71,7 +71,7 @@ TrainRun::TrainRun(std::string name, const TrainSections& sections, nlohmann::js
 }
 
 Phi3Model TrainRun::load_policy() {
-  Phi3Model model = Phi3Model::load(sections_.model.path, dtype_, device_);
+  Phi3Model model = Phi3Model::load(model_.dir, dtype_, device_);
   model.make_weights_owned();
   const LoraSection& l = sections_.lora;
   if (l.enabled) {
@@ -286,10 +286,11 @@ void TrainRun::finish(Phi3Model& model, const std::string& result_of) {
   if (progress_) progress_->finish();
   if (!main_rank()) return;
   const fs::path out(output_dir());
-  const std::string& base = sections_.model.path;
+  const std::string& base = model_.dir;  // the tokenizer and generation files copied along
   const int64_t shard = sections_.output.max_shard_size;
   if (sections_.lora.enabled) {
-    save_peft_adapter((out / "adapter").string(), model, base);
+    save_peft_adapter((out / "adapter").string(), model, model_.name_or_path,
+                      model_.hub ? model_.hub->revision : "");
     if (sections_.output.merge_lora) {
       model.merge_lora();
       save_model_dir((out / "merged").string(), model, base, shard);

@@ -41,6 +41,7 @@
 #include <set>
 #include <string>
 
+#include "common/hub_cache.h"
 #include "common/progress.h"
 #include "data/batcher.h"
 #include "model/phi3_model.h"
@@ -91,8 +92,11 @@ class TrainRun {
   torch::ScalarType dtype() const { return dtype_; }
   const std::string& output_dir() const { return sections_.output.dir; }
   const std::string& name() const { return name_; }
+  // The directory model.path names: itself, or a hub id's snapshot in the Hugging Face cache
+  // (common/hub_cache.h), resolved once here; config.json keeps model.path as written.
+  const std::string& model_dir() const { return model_.dir; }
 
-  // Loads model.path, owned and in training mode, with its trainable weights: LoRA adapters
+  // Loads model_dir(), owned and in training mode, with its trainable weights: LoRA adapters
   // (lora.enabled) or every weight.
   Phi3Model load_policy();
 
@@ -165,6 +169,7 @@ class TrainRun {
   bool resume_;
   torch::Device device_;
   torch::ScalarType dtype_;
+  ModelLocation model_;
   NamedTensors trainable_;
   std::unique_ptr<ParallelOptimizer> optimizer_;
   LrScheduleOptions schedule_;

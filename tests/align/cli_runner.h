@@ -18,8 +18,9 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-inline CliResult run_cli(const std::string& args) {
-  const std::string command = align_binary() + " " + args + " 2>&1";
+// A shell command line (stdout and stderr captured).
+inline CliResult run_cli_command(const std::string& line) {
+  const std::string command = "(" + line + ") 2>&1";
   CliResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return result;
@@ -30,6 +31,10 @@ inline CliResult run_cli(const std::string& args) {
   const int status = ::pclose(pipe);
   result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+inline CliResult run_cli(const std::string& args) {
+  return run_cli_command(align_binary() + " " + args);
 }
 
 // The exit status; the output goes to *output when given.
