@@ -58,14 +58,6 @@ class ConfigReader {
                          ", found " + json_excerpt(found));
       }
     }
-    if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-      // A string where a list of strings goes is that one-element list (PEFT's
-      // target_modules="all-linear").
-      if (found.is_string()) {
-        value = {found.get<std::string>()};
-        return;
-      }
-    }
     try {
       value = found.get<T>();
     } catch (const nlohmann::json::exception&) {

@@ -8,7 +8,8 @@ namespace align {
 DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
                            const std::string& key_prefix) {
   DpoConfig c;
-  ConfigReader root(j, source, key_prefix);
+  const nlohmann::json spelled = with_peft_spellings(j);
+  ConfigReader root(spelled, source, key_prefix);
   read_fields(root, c);
 
   auto check = [&](bool ok, const char* field, const std::string& what) {

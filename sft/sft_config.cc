@@ -7,7 +7,8 @@ namespace align {
 SftConfig parse_sft_config(const nlohmann::json& j, const std::string& source,
                            const std::string& key_prefix) {
   SftConfig c;
-  ConfigReader root(j, source, key_prefix);
+  const nlohmann::json spelled = with_peft_spellings(j);
+  ConfigReader root(spelled, source, key_prefix);
   read_fields(root, c);
   check_config(c.data.max_seq_len > 1, source, "data.max_seq_len", "must be at least 2");
   check_config(c.data.rows_per_batch > 0, source, "data.rows_per_batch", "must be positive");

@@ -5,6 +5,15 @@
 
 namespace align {
 
+nlohmann::json with_peft_spellings(const nlohmann::json& config) {
+  nlohmann::json out = config;
+  if (out.is_object() && out.contains("lora") && out["lora"].is_object() &&
+      out["lora"].contains("target_modules") && out["lora"]["target_modules"].is_string()) {
+    out["lora"]["target_modules"] = nlohmann::json::array({out["lora"]["target_modules"]});
+  }
+  return out;
+}
+
 void check_train_sections(TrainSections& s, const std::string& source) {
   s.lora.target_modules = expand_lora_targets(s.lora.target_modules);
   auto check = [&](bool ok, const char* field, const std::string& what) {

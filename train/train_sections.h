@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,10 @@ struct TrainSections {
     v.section("output", output);
   }
 };
+
+// `config` with lora.target_modules given as a string (PEFT's target_modules="all-linear") read as
+// the one-element list; the rest as is. The trainers' parsers read their JSON through it.
+nlohmann::json with_peft_spellings(const nlohmann::json& config);
 
 // Range checks; throws InputError "source: key.path: what". Also resolves lora.target_modules
 // "all-linear" into the module names.
