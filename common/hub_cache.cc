@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/output_dir.h"
 
 namespace align {
 namespace fs = std::filesystem;
@@ -173,13 +174,13 @@ HubLookup find_in_hub_cache(const HubId& id, const std::string& root) {
 
 ModelLocation resolve_model_dir(const std::string& path, const std::string& key,
                                 const EnvLookup& env) {
-  if (path.empty()) throw InputError(key + ": empty path");
   std::error_code error;
-  const fs::file_status status = fs::status(path, error);
-  if (fs::is_directory(status)) return {path, std::nullopt, absolute_dir(path)};
-  if (fs::exists(status)) throw InputError(key + ": " + path + " is a file, expected a directory");
-  const std::optional<HubId> id = parse_hub_id(path);
-  if (!id) throw InputError(key + ": " + path + ": no such directory");
+  const std::optional<HubId> id =
+      path.empty() || fs::exists(path, error) ? std::nullopt : parse_hub_id(path);
+  if (!id) {  // a local path: a directory, or the error naming what it is instead
+    require_directory(path, key);
+    return {path, std::nullopt, absolute_dir(path)};
+  }
   const HubCacheRoot root = hub_cache_root(env);
   HubLookup found = find_in_hub_cache(*id, root.path);
   if (found.dir) return {*found.dir, id, id->repo};

@@ -43,14 +43,10 @@ TEST(ProgressCli, LinesWithoutATerminalAndABarAtOne) {
   const std::string command = testing::align_binary() + " sft --config " + sft +
                               " --set output.dir=" + task.dir.file("tty") +
                               " --set schedule.max_steps=20 --set training.log_every=5";
-  FILE* pipe = ::popen(("script -qec '" + command + "' /dev/null 2>&1").c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string tty;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    tty.append(buffer, n);
-  ASSERT_EQ(::pclose(pipe), 0) << tty;
+  const testing::CliResult terminal =
+      testing::run_cli_command("script -qec '" + command + "' /dev/null");
+  ASSERT_EQ(terminal.code, 0) << terminal.output;
+  const std::string& tty = terminal.output;
   EXPECT_NE(tty.find("\r"), std::string::npos) << tty;  // redrawn in place
   EXPECT_TRUE(std::regex_search(tty, std::regex(R"(20/20 100%.*loss [0-9.]+)"))) << tty;
   EXPECT_TRUE(std::regex_search(tty, std::regex(R"(ETA [0-9.]+s)"))) << tty;
