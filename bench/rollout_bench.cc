@@ -10,7 +10,7 @@
 //   rollout_bench (--model DIR | --preset phi-4|phi-4-mini|tiny | --config config.json)
 //                 [--layers N] [--save-config FILE] [--device cpu|cuda] [--dtype fp32|bf16]
 //                 [--prefixes 8] [--samples 64] [--completion 512] [--new-tokens 256]
-//                 [--kv-budget-tokens N]
+//                 [--kv-budget-tokens N (default: what the PTS-shaped load needs at once)]
 // --preset / --config build a random model of that shape in-process (no checkpoint on disk: a
 // Phi-4-shaped one is 29 GB); --layers keeps the first N layers; --save-config writes the shape
 // used as a Hugging Face config.json, for bench/rollout_transformers.py --config.
@@ -32,7 +32,7 @@ struct Args {
   std::string model, preset, config, save_config, device = "cpu", dtype = "fp32";
   int64_t layers = 0;
   int64_t prefixes = 8, samples = 64, completion = 512, new_tokens = 256;
-  int64_t kv_budget_tokens = 1 << 20;
+  int64_t kv_budget_tokens = 0;  // 0: what the PTS-shaped load needs (see main)
   double peak_gbs = -1, peak_tflops = -1;
 };
 
@@ -120,7 +120,15 @@ int main(int argc, char** argv) {
   const double peak_gbs = a.peak_gbs > 0 ? a.peak_gbs : (device.is_cuda() ? 3000 : -1);
   const double peak_tflops = a.peak_tflops > 0 ? a.peak_tflops : (device.is_cuda() ? 800 : -1);
   align::EngineOptions opt;
-  opt.kv_budget_tokens = a.kv_budget_tokens;
+  // By default the KV cache holds the PTS-shaped load at once: the prompts (shared by their
+  // samples) plus every sample's new tokens, a page of slack each. A fixed large budget would not
+  // fit: a million tokens of Phi-4's cache is 200 GB.
+  const int64_t page = opt.page_size;
+  opt.kv_budget_tokens =
+      a.kv_budget_tokens > 0
+          ? a.kv_budget_tokens
+          : std::max<int64_t>(4096, a.prefixes * (a.completion + page) +
+                                        a.prefixes * a.samples * (a.new_tokens + page));
 
   // One random completion; prompts are its prefixes at evenly spaced cut points.
   torch::manual_seed(0);
