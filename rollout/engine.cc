@@ -12,11 +12,14 @@
 namespace align {
 namespace {
 
-// A request whose prompt is being prefilled.
+// Tokens being prefilled: a request's prompt, or (longrope) a sample's whole sequence re-run with
+// the long factors when it crosses original_max_position_embeddings (docs/longrope.md).
 struct Prefill {
   size_t request = 0;
   int64_t seq = -1;
-  int64_t reserve = 0;  // worst-case pages: the prompt's, plus its samples' once forked
+  int64_t reserve = 0;          // worst-case pages: the prefill's, plus its samples' once forked
+  std::vector<TokenId> tokens;  // what the sequence holds once prefilled
+  int64_t sample = -1;          // -1: the prompt, forked into every sample; else that sample
 };
 
 // A sample being decoded: its last sampled token is fed next.
@@ -42,10 +45,31 @@ int64_t common_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>&
 int64_t prompt_pages(const PagedKvCache& cache, int64_t prompt, int64_t reused) {
   return cache.pages_for(prompt) - reused / cache.page_size();
 }
-int64_t sample_pages(const PagedKvCache& cache, const GenerationRequest& r) {
+// Pages of a sample that grows from `held` tokens (whose full pages it shares) to its end.
+int64_t growth_pages(const PagedKvCache& cache, const GenerationRequest& r, int64_t held) {
   const int64_t prompt = static_cast<int64_t>(r.prompt.size());
   return cache.pages_for(prompt + std::max<int64_t>(r.max_new_tokens - 1, 0)) -
-         prompt / cache.page_size();
+         held / cache.page_size();
+}
+// Longrope: whether a request's samples cross original_max_position_embeddings while decoding
+// (prompt within it, the last fed token past it), so each re-runs its sequence with the long
+// factors at the switch.
+bool crosses_switch(const ModelConfig& c, const GenerationRequest& r) {
+  const int64_t prompt = static_cast<int64_t>(r.prompt.size());
+  return !c.uses_long_factors(prompt) && c.uses_long_factors(prompt + r.max_new_tokens - 1);
+}
+// The re-run's worst case: the switch's original_max_position_embeddings + 1 tokens (nothing
+// reused) plus the growth past them.
+int64_t switch_pages(const PagedKvCache& cache, const ModelConfig& c, const GenerationRequest& r,
+                     int64_t reused) {
+  const int64_t length = c.original_max_position_embeddings + 1;
+  return cache.pages_for(length) - reused / cache.page_size() + growth_pages(cache, r, length);
+}
+// The reserve of one sample of `r` from its fork off the prompt: its growth, or a crossing
+// sample's worst case after the switch (its short-factor pages are freed at the switch).
+int64_t sample_pages(const PagedKvCache& cache, const ModelConfig& c, const GenerationRequest& r) {
+  const int64_t prompt = static_cast<int64_t>(r.prompt.size());
+  return crosses_switch(c, r) ? switch_pages(cache, c, r, 0) : growth_pages(cache, r, prompt);
 }
 
 // Token ids the tokenizer can decode (a model's vocabulary may be padded past the tokenizer's).
@@ -138,14 +162,7 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
     for (const auto& s : r.stop_strings) {
       if (s.empty()) throw InputError(where + "empty stop string");
     }
-    if (c.rope_type == RopeType::kLongrope && c.uses_long_factors(P + r.max_new_tokens - 1)) {
-      throw InputError(where + "prompt " + std::to_string(P) + " + max_new_tokens " +
-                       std::to_string(r.max_new_tokens) +
-                       " exceeds original_max_position_embeddings " +
-                       std::to_string(c.original_max_position_embeddings) +
-                       " of this longrope model; the engine serves only the short-factor range");
-    }
-    const int64_t worst = prompt_pages(cache_, P, 0) + r.num_samples * sample_pages(cache_, r);
+    const int64_t worst = prompt_pages(cache_, P, 0) + r.num_samples * sample_pages(cache_, c, r);
     if (worst > cache_.num_pages()) {
       throw InputError(where + "needs up to " + std::to_string(worst) + " KV pages of " +
                        std::to_string(ps) + " tokens, the budget holds " +
@@ -164,32 +181,46 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
 
   std::vector<Prefill> prefilling;
   std::vector<Live> live;
+  std::vector<Live> switching;  // longrope: samples at the switch waiting for a shared re-run
   // Sequences still held when this call ends (an exception) go back to the cache.
   struct Cleanup {
     PagedKvCache& cache;
     std::vector<Prefill>& prefilling;
     std::vector<Live>& live;
+    std::vector<Live>& switching;
     ~Cleanup() {
       for (const auto& p : prefilling)
         if (cache.contains(p.seq)) cache.release(p.seq);
-      for (const auto& s : live)
-        if (!s.done && cache.contains(s.seq)) cache.release(s.seq);
+      for (const auto* samples : {&live, &switching})
+        for (const auto& s : *samples)
+          if (!s.done && cache.contains(s.seq)) cache.release(s.seq);
     }
-  } cleanup{cache_, prefilling, live};
+  } cleanup{cache_, prefilling, live, switching};
 
   auto outstanding = [&] {
     int64_t n = 0;
     for (const auto& p : prefilling)
       n += p.reserve - cache_.allocated(p.seq);
-    for (const auto& s : live)
-      n += s.reserve - cache_.allocated(s.seq);
+    for (const auto* samples : {&live, &switching})
+      for (const auto& s : *samples)
+        n += s.reserve - cache_.allocated(s.seq);
     return n;
   };
   auto batch_rows = [&] {
-    int64_t n = static_cast<int64_t>(live.size());
+    int64_t n = static_cast<int64_t>(live.size() + switching.size());
     for (const auto& p : prefilling)
-      n += requests[p.request].num_samples;
+      n += p.sample < 0 ? requests[p.request].num_samples : 1;
     return n;
+  };
+  // Whether a prefill of `tokens` should wait for one in progress (keys of the same factor set)
+  // that shares at least a page more than `match` covers, to fork it once it is done.
+  auto wait_for_prefill = [&](const std::vector<TokenId>& tokens, const PrefixCache::Match& match) {
+    const int64_t cap = static_cast<int64_t>(tokens.size()) - 1;
+    for (const auto& p : prefilling) {
+      if (cache_.long_rope(p.seq) != match.long_rope) continue;
+      if (std::min(common_prefix(tokens, p.tokens), cap) >= match.length + ps) return true;
+    }
+    return false;
   };
 
   // Admits waiting requests in order while they fit (see engine.h).
@@ -198,28 +229,25 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
       const GenerationRequest& r = requests[*it];
       const int64_t P = static_cast<int64_t>(r.prompt.size());
       if (batch_rows() + r.num_samples > options_.max_batch) return;
+      const bool long_rope = c.uses_long_factors(P);  // the prefill's factors (transformers')
       PrefixCache::Match match;
+      match.long_rope = long_rope;
       if (options_.reuse_prefixes) {
-        match = prefixes_.find(r.prompt, P - 1);
-        bool wait_for_prefill = false;
-        for (const auto& p : prefilling) {
-          const int64_t shared =
-              std::min(common_prefix(r.prompt, requests[p.request].prompt), P - 1);
-          if (shared >= match.length + ps) wait_for_prefill = true;
-        }
-        if (wait_for_prefill) {
+        match = prefixes_.find(r.prompt, P - 1, long_rope);
+        if (wait_for_prefill(r.prompt, match)) {
           ++it;
           continue;
         }
       }
       auto need = [&] {
-        return prompt_pages(cache_, P, match.length) + r.num_samples * sample_pages(cache_, r);
+        return prompt_pages(cache_, P, match.length) + r.num_samples * sample_pages(cache_, c, r);
       };
       while (cache_.free_pages() - outstanding() < need()) {
         if (prefixes_.evict_one(match.entry)) continue;
         if (match.entry < 0) break;
         prefixes_.erase(match.entry);
         match = PrefixCache::Match();
+        match.long_rope = long_rope;
       }
       if (cache_.free_pages() - outstanding() < need()) {
         if (live.empty() && prefilling.empty()) {
@@ -232,14 +260,59 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
       p.request = *it;
       p.seq = prefixes_.fork(match);
       p.reserve = need();
+      p.tokens = r.prompt;
       stats_.reused_prefix_tokens += match.length;
-      prefilling.push_back(p);
+      prefilling.push_back(std::move(p));
       it = waiting.erase(it);
     }
   };
 
+  // Longrope: a sample whose next fed token passes original_max_position_embeddings re-runs its
+  // whole sequence with the long factors, as transformers' Phi3ForCausalLM drops its cache there
+  // (docs/longrope.md). The re-run forks the longest long-factor cached prefix; samples sharing
+  // more with a re-run in progress (siblings: the prompt) wait for it. Its short-factor sequence
+  // is released: the sample's reserve covers the re-run (sample_pages).
+  auto start_switches = [&] {
+    for (auto it = switching.begin(); it != switching.end();) {
+      const GenerationRequest& r = requests[it->request];
+      const auto& generated = results[it->request][static_cast<size_t>(it->index)].tokens;
+      std::vector<TokenId> tokens = r.prompt;
+      tokens.insert(tokens.end(), generated.begin(), generated.end());
+      const int64_t L = static_cast<int64_t>(tokens.size());
+      PrefixCache::Match match;
+      match.long_rope = true;
+      if (options_.reuse_prefixes) {
+        match = prefixes_.find(tokens, L - 1, true);
+        if (wait_for_prefill(tokens, match)) {
+          ++it;
+          continue;
+        }
+      }
+      cache_.release(it->seq);
+      Prefill p;
+      p.request = it->request;
+      p.sample = it->index;
+      p.seq = prefixes_.fork(match);
+      p.reserve = switch_pages(cache_, c, r, match.length);
+      p.tokens = std::move(tokens);
+      stats_.reused_prefix_tokens += match.length;
+      prefilling.push_back(std::move(p));
+      it = switching.erase(it);
+    }
+  };
+
   int64_t generated = 0;
-  while (!waiting.empty() || !prefilling.empty() || !live.empty()) {
+  while (!waiting.empty() || !prefilling.empty() || !live.empty() || !switching.empty()) {
+    // Samples at the longrope switch leave the decode batch for a long-factor re-run.
+    for (auto it = live.begin(); it != live.end();) {
+      if (!cache_.long_rope(it->seq) && c.uses_long_factors(cache_.length(it->seq) + 1)) {
+        switching.push_back(*it);
+        it = live.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    start_switches();
     admit();
     if (prefilling.empty() && live.empty()) {
       throw Error("Engine::generate: nothing could be admitted");  // admit() throws first
@@ -252,21 +325,23 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
           PagedRow{s.seq, {results[s.request][static_cast<size_t>(s.index)].tokens.back()}, true});
     std::vector<size_t> completed;  // indices into prefilling whose prompt ends this step
     int64_t budget = options_.prefill_chunk, prefill_tokens = 0;
+    int64_t switch_tokens = 0;
     for (size_t i = 0; i < prefilling.size() && budget > 0; ++i) {
-      const auto& prompt = requests[prefilling[i].request].prompt;
+      const auto& tokens = prefilling[i].tokens;
       const int64_t done = cache_.length(prefilling[i].seq);
-      const int64_t n = std::min(static_cast<int64_t>(prompt.size()) - done, budget);
-      const bool last = done + n == static_cast<int64_t>(prompt.size());
+      const int64_t n = std::min(static_cast<int64_t>(tokens.size()) - done, budget);
+      const bool last = done + n == static_cast<int64_t>(tokens.size());
       rows.push_back(
           PagedRow{prefilling[i].seq,
-                   std::vector<TokenId>(prompt.begin() + done, prompt.begin() + done + n), last});
+                   std::vector<TokenId>(tokens.begin() + done, tokens.begin() + done + n), last});
       if (last) completed.push_back(i);
       budget -= n;
-      prefill_tokens += n;
+      (prefilling[i].sample < 0 ? prefill_tokens : switch_tokens) += n;
     }
     torch::Tensor logits = paged_forward(model_, cache_, rows);  // [rows with logits, V] fp32
     ++stats_.steps;
     stats_.prefill_tokens += prefill_tokens;
+    stats_.switch_tokens += switch_tokens;
     stats_.decode_tokens += static_cast<int64_t>(live.size());
     stats_.peak_pages = std::max(stats_.peak_pages, cache_.used_pages());
 
@@ -288,19 +363,23 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
     for (size_t i = 0; i < decoding; ++i)
       add_row(static_cast<int64_t>(i), i);
     for (size_t j = 0; j < completed.size(); ++j) {
-      const Prefill& p = prefilling[completed[j]];
+      Prefill& p = prefilling[completed[j]];
       const GenerationRequest& r = requests[p.request];
-      for (int64_t s = 0; s < r.num_samples; ++s) {
+      const int64_t first = p.sample < 0 ? 0 : p.sample;
+      const int64_t end = p.sample < 0 ? r.num_samples : p.sample + 1;
+      for (int64_t s = first; s < end; ++s) {
         Live child;
         child.request = p.request;
         child.index = s;
         child.seq = cache_.fork(p.seq);
-        child.reserve = sample_pages(cache_, r);
+        child.reserve = p.sample < 0
+                            ? sample_pages(cache_, c, r)
+                            : growth_pages(cache_, r, static_cast<int64_t>(p.tokens.size()));
         live.push_back(child);
         add_row(static_cast<int64_t>(decoding + j), live.size() - 1);
       }
       if (options_.reuse_prefixes) {
-        prefixes_.insert(r.prompt, p.seq);
+        prefixes_.insert(std::move(p.tokens), p.seq);
       } else {
         cache_.release(p.seq);
       }

@@ -22,9 +22,17 @@
 // that close.
 //
 // Draws depend only on (seed, step) and the row's logits (kernels/sampling_op.h), so a request
-// gives the same samples alone or batched with others, up to the same rounding. Longrope models
-// (Phi-4-mini) are served only while a sequence stays within original_max_position_embeddings
-// (short factors): longer requests throw InputError.
+// gives the same samples alone or batched with others, up to the same rounding.
+//
+// Longrope models (Phi-4-mini), as transformers' generate() runs one sequence alone
+// (docs/longrope.md): a prompt longer than original_max_position_embeddings is prefilled with the
+// long factors, a shorter one with the short factors; when a sample's next fed token passes the
+// switch, its whole sequence (prompt + generated tokens) is re-run with the long factors (a
+// prefill forking the longest long-factor cached prefix; its siblings, sharing the prompt, wait
+// for the first re-run and fork it) and decoding continues on those keys. So every log-prob is
+// that of a forward over the sequence so far: tokens drawn before the switch carry short-factor
+// log-probs, where a teacher-forced forward over the whole longer sequence (align logprobs, the
+// trainers) uses the long factors at every position. Cached prefixes are kept per factor set.
 #pragma once
 
 #include <cstdint>
@@ -87,7 +95,7 @@ class Engine {
 
   // All requests, continuously batched; returns results[request][sample]. Throws InputError for a
   // malformed request (empty prompt, token outside the vocabulary, stop strings without a
-  // tokenizer, too large for the KV budget or for a longrope model's short context).
+  // tokenizer, too large for the KV budget).
   std::vector<std::vector<GeneratedSample>> generate(
       const std::vector<GenerationRequest>& requests);
 
@@ -95,8 +103,9 @@ class Engine {
     int64_t prefill_tokens = 0;        // prompt tokens run through the model
     int64_t reused_prefix_tokens = 0;  // prompt tokens taken from cached prefixes instead
     int64_t decode_tokens = 0;         // decode rows run
-    int64_t steps = 0;                 // model calls
-    int64_t peak_pages = 0;            // most pages in use at once (cached prefixes included)
+    int64_t switch_tokens = 0;  // longrope: tokens re-run with the long factors at the switch
+    int64_t steps = 0;          // model calls
+    int64_t peak_pages = 0;     // most pages in use at once (cached prefixes included)
   };
   const Stats& stats() const { return stats_; }
   void reset_stats() { stats_ = Stats(); }

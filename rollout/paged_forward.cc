@@ -44,11 +44,13 @@ void check_rows(const ModelConfig& c, const PagedKvCache& cache,
       }
     }
     const int64_t end = cache.length(row.seq) + static_cast<int64_t>(row.tokens.size());
-    if (c.uses_long_factors(end)) {
+    if (c.uses_long_factors(end) && !cache.long_rope(row.seq)) {
       bad_input(where + " grows to " + std::to_string(end) +
                 " tokens, past original_max_position_embeddings " +
                 std::to_string(c.original_max_position_embeddings) +
-                " of a longrope model (the long factors are not supported by the paged cache)");
+                " of a longrope model, onto keys rotated with the short factors; transformers runs "
+                "such a call with the long factors at every position (docs/longrope.md): prefill "
+                "the whole sequence into one created with long_rope");
     }
     appends.emplace_back(row.seq, static_cast<int64_t>(row.tokens.size()));
   }
@@ -130,6 +132,7 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
 
   // Slots, positions and the attention rows of the packed batch.
   std::vector<int64_t> tokens, positions, slots, last;
+  std::vector<uint8_t> use_long;  // per token: the sequence's keys use the long factors
   std::vector<PagedAttentionRow> attn_rows;
   for (const PagedRow& row : rows) {
     const int64_t start = cache.length(row.seq);
@@ -146,6 +149,7 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
     for (int64_t t = 0; t < count; ++t) {
       tokens.push_back(row.tokens[static_cast<size_t>(t)]);
       positions.push_back(start + t);
+      use_long.push_back(cache.long_rope(row.seq) ? 1 : 0);
       slots.push_back(row_slots[static_cast<size_t>(start + t)]);
     }
     a.slots = long_tensor(row_slots, device);
@@ -156,7 +160,14 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
   const int64_t H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
   auto slot_index = long_tensor(slots, device);
   const Rope rope(c);
-  const auto [cos, sin] = rope.cos_sin(long_tensor(positions, device).view({1, N}), torch::Tensor(),
+  torch::Tensor long_mask;  // [1, N] bool; undefined: short factors (or default RoPE) everywhere
+  if (rope.longrope()) {
+    long_mask = at::tensor(at::ArrayRef<uint8_t>(use_long), at::kByte)
+                    .to(at::kBool)
+                    .to(device)
+                    .view({1, N});
+  }
+  const auto [cos, sin] = rope.cos_sin(long_tensor(positions, device).view({1, N}), long_mask,
                                        model.dtype());  // [1, N, R]
   LoraApply lora = model.lora_apply();
   lora.training = false;                                        // sampling: no dropout

@@ -11,9 +11,11 @@
 // token. On CUDA (no LoRA, fp32/bf16, a build with the kernels) fused kernels replace the
 // reference ops where they apply: rollout/paged_forward_fused.h.
 //
-// Longrope models use the short factors; a row whose sequence would grow past
-// original_max_position_embeddings (where transformers switches every position to the long
-// factors) throws InputError.
+// Longrope models (docs/longrope.md): a row's new keys and queries are rotated with the factor set
+// of its sequence (PagedKvCache::long_rope), so every key of a sequence shares one set. A row
+// whose sequence would grow past original_max_position_embeddings on short-factor keys throws
+// InputError: transformers re-runs the whole sequence with the long factors at that point, and the
+// caller (the engine) does the same into a long_rope sequence.
 #pragma once
 
 #include <torch/types.h>

@@ -6,7 +6,7 @@
 //
 // What each kernel covers (model/kernels/*_op.h):
 //   rope_kv_write      RoPE on q and k (partial rotary: R <= D, R even; the cos/sin come from
-//                      Rope::cos_sin, so longrope's short factors are already applied) and the
+//                      Rope::cos_sin, so each row's longrope factors are already applied) and the
 //                      K/V write at the slots;
 //   residual_rms_norm  the attention residual add with the post-attention RMSNorm;
 //   silu_gate          the SwiGLU gate up * silu(gate);

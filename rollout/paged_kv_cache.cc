@@ -11,7 +11,9 @@ namespace align {
 
 PagedKvCache::PagedKvCache(const ModelConfig& config, int64_t num_pages, int64_t page_size,
                            torch::ScalarType dtype, torch::Device device)
-    : num_pages_(num_pages), page_size_(page_size) {
+    : longrope_(config.rope_type == RopeType::kLongrope),
+      num_pages_(num_pages),
+      page_size_(page_size) {
   if (num_pages <= 0 || page_size <= 0) {
     throw InputError("PagedKvCache: num_pages and page_size must be positive, got " +
                      std::to_string(num_pages) + " and " + std::to_string(page_size));
@@ -52,8 +54,13 @@ void PagedKvCache::drop_page(int64_t page) {
   if (--r == 0) free_.push_back(page);
 }
 
-int64_t PagedKvCache::create() {
-  seqs_.emplace(next_id_, Sequence{});
+int64_t PagedKvCache::create(bool long_rope) {
+  if (long_rope && !longrope_) {
+    throw Error("PagedKvCache::create: long-factor keys asked of a model without longrope");
+  }
+  Sequence s;
+  s.long_rope = long_rope;
+  seqs_.emplace(next_id_, std::move(s));
   return next_id_++;
 }
 
@@ -135,6 +142,10 @@ void PagedKvCache::append(int64_t seq, int64_t n) {
 
 int64_t PagedKvCache::length(int64_t seq) const {
   return get(seq).length;
+}
+
+bool PagedKvCache::long_rope(int64_t seq) const {
+  return get(seq).long_rope;
 }
 
 const std::vector<int64_t>& PagedKvCache::page_table(int64_t seq) const {

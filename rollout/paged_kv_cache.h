@@ -6,6 +6,9 @@
 //   per sequence a block table (page ids) and a length; token t of a sequence lives at slot
 //   page_table[t / page_size] * page_size + t % page_size of the flattened [num_pages * page_size,
 //   Hkv, D] view.
+// Longrope models (Phi-4-mini) rotate keys with the short or the long factors (model/rope.h); a
+// sequence's keys all share one set, chosen when it is created (docs/longrope.md), and its forks
+// inherit it.
 // Pages are ref-counted: fork() shares every page of its parent; append() copies a shared,
 // partially filled last page before writing into it (copy-on-write), so no sequence ever sees
 // another's new tokens. release() drops a sequence; pages nobody references return to the free
@@ -30,7 +33,9 @@ class PagedKvCache {
                torch::ScalarType dtype, torch::Device device);
 
   // --- Sequences (ids are never reused).
-  int64_t create();           // an empty sequence
+  // An empty sequence; `long_rope`: its keys will be rotated with the longrope long factors
+  // (Error unless the config is longrope).
+  int64_t create(bool long_rope = false);
   int64_t fork(int64_t seq);  // a new sequence sharing all of `seq`'s pages and its length
   void release(int64_t seq);  // forgets `seq`; unreferenced pages become free
   void truncate(int64_t seq, int64_t length);  // keeps the first `length` tokens (<= length())
@@ -45,6 +50,7 @@ class PagedKvCache {
   int64_t pages_to_append(const std::vector<std::pair<int64_t, int64_t>>& appends) const;
 
   int64_t length(int64_t seq) const;
+  bool long_rope(int64_t seq) const;
   const std::vector<int64_t>& page_table(int64_t seq) const;
   // Pages this sequence took from the free list since it was created or forked.
   int64_t allocated(int64_t seq) const;
@@ -75,12 +81,14 @@ class PagedKvCache {
     std::vector<int64_t> pages;
     int64_t length = 0;
     int64_t allocated = 0;
+    bool long_rope = false;
   };
   Sequence& get(int64_t seq);
   const Sequence& get(int64_t seq) const;
   int64_t take_page();
   void drop_page(int64_t page);
 
+  bool longrope_;  // the config's rope_type is longrope
   int64_t num_pages_;
   int64_t page_size_;
   std::vector<int64_t> refs_;  // [num_pages]

@@ -17,17 +17,20 @@ int64_t common_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>&
 
 }  // namespace
 
-PrefixCache::Match PrefixCache::find(const std::vector<TokenId>& tokens, int64_t max_length) const {
+PrefixCache::Match PrefixCache::find(const std::vector<TokenId>& tokens, int64_t max_length,
+                                     bool long_rope) const {
   Match best;
+  best.long_rope = long_rope;
   for (const auto& [id, entry] : entries_) {
+    if (cache_.long_rope(entry.seq) != long_rope) continue;
     const int64_t n = std::min(common_prefix(tokens, entry.tokens), max_length);
-    if (n > best.length) best = Match{id, n};
+    if (n > best.length) best = Match{id, n, long_rope};
   }
   return best;
 }
 
 int64_t PrefixCache::fork(const Match& match) {
-  if (match.entry < 0 || match.length == 0) return cache_.create();
+  if (match.entry < 0 || match.length == 0) return cache_.create(match.long_rope);
   Entry& entry = entries_.at(match.entry);
   entry.last_used = ++clock_;
   const int64_t seq = cache_.fork(entry.seq);
@@ -42,7 +45,12 @@ void PrefixCache::insert(std::vector<TokenId> tokens, int64_t seq) {
     return;
   }
   if (cache_.length(seq) < n) throw Error("PrefixCache::insert: sequence shorter than its tokens");
+  const bool long_rope = cache_.long_rope(seq);
   for (auto it = entries_.begin(); it != entries_.end();) {
+    if (cache_.long_rope(it->second.seq) != long_rope) {
+      ++it;
+      continue;
+    }
     const int64_t common = common_prefix(tokens, it->second.tokens);
     if (common == n) {  // already covered
       it->second.last_used = ++clock_;

@@ -5,8 +5,11 @@
 // Each entry owns one sequence of the cache (its pages stay referenced while the entry lives) and
 // the tokens it covers (entry tokens[i] is the token whose keys sit at position i). Lookup is the
 // longest common prefix over all entries (linear in entries x tokens; a radix tree is the obvious
-// next step when entries grow into the thousands). Entries are evicted least recently used first
-// when the engine needs pages, or when there are more than `max_entries`.
+// next step when entries grow into the thousands). A longrope model's entries hold keys rotated
+// with the short or the long factors (PagedKvCache::long_rope): a lookup matches only entries of
+// the set it asks for, and an entry covers or replaces only entries of its own set. Entries are
+// evicted least recently used first when the engine needs pages, or when there are more than
+// `max_entries`.
 #pragma once
 
 #include <cstdint>
@@ -28,12 +31,14 @@ class PrefixCache {
   struct Match {
     int64_t entry = -1;  // -1: nothing matched
     int64_t length = 0;  // tokens of the query covered by the entry
+    bool long_rope = false;
   };
-  // The entry sharing the longest prefix with `tokens`, capped at `max_length` tokens.
-  Match find(const std::vector<TokenId>& tokens, int64_t max_length) const;
+  // The entry sharing the longest prefix with `tokens`, capped at `max_length` tokens, among the
+  // entries whose keys use the long (`long_rope`) or the short longrope factors.
+  Match find(const std::vector<TokenId>& tokens, int64_t max_length, bool long_rope = false) const;
 
   // A new cache sequence holding the match's first `length` tokens (shared pages), or an empty
-  // one when nothing matched. Marks the entry as used.
+  // one (of the match's factor set) when nothing matched. Marks the entry as used.
   int64_t fork(const Match& match);
 
   // Takes ownership of `seq`, whose first tokens.size() positions hold `tokens` (the sequence is

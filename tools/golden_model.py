@@ -11,10 +11,20 @@ transformers computes from them with attn_implementation="eager":
                max_position_embeddings 128), GQA 6:2, sliding_window 20, single model.safetensors.
 
   <name>.json  {"sequences": [{"tokens", "logprobs_fp32", "logprobs_bf16"}],
-                "greedy": [{"prompt", "fp32", "bf16"}]}
+                "greedy": [{"prompt", "fp32", "bf16"}],
+                "crossing": [{"prompt", "fp32": {"tokens", "logprobs", "full_logprobs"},
+                              "bf16": {...}}]}   (mini_tiny only)
   logprobs[i] = log p(tokens[i] | tokens[:i]) for i >= 1 (log-softmax in fp32 of the logits);
   greedy: generate(do_sample=False) continuations, checked against a naive argmax loop that runs
   the full forward on the whole sequence at every step.
+  crossing: greedy continuations whose sequence crosses original_max_position_embeddings (32)
+  while generate() decodes with its DynamicCache: "tokens" as in greedy, "logprobs[i]" the
+  log-softmax (fp32) of generate's own step-i logits (output_logits) at tokens[i], and
+  "full_logprobs[i]" the same token's log-prob from one forward over prompt + tokens (teacher
+  forcing, what scoring computes). Both differ where the step ran with the short factors and the
+  full sequence with the long ones (docs/longrope.md); the script checks that generate's step
+  logits equal a forward over the sequence so far (transformers re-computes the cache at the
+  switch) before writing them.
 
 Weights are HF-initialised and then re-drawn with larger scales (seeded) so that attention is far
 from uniform and the log-probs vary: with initializer_range 0.02 a 64-wide model predicts an almost
@@ -75,11 +85,14 @@ MINI_TINY = dict(
     pad_token_id=3,
 )
 
-# (lengths of the teacher-forced sequences, (prompt length, new tokens) for greedy decoding)
-PHI4_SEQS = ([1, 2, 5, 17, 40], [(1, 8), (6, 12), (20, 16)])
+# (lengths of the teacher-forced sequences, (prompt length, new tokens) for greedy decoding,
+#  (prompt length, new tokens) for greedy decoding with log-probs across the longrope switch)
+PHI4_SEQS = ([1, 2, 5, 17, 40], [(1, 8), (6, 12), (20, 16)], [])
 # 32 = original_max_position_embeddings (short factors), 33 and 48 switch to the long factors;
 # 21+ tokens exercise the sliding window of 20. The 26-token prompt decodes across the switch.
-MINI_SEQS = ([1, 3, 9, 21, 32, 33, 48], [(4, 10), (26, 14)])
+# Crossing: a prompt well below the switch, one ending just before it, one exactly at it (the
+# first decode step crosses), and one past it (long factors from the prefill on).
+MINI_SEQS = ([1, 3, 9, 21, 32, 33, 48], [(4, 10), (26, 14)], [(20, 24), (31, 5), (32, 6), (40, 8)])
 
 
 def randomize(model, gen):
@@ -128,6 +141,35 @@ def greedy(model, prompt, new_tokens):
     return got
 
 
+def crossing(model, prompt, new_tokens):
+    """generate()'s greedy tokens with its per-step log-probs, and the full forward's."""
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    ids = torch.tensor([prompt])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                             max_new_tokens=new_tokens, do_sample=False, output_logits=True,
+                             return_dict_in_generate=True)
+    tokens = out.sequences[0, len(prompt):].tolist()
+    if tokens != naive_greedy(model, prompt, new_tokens):
+        raise SystemExit(f"generate() {tokens} differs from the naive argmax loop")
+    seq = list(prompt) + tokens
+    step_lp = []
+    for i, step_logits in enumerate(out.logits):
+        lp = torch.log_softmax(step_logits[0].float(), dim=-1)
+        step_lp.append(lp[tokens[i]].item())
+        # What docs/longrope.md states: step i's logits are those of a forward over seq[:P + i].
+        with torch.no_grad():
+            ref = model(input_ids=torch.tensor([seq[:len(prompt) + i]])).logits[0, -1].float()
+        err = (step_logits[0].float() - ref).abs().max().item()
+        tol = 1e-4 if model.dtype == torch.float32 else 0.1
+        if err > tol:
+            raise SystemExit(f"generate() step {i} logits differ from a forward over the prefix: {err}")
+    full = logprobs(model, seq)[len(prompt):]
+    return {"tokens": tokens, "logprobs": [round(x, 7) for x in step_lp],
+            "full_logprobs": [round(x, 7) for x in full]}
+
+
 def build(out_dir, name, kwargs, seqs, max_shard_size, gen):
     config = Phi3Config(**kwargs)
     model = Phi3ForCausalLM(config)
@@ -146,7 +188,7 @@ def build(out_dir, name, kwargs, seqs, max_shard_size, gen):
         m.eval()
         models[tag] = m
 
-    lengths, greedy_specs = seqs
+    lengths, greedy_specs, crossing_specs = seqs
     record = {"model": name, "sequences": [], "greedy": []}
     for length in lengths:
         tokens = torch.randint(0, kwargs["vocab_size"], (length,), generator=gen).tolist()
@@ -160,6 +202,14 @@ def build(out_dir, name, kwargs, seqs, max_shard_size, gen):
         for tag, m in models.items():
             entry[tag] = greedy(m, prompt, new_tokens)
         record["greedy"].append(entry)
+    if crossing_specs:
+        record["crossing"] = []
+    for prompt_len, new_tokens in crossing_specs:
+        prompt = torch.randint(0, kwargs["vocab_size"], (prompt_len,), generator=gen).tolist()
+        entry = {"prompt": prompt}
+        for tag, m in models.items():
+            entry[tag] = crossing(m, prompt, new_tokens)
+        record["crossing"].append(entry)
     with open(os.path.join(out_dir, name + ".json"), "w") as f:
         json.dump(record, f, separators=(",", ":"))
         f.write("\n")

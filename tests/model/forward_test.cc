@@ -77,6 +77,66 @@ TEST(Forward, MiniTinyMatchesTransformersBf16) {
   EXPECT_LT(err, kBf16Tolerance);
 }
 
+// Scoring past the longrope switch (docs/longrope.md): one teacher-forced forward over a prompt +
+// transformers' greedy continuation (every position with the long factors once the sequence is
+// longer than 32) against transformers' full forward ("full_logprobs" of the crossing records),
+// each sequence alone and all of them packed into one row (the trainers' packing: each segment's
+// factors follow its own length). Returns the max error of the continuation tokens.
+double crossing_score_error(torch::ScalarType dtype, bool packed) {
+  const Phi3Model model =
+      Phi3Model::load(testing::golden_model_dir("mini_tiny"), dtype, torch::kCPU);
+  const auto record = testing::golden_record("mini_tiny");
+  const std::string key = dtype == torch::kFloat ? "fp32" : "bf16";
+  torch::NoGradGuard no_grad;
+  std::vector<std::vector<int64_t>> seqs;
+  std::vector<std::vector<double>> expected;
+  std::vector<int64_t> tokens, positions, segments;
+  for (const auto& g : record["crossing"]) {
+    auto seq = g["prompt"].get<std::vector<int64_t>>();
+    const auto cont = g[key]["tokens"].get<std::vector<int64_t>>();
+    seq.insert(seq.end(), cont.begin(), cont.end());
+    expected.push_back(g[key]["full_logprobs"].get<std::vector<double>>());
+    for (size_t i = 0; i < seq.size(); ++i) {
+      tokens.push_back(seq[i]);
+      positions.push_back(static_cast<int64_t>(i));
+      segments.push_back(static_cast<int64_t>(seqs.size()));
+    }
+    seqs.push_back(std::move(seq));
+  }
+  torch::Tensor packed_lp;
+  if (packed) {
+    LogprobOptions opt;
+    opt.positions = testing::token_row(positions);
+    opt.segments = testing::token_row(segments);
+    packed_lp = token_logprobs(model, testing::token_row(tokens), opt)[0];
+  }
+  double worst = 0;
+  int64_t offset = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const int64_t n = static_cast<int64_t>(seqs[s].size());
+    auto got = packed ? packed_lp.narrow(0, offset, n)
+                      : token_logprobs(model, testing::token_row(seqs[s]))[0];
+    const int64_t first = n - static_cast<int64_t>(expected[s].size());  // the prompt length
+    for (size_t i = 0; i < expected[s].size(); ++i) {
+      worst = std::max(
+          worst, std::abs(got[first + static_cast<int64_t>(i)].item<double>() - expected[s][i]));
+    }
+    offset += n;
+  }
+  return worst;
+}
+
+TEST(Forward, MiniTinyScoresPastTheSwitchAsTransformers) {
+  for (bool packed : {false, true}) {
+    const double fp32 = crossing_score_error(torch::kFloat, packed);
+    const double bf16 = crossing_score_error(torch::kBFloat16, packed);
+    std::cout << "mini_tiny past the switch" << (packed ? ", packed" : "")
+              << ": fp32 max |dlogprob| = " << fp32 << ", bf16 = " << bf16 << "\n";
+    EXPECT_LT(fp32, kFp32Tolerance);
+    EXPECT_LT(bf16, kBf16Tolerance);
+  }
+}
+
 TEST(Forward, TiedModelSharesTheEmbedding) {
   const Phi3Model model =
       Phi3Model::load(testing::golden_model_dir("mini_tiny"), torch::kFloat, torch::kCPU);

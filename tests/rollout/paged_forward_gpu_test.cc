@@ -1,7 +1,9 @@
 // GPU test: paged_forward with the fused kernels on CUDA (rollout/paged_forward_fused.h) against
 // the reference ops on the CPU, on small random models whose head dims have a compiled attention
 // kernel (64, 128 with partial rotary and a sliding window) and one whose head dim does not (16,
-// where the decode-attention op takes its own reference). Prefill chunks, a fork sharing pages
+// where the decode-attention op takes its own reference), and a longrope one (Phi-4-mini's partial
+// rotary, switch at 12 tokens: the schedule runs long-factor sequences, the engine's prompts
+// cross the switch while decoding or start past it). Prefill chunks, a fork sharing pages
 // (copy-on-write), mixed prefill + decode steps and several decode steps; then the engine's greedy
 // tokens and log-probs. Skipped (with a message) when no GPU is present.
 //
@@ -43,6 +45,21 @@ ModelConfig config_named(const std::string& name) {
     c.partial_rotary_factor = 0.75;
     c.sliding_window = 6;
     c.tie_word_embeddings = true;
+  } else if (name == "d64_longrope") {
+    c.hidden_size = 256;
+    c.intermediate_size = 256;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.partial_rotary_factor = 0.75;  // R = 48: 24 factors per set
+    c.rope_type = RopeType::kLongrope;
+    c.original_max_position_embeddings = 12;
+    c.max_position_embeddings = 64;
+    c.short_factor.clear();
+    c.long_factor.clear();
+    for (int i = 0; i < 24; ++i) {
+      c.short_factor.push_back(1.0 + 0.02 * i);
+      c.long_factor.push_back(1.0 + 0.5 * i);
+    }
   }
   c.initializer_range = 0.1;  // larger logits, fewer near-ties in the greedy comparison
   validate_config(c, "paged_forward_gpu_test " + name);
@@ -65,7 +82,10 @@ std::vector<torch::Tensor> run_schedule(const Phi3Model& model) {
   auto step = [&](const std::vector<PagedRow>& rows) {
     logits.push_back(paged_forward(model, cache, rows).to(torch::kCPU, torch::kFloat));
   };
-  const int64_t a = cache.create(), b = cache.create(), d = cache.create();
+  // Longrope: every sequence here grows past the switch, so its keys use the long factors.
+  const bool long_rope = c.rope_type == RopeType::kLongrope;
+  const int64_t a = cache.create(long_rope), b = cache.create(long_rope),
+                d = cache.create(long_rope);
   // Prefill: two chunks of different lengths and a one-token prompt (a decode-shaped row).
   step({{a, tokens(6, V, 1), true}, {b, tokens(9, V, 2), true}, {d, tokens(1, V, 3), true}});
   // Fork a in the middle of a page: both forks append into the shared partial page.
@@ -177,7 +197,8 @@ TEST_P(PagedForwardGpuTest, ScheduleRunsOnCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, PagedForwardGpuTest,
-                         ::testing::Values("d64", "d128_partial_window", "tiny_d16"));
+                         ::testing::Values("d64", "d128_partial_window", "tiny_d16",
+                                           "d64_longrope"));
 
 // Without a GPU this still checks the dispatch: CPU models never take a fused op.
 TEST(PagedForwardFused, CpuModelsUseTheAttentionKernelAndTheReferenceOpsOtherwise) {
