@@ -153,19 +153,24 @@ struct SplitPlan {
   int num_splits = 1;
 };
 
-// CUDA: enough blocks to fill the GPU about twice. CPU: about four work items per thread. At
-// least 64 keys per split either way.
+// CUDA: enough blocks to fill the GPU about twice, at least 64 keys per split. CPU: splits of
+// kCpuKeysPerSplit keys whatever the batch, so a row's rounding does not depend on its batch.
+constexpr int64_t kCpuKeysPerSplit = 256;
+
 SplitPlan plan_splits(const torch::Device& device, int64_t blocks_without_split, int64_t max_len) {
-  int64_t target = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t per = kCpuKeysPerSplit;
 #ifdef ALIGN_WITH_CUDA
-  if (device.is_cuda()) target = 2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  if (device.is_cuda()) {
+    const int64_t target = 2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t want = std::max<int64_t>(
+        1, (target + blocks_without_split - 1) / std::max<int64_t>(1, blocks_without_split));
+    per = std::max<int64_t>(64, (max_len + want - 1) / want);
+    per = (per + 15) / 16 * 16;
+  }
 #else
   (void)device;
+  (void)blocks_without_split;
 #endif
-  const int64_t want = std::max<int64_t>(
-      1, (target + blocks_without_split - 1) / std::max<int64_t>(1, blocks_without_split));
-  int64_t per = std::max<int64_t>(64, (max_len + want - 1) / want);
-  per = (per + 15) / 16 * 16;
   SplitPlan plan;
   plan.keys_per_split = static_cast<int>(per);
   plan.num_splits = static_cast<int>(std::max<int64_t>(1, (max_len + per - 1) / per));

@@ -29,8 +29,9 @@ FusedPagedOps fused_paged_ops(const Phi3Model& model) {
   ops.residual_rms_norm = base;
   ops.silu_gate = base;
   const auto dtype = model.dtype();
-  ops.decode_attention =
-      base || (model.device().is_cpu() && (dtype == at::kFloat || dtype == at::kBFloat16));
+  // On the CPU for fp32 only: in bf16 the reference rounds scores and probabilities to bf16 as
+  // transformers does, and greedy decoding follows it token for token; the kernel keeps fp32.
+  ops.decode_attention = base || (model.device().is_cpu() && dtype == at::kFloat);
   return ops;
 }
 

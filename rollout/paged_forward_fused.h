@@ -13,7 +13,7 @@
 //   paged_decode_attention  attention of rows with one new token (sliding window supported;
 //                      head dims without a compiled kernel take the op's own reference); rows
 //                      with more tokens (prefill chunks) keep paged_attention_reference. This one
-//                      also serves CPU models (fp32 or bf16, LoRA or not): the op's CPU kernel
+//                      also serves fp32 CPU models (LoRA or not): the op's CPU kernel
 //                      reads the pages in place. Rows forked from one prefix (samples of one
 //                      prompt: the same leading page ids) take the shared-prefix form, which reads
 //                      those pages once for all of them.

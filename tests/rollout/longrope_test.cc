@@ -345,14 +345,17 @@ TEST(LongropeEngine, ResultsDoNotDependOnTheBatchOrTheBudget) {
   options.prefill_chunk = 8;
   Engine alone(model, nullptr, options), together(model, nullptr, options);
   const auto all = together.generate(batch);
-  expect_same(alone.generate({target}), {all[1]}, 1e-5);
+  // fp32: the shared-prefix decode merges a group's prefix partials with each row's suffix by
+  // log-sum-exp, so which rows share a step changes the rounding (~1e-5 on log-probs near -4).
+  const double tol = 3e-5;
+  expect_same(alone.generate({target}), {all[1]}, tol);
   // 25 pages: the crossing request alone needs 3 prompt pages + 2 x (9 re-run + 2 growth).
   for (bool reuse : {false, true}) {
     EngineOptions tiny = options;
     tiny.kv_budget_tokens = 4 * 25;
     tiny.reuse_prefixes = reuse;
     Engine cramped(model, nullptr, tiny);
-    expect_same(cramped.generate(batch), all, 1e-5);
+    expect_same(cramped.generate(batch), all, tol);
     EXPECT_LE(cramped.stats().peak_pages, 25);
     EXPECT_GT(cramped.stats().steps, together.stats().steps);  // requests waited for pages
     if (!reuse) {
