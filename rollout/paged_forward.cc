@@ -130,6 +130,10 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
   check_rows(c, cache, rows);
   const auto device = model.device();
 
+  // The fused CUDA kernels where they apply (rollout/paged_forward_fused.h), the reference ops
+  // otherwise.
+  const FusedPagedOps fused = fused_paged_ops(model);
+
   // Slots, positions and the attention rows of the packed batch.
   std::vector<int64_t> tokens, positions, slots, last;
   std::vector<uint8_t> use_long;  // per token: the sequence's keys use the long factors
@@ -142,17 +146,21 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
     a.offset = static_cast<int64_t>(tokens.size());
     a.count = count;
     a.start = start;
-    std::vector<int64_t> row_slots;
-    row_slots.reserve(static_cast<size_t>(start + count));
-    for (int64_t t = 0; t < start + count; ++t)
-      row_slots.push_back(cache.slot(row.seq, t));
     for (int64_t t = 0; t < count; ++t) {
       tokens.push_back(row.tokens[static_cast<size_t>(t)]);
       positions.push_back(start + t);
       use_long.push_back(cache.long_rope(row.seq) ? 1 : 0);
-      slots.push_back(row_slots[static_cast<size_t>(start + t)]);
+      slots.push_back(cache.slot(row.seq, start + t));
     }
-    a.slots = long_tensor(row_slots, device);
+    // The reference attention reads every key of the row through its slots; the decode-attention
+    // op reads the pages from the block tables instead (no per-token work on the host).
+    if (!(fused.decode_attention && count == 1)) {
+      std::vector<int64_t> row_slots;
+      row_slots.reserve(static_cast<size_t>(start + count));
+      for (int64_t t = 0; t < start + count; ++t)
+        row_slots.push_back(cache.slot(row.seq, t));
+      a.slots = long_tensor(row_slots, device);
+    }
     if (row.logits) last.push_back(a.offset + count - 1);
     attn_rows.push_back(std::move(a));
   }
@@ -173,9 +181,6 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
   lora.training = false;                                        // sampling: no dropout
   const double scale = std::pow(static_cast<double>(D), -0.5);  // Python's D**-0.5
 
-  // The fused CUDA kernels where they apply (rollout/paged_forward_fused.h), the reference ops
-  // otherwise.
-  const FusedPagedOps fused = fused_paged_ops(model);
   const PagedDecodeBatch decode =
       fused.decode_attention ? paged_decode_batch(cache, rows, attn_rows) : PagedDecodeBatch();
 

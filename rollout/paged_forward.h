@@ -47,7 +47,8 @@ struct PagedAttentionRow {
   int64_t offset = 0;
   int64_t count = 0;
   int64_t start = 0;
-  torch::Tensor slots;  // [start + count] int64 flat slots, on the cache's device
+  torch::Tensor slots;  // [start + count] int64 flat slots, on the cache's device (paged_forward
+                        // leaves it undefined for decode rows the decode-attention op serves)
 };
 
 // q [N, H, D] (after RoPE); k_cache, v_cache [num_pages, page_size, Hkv, D] -> [N, H, D] in q's
