@@ -6,8 +6,11 @@
 //               (TRL's concatenated forward; make_sequence_batch)
 // Each step: policy forward, sigmoid loss against fixed reference log-probs, backward (LoRA).
 //
-//   dpo_bench [--device cpu|cuda] [--completions G] [--pivots K] [--prompt P] [--completion C]
-//             [--hidden 256] [--layers 4] [--vocab 8192] [--steps N]
+//   dpo_bench [--device cpu|cuda] [--dtype fp32|bf16] [--completions G] [--pivots K] [--prompt P]
+//             [--completion C] [--hidden 256] [--layers 4] [--vocab 8192] [--steps N]
+//             [--preset phi-4|phi-4-mini|tiny]
+// --preset takes the preset's shape (hidden, intermediate, heads, vocab) instead of --hidden and
+// --vocab; --layers still sets the depth.
 //
 // Prints pairs/s and tokens/s (tokens the forward processes) per mode and the speed-up.
 #include <torch/torch.h>
@@ -27,7 +30,7 @@ namespace {
 using namespace align;
 
 struct Args {
-  std::string device = "cpu";
+  std::string device = "cpu", dtype = "fp32", preset;
   int64_t completions = 4, pivots = 8, prompt = 64, completion = 128, hidden = 256, layers = 4,
           vocab = 8192, steps = 3;
 };
@@ -59,6 +62,10 @@ int main(int argc, char** argv) {
     const std::string v = argv[i + 1];
     if (k == "--device")
       a.device = v;
+    else if (k == "--dtype")
+      a.dtype = v;
+    else if (k == "--preset")
+      a.preset = v;
     else if (k == "--completions")
       a.completions = std::stoll(v);
     else if (k == "--pivots")
@@ -81,15 +88,20 @@ int main(int argc, char** argv) {
     }
   }
   torch::manual_seed(0);
-  ModelConfig c = model_preset("tiny");
-  c.hidden_size = a.hidden;
-  c.intermediate_size = 2 * a.hidden;
+  ModelConfig c = model_preset(a.preset.empty() ? "tiny" : a.preset);
+  if (a.preset.empty()) {
+    c.hidden_size = a.hidden;
+    c.intermediate_size = 2 * a.hidden;
+    c.vocab_size = a.vocab;
+    c.max_position_embeddings = 4096;
+  }
   c.num_layers = a.layers;
-  c.vocab_size = a.vocab;
-  c.max_position_embeddings = 4096;
   validate_config(c, "dpo_bench");
+  a.hidden = c.hidden_size;
+  a.vocab = c.vocab_size;
   const torch::Device device(a.device);
-  Phi3Model model = random_model(c, 0, torch::kFloat32, device);
+  const auto dtype = a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  Phi3Model model = random_model(c, 0, dtype, device);
   model.attach_lora({16, 32, 0.0, {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}}, 0);
   model.set_training(true);
 
@@ -132,10 +144,11 @@ int main(int argc, char** argv) {
   const double t_seq = seconds_per_step(model, seq_batch, a.steps);
   const double n = static_cast<double>(pairs.size());
   std::printf(
-      "dpo_bench: %s fp32, hidden %lld, layers %lld, vocab %lld, LoRA r16; %lld completions "
+      "dpo_bench: %s %s, hidden %lld, layers %lld, vocab %lld, LoRA r16; %lld completions "
       "x %lld pivots (prompt %lld + completion %lld tokens)\n",
-      a.device.c_str(), (long long)a.hidden, (long long)a.layers, (long long)a.vocab,
-      (long long)a.completions, (long long)a.pivots, (long long)a.prompt, (long long)a.completion);
+      a.device.c_str(), a.dtype.c_str(), (long long)a.hidden, (long long)a.layers,
+      (long long)a.vocab, (long long)a.completions, (long long)a.pivots, (long long)a.prompt,
+      (long long)a.completion);
   std::printf(
       "| mode | rows | tokens/step | s/step | pairs/s | tokens/s |\n|---|---|---|---|---|---|\n");
   std::printf("| chains (one forward per completion) | %lld | %lld | %.3f | %.1f | %.0f |\n",

@@ -7,23 +7,32 @@
 // when given (defaults on CUDA: 3000 GB/s and 800 TFLOP/s, the H100 figures of
 // docs/speed_limits.md; none on CPU).
 //
-//   rollout_bench --model DIR [--device cpu|cuda] [--dtype fp32|bf16] [--prefixes 8] [--samples 64]
-//                 [--completion 512] [--new-tokens 256] [--kv-budget-tokens N]
+//   rollout_bench (--model DIR | --preset phi-4|phi-4-mini|tiny | --config config.json)
+//                 [--layers N] [--save-config FILE] [--device cpu|cuda] [--dtype fp32|bf16]
+//                 [--prefixes 8] [--samples 64] [--completion 512] [--new-tokens 256]
+//                 [--kv-budget-tokens N (default: what the PTS-shaped load needs at once)]
+// --preset / --config build a random model of that shape in-process (no checkpoint on disk: a
+// Phi-4-shaped one is 29 GB); --layers keeps the first N layers; --save-config writes the shape
+// used as a Hugging Face config.json, for bench/rollout_transformers.py --config.
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <string>
 
+#include "model/config.h"
+#include "model/init.h"
 #include "model/phi3_model.h"
 #include "rollout/engine.h"
 
 namespace {
 
 struct Args {
-  std::string model, device = "cpu", dtype = "fp32";
+  std::string model, preset, config, save_config, device = "cpu", dtype = "fp32";
+  int64_t layers = 0;
   int64_t prefixes = 8, samples = 64, completion = 512, new_tokens = 256;
-  int64_t kv_budget_tokens = 1 << 20;
+  int64_t kv_budget_tokens = 0;  // 0: what the PTS-shaped load needs (see main)
   double peak_gbs = -1, peak_tflops = -1;
 };
 
@@ -40,6 +49,14 @@ Args parse(int argc, char** argv) {
     };
     if (k == "--model")
       a.model = next();
+    else if (k == "--preset")
+      a.preset = next();
+    else if (k == "--config")
+      a.config = next();
+    else if (k == "--layers")
+      a.layers = std::stoll(next());
+    else if (k == "--save-config")
+      a.save_config = next();
     else if (k == "--device")
       a.device = next();
     else if (k == "--dtype")
@@ -64,11 +81,26 @@ Args parse(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if (a.model.empty()) {
-    std::fprintf(stderr, "usage: %s --model DIR [flags]\n", argv[0]);
+  if (a.model.empty() + a.preset.empty() + a.config.empty() != 2) {
+    std::fprintf(stderr, "usage: %s (--model DIR | --preset NAME | --config FILE) [flags]\n",
+                 argv[0]);
     std::exit(2);
   }
   return a;
+}
+
+align::Phi3Model load_or_init(const Args& a, torch::ScalarType dtype, torch::Device device) {
+  if (!a.model.empty()) return align::Phi3Model::load(a.model, dtype, device);
+  align::ModelConfig c =
+      a.preset.empty() ? align::load_model_config(a.config) : align::model_preset(a.preset);
+  if (a.layers > 0) c.num_layers = a.layers;
+  align::validate_config(c, a.preset.empty() ? a.config : "preset " + a.preset);
+  if (!a.save_config.empty()) {
+    auto json = align::to_hf_json(c);
+    json["torch_dtype"] = json["dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : "float32";
+    std::ofstream(a.save_config) << json.dump(2) << "\n";
+  }
+  return align::random_model(c, 0, dtype, device);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -81,14 +113,22 @@ int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   const torch::Device device = a.device == "cuda" ? torch::kCUDA : torch::kCPU;
   const auto dtype = a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
-  const align::Phi3Model model = align::Phi3Model::load(a.model, dtype, device);
+  const align::Phi3Model model = load_or_init(a, dtype, device);
   const auto& c = model.config();
   const double params = static_cast<double>(c.num_parameters());
   const double weight_bytes = params * (dtype == torch::kBFloat16 ? 2 : 4);
   const double peak_gbs = a.peak_gbs > 0 ? a.peak_gbs : (device.is_cuda() ? 3000 : -1);
   const double peak_tflops = a.peak_tflops > 0 ? a.peak_tflops : (device.is_cuda() ? 800 : -1);
   align::EngineOptions opt;
-  opt.kv_budget_tokens = a.kv_budget_tokens;
+  // By default the KV cache holds the PTS-shaped load at once: the prompts (shared by their
+  // samples) plus every sample's new tokens, a page of slack each. A fixed large budget would not
+  // fit: a million tokens of Phi-4's cache is 200 GB.
+  const int64_t page = opt.page_size;
+  opt.kv_budget_tokens =
+      a.kv_budget_tokens > 0
+          ? a.kv_budget_tokens
+          : std::max<int64_t>(4096, a.prefixes * (a.completion + page) +
+                                        a.prefixes * a.samples * (a.new_tokens + page));
 
   // One random completion; prompts are its prefixes at evenly spaced cut points.
   torch::manual_seed(0);
@@ -96,8 +136,10 @@ int main(int argc, char** argv) {
   std::vector<align::TokenId> completion(ids.data_ptr<int64_t>(),
                                          ids.data_ptr<int64_t>() + a.completion);
 
-  std::printf("rollout_bench: %s, %.3g params, %s %s\n", a.model.c_str(), params, a.device.c_str(),
-              a.dtype.c_str());
+  const std::string source =
+      !a.model.empty() ? a.model : (a.preset.empty() ? a.config : "random " + a.preset);
+  std::printf("rollout_bench: %s, %lld layers, %.3g params, %s %s\n", source.c_str(),
+              static_cast<long long>(c.num_layers), params, a.device.c_str(), a.dtype.c_str());
   std::printf("%-28s %10s %12s %14s %10s\n", "load", "tokens", "tokens/s", "achieved", "of peak");
 
   {  // (a) batch-1 decode

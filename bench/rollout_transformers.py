@@ -5,19 +5,24 @@
 --samples samples (num_return_sequences, do_sample, temperature 1) from each of --prefixes nested
 prefixes of one random --completion-token completion, --new-tokens new tokens each (min_new_tokens
 too, so every sample generates them all, as the engine does without stop tokens).
-Usage: ~/.cache/align/venv/bin/python bench/rollout_transformers.py --model DIR [--device cpu]
-       [--dtype fp32] [--prefixes 8] [--samples 64] [--completion 512] [--new-tokens 256]
+--config FILE builds a random model of that config.json's shape directly on the device instead of
+loading one (rollout_bench --save-config writes the file; a Phi-4 checkpoint is 29 GB).
+Usage: ~/.cache/align/venv/bin/python bench/rollout_transformers.py (--model DIR | --config FILE)
+       [--device cpu] [--dtype fp32] [--prefixes 8] [--samples 64] [--completion 512]
+       [--new-tokens 256]
 """
 import argparse
 import time
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model")
+    source.add_argument("--config")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32")
     p.add_argument("--prefixes", type=int, default=8)
@@ -26,10 +31,16 @@ def main():
     p.add_argument("--new-tokens", type=int, default=256)
     a = p.parse_args()
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype).to(a.device).eval()
+    if a.config:
+        with torch.device(a.device):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(a.config),
+                                                     dtype=dtype).eval()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype).to(a.device).eval()
     torch.manual_seed(0)
     completion = torch.randint(0, model.config.vocab_size, (a.completion,))
-    print(f"transformers generate(): {a.model}, {a.device} {a.dtype}")
+    print(f"transformers generate(): {a.model or 'random ' + a.config}, "
+          f"{model.config.num_hidden_layers} layers, {a.device} {a.dtype}")
     print(f"{'load':<28} {'tokens':>10} {'tokens/s':>12}")
     with torch.no_grad():
         prompt = completion[:16].view(1, -1).to(a.device)

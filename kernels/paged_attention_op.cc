@@ -1,15 +1,18 @@
 #include "kernels/paged_attention_op.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/error.h"
 #include "kernels/kernel_support.h"
+#include "kernels/paged_attention_cpu.h"
 
 #ifdef ALIGN_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -127,11 +130,22 @@ std::pair<torch::Tensor, torch::Tensor> attention_partials(
   return {o.reshape({R, H, D}), lse.reshape({R, H})};
 }
 
+// Which kernels serve a call: the CUDA ones (a CUDA build, head dims with a compiled kernel), the
+// CPU twins (paged_attention_cpu.h: any head dim up to kCpuMaxHeadDim), or none (the reference).
+enum class Backend { kReference, kCuda, kCpu };
+
+Backend backend_for(const torch::Tensor& q, const torch::Tensor& k_cache,
+                    const torch::Tensor& v_cache) {
+  const bool no_grad = !at::GradMode::is_enabled() ||
+                       !(q.requires_grad() || k_cache.requires_grad() || v_cache.requires_grad());
 #ifdef ALIGN_WITH_CUDA
-bool use_kernels(const torch::Tensor& q, const torch::Tensor& k_cache,
-                 const torch::Tensor& v_cache) {
-  return use_kernel({&q, &k_cache, &v_cache}) &&
-         kernels::paged_attention_supports_head_dim(static_cast<int>(q.size(2)));
+  if (use_kernel({&q, &k_cache, &v_cache}) &&
+      kernels::paged_attention_supports_head_dim(static_cast<int>(q.size(2)))) {
+    return Backend::kCuda;
+  }
+#endif
+  if (q.device().is_cpu() && no_grad && q.size(2) <= kernels::kCpuMaxHeadDim) return Backend::kCpu;
+  return Backend::kReference;
 }
 
 struct SplitPlan {
@@ -139,9 +153,15 @@ struct SplitPlan {
   int num_splits = 1;
 };
 
-// Enough blocks to fill the GPU about twice, at least 64 keys per block.
-SplitPlan plan_splits(int64_t blocks_without_split, int64_t max_len) {
-  const int64_t target = 2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+// CUDA: enough blocks to fill the GPU about twice. CPU: about four work items per thread. At
+// least 64 keys per split either way.
+SplitPlan plan_splits(const torch::Device& device, int64_t blocks_without_split, int64_t max_len) {
+  int64_t target = 4 * static_cast<int64_t>(at::get_num_threads());
+#ifdef ALIGN_WITH_CUDA
+  if (device.is_cuda()) target = 2 * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+#else
+  (void)device;
+#endif
   const int64_t want = std::max<int64_t>(
       1, (target + blocks_without_split - 1) / std::max<int64_t>(1, blocks_without_split));
   int64_t per = std::max<int64_t>(64, (max_len + want - 1) / want);
@@ -168,31 +188,70 @@ struct Pass {
   SplitPlan plan;
 };
 
-void plan_pass(Pass& pass, int64_t H, int64_t Hkv) {
+void plan_pass(Pass& pass, const torch::Device& device, int64_t H, int64_t Hkv) {
   const int64_t S = pass.lens.size(0);
-  // Query chunks per sequence, as the kernel cuts them (kMaxQueries = 16 queries per block).
-  const int64_t chunks = (pass.max_rows * (H / Hkv) + 15) / 16;
-  if (S * chunks > 65535) throw Error("paged attention: too many sequences for one launch");
-  pass.plan = plan_splits(S * Hkv * chunks, pass.max_len);
+  // Query chunks per sequence, as the kernels cut them.
+  const int64_t per_chunk = device.is_cuda() ? 16 : kernels::kCpuMaxQueries;
+  const int64_t chunks = (pass.max_rows * (H / Hkv) + per_chunk - 1) / per_chunk;
+  if (device.is_cuda() && S * chunks > 65535) {
+    throw Error("paged attention: too many sequences for one launch");
+  }
+  pass.plan = plan_splits(device, S * Hkv * chunks, pass.max_len);
+}
+
+#ifdef ALIGN_WITH_CUDA
+void launch_cuda(const torch::Tensor& q,
+                 const std::vector<kernels::PagedAttentionPartialsParams>& ps,
+                 const kernels::AttentionMergeParams& m) {
+  const auto dtype = kernel_dtype(q, "paged_attention");
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(q.get_device()).stream();
+  for (const auto& p : ps) {
+    const cudaError_t status = kernels::launch_paged_attention_partials(p, dtype, stream);
+    if (status != cudaSuccess) {
+      throw Error(std::string("paged attention: partials launch failed: ") +
+                  cudaGetErrorString(status));
+    }
+  }
+  const cudaError_t status = kernels::launch_attention_merge(m, dtype, stream);
+  if (status != cudaSuccess) {
+    throw Error(std::string("paged attention: merge launch failed: ") + cudaGetErrorString(status));
+  }
+}
+#endif
+
+void run_cpu(const torch::Tensor& q, const std::vector<kernels::PagedAttentionPartialsParams>& ps,
+             const kernels::AttentionMergeParams& m) {
+  const auto dtype = kernel_dtype(q, "paged_attention");
+  for (const auto& p : ps) {
+    at::parallel_for(0, kernels::paged_attention_partials_cpu_items(p), 1,
+                     [&](int64_t begin, int64_t end) {
+                       kernels::paged_attention_partials_cpu(p, dtype, begin, end);
+                     });
+  }
+  at::parallel_for(
+      0, static_cast<int64_t>(m.batch) * m.num_heads, 16,
+      [&](int64_t begin, int64_t end) { kernels::attention_merge_cpu(m, dtype, begin, end); });
 }
 
 torch::Tensor run_kernels(const torch::Tensor& q_in, const torch::Tensor& k_cache,
                           const torch::Tensor& v_cache, std::vector<Pass>& passes,
                           const torch::Tensor& query_pos, double scale, int64_t window) {
-  c10::cuda::CUDAGuard guard(q_in.device());
+#ifdef ALIGN_WITH_CUDA
+  std::optional<c10::cuda::CUDAGuard> guard;
+  if (q_in.is_cuda()) guard.emplace(q_in.device());
+#endif
   torch::Tensor q = q_in.stride(2) == 1 ? q_in : q_in.contiguous();
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2), Hkv = k_cache.size(2);
   int num_slots = 0;
   for (auto& pass : passes) {
-    plan_pass(pass, H, Hkv);
+    plan_pass(pass, q.device(), H, Hkv);
     num_slots += pass.plan.num_splits;
   }
   auto f32 = q.options().dtype(torch::kFloat32);
   torch::Tensor partial_out = torch::empty({B, H, num_slots, D}, f32);
   torch::Tensor partial_lse = torch::empty({B, H, num_slots}, f32);
   torch::Tensor out = torch::empty({B, H, D}, q.options());
-  const auto dtype = kernel_dtype(q, "paged_attention");
-  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(q.get_device()).stream();
+  std::vector<kernels::PagedAttentionPartialsParams> params;
   int slot = 0;
   for (auto& pass : passes) {
     kernels::PagedAttentionPartialsParams p;
@@ -223,11 +282,7 @@ torch::Tensor run_kernels(const torch::Tensor& q_in, const torch::Tensor& k_cach
     p.num_slots = num_slots;
     p.partial_out = partial_out.data_ptr<float>();
     p.partial_lse = partial_lse.data_ptr<float>();
-    const cudaError_t status = kernels::launch_paged_attention_partials(p, dtype, stream);
-    if (status != cudaSuccess) {
-      throw Error(std::string("paged attention: partials launch failed: ") +
-                  cudaGetErrorString(status));
-    }
+    params.push_back(p);
     slot += pass.plan.num_splits;
   }
   kernels::AttentionMergeParams m;
@@ -238,13 +293,15 @@ torch::Tensor run_kernels(const torch::Tensor& q_in, const torch::Tensor& k_cach
   m.num_heads = static_cast<int>(H);
   m.head_dim = static_cast<int>(D);
   m.out = out.data_ptr();
-  const cudaError_t status = kernels::launch_attention_merge(m, dtype, stream);
-  if (status != cudaSuccess) {
-    throw Error(std::string("paged attention: merge launch failed: ") + cudaGetErrorString(status));
+#ifdef ALIGN_WITH_CUDA
+  if (q.is_cuda()) {
+    launch_cuda(q, params, m);
+    return out;
   }
+#endif
+  run_cpu(q, params, m);
   return out;
 }
-#endif
 
 }  // namespace
 
@@ -288,10 +345,12 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
     throw Error(op + ": max_context_len = " + std::to_string(max_context_len) +
                 ", expected in [1, " + std::to_string(capacity) + "]");
   }
-#ifdef ALIGN_WITH_CUDA
-  if (use_kernels(q, k_cache, v_cache)) {
-    // No host copy of context_lens: the query positions are computed on the device and the key
-    // splits are sized by the caller's max_context_len.
+  const Backend backend = backend_for(q, k_cache, v_cache);
+  if (backend != Backend::kReference) {
+    // CUDA: no host copy of context_lens: the query positions are computed on the device and the
+    // key splits are sized by the caller's max_context_len. CPU: the lengths are checked first
+    // (the host has them at no cost).
+    if (backend == Backend::kCpu) host_lens(op, "context_lens", context_lens, 1, max_context_len);
     std::vector<int64_t> offsets(B + 1), rows(B);
     for (int64_t b = 0; b < B; ++b) {
       offsets[b + 1] = b + 1;
@@ -308,7 +367,6 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
     torch::Tensor query_pos = (pass.lens - 1).to(torch::kInt32).contiguous();
     return run_kernels(q, k_cache, v_cache, passes, query_pos, scale, sliding_window);
   }
-#endif
   host_lens(op, "context_lens", context_lens, 1, max_context_len);  // each in [1, max]
   return paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, scale,
                                           sliding_window);
@@ -400,8 +458,7 @@ torch::Tensor paged_decode_attention_shared_prefix(const torch::Tensor& q,
                                                    const torch::Tensor& v_cache,
                                                    const SharedPrefixBatch& batch, double scale,
                                                    int64_t sliding_window) {
-#ifdef ALIGN_WITH_CUDA
-  if (use_kernels(q, k_cache, v_cache)) {
+  if (backend_for(q, k_cache, v_cache) != Backend::kReference) {
     const SharedPrefixHost h = check_shared_prefix(q, k_cache, v_cache, batch);
     const int64_t B = q.size(0), G = static_cast<int64_t>(h.prefix_lens.size());
     // Rows grouped by their group (CSR), the query positions and each suffix's first position.
@@ -442,7 +499,6 @@ torch::Tensor paged_decode_attention_shared_prefix(const torch::Tensor& q,
     return run_kernels(q, k_cache, v_cache, passes, device_ints(qpos, device), scale,
                        sliding_window);
   }
-#endif
   return paged_decode_attention_shared_prefix_reference(q, k_cache, v_cache, batch, scale,
                                                         sliding_window);
 }

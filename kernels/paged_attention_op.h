@@ -2,7 +2,9 @@
 // The numerics are model/attention.cc's: scores (q k^T) * scale, softmax in fp32, probs v; query
 // head j reads KV head j / (H / Hkv). The *_reference functions are plain LibTorch (any device);
 // the undecorated functions run the CUDA kernels (paged_attention.cu) for CUDA tensors when this
-// build has them and the head dim is compiled (64, 80, 96, 128), and the reference otherwise.
+// build has them and the head dim is compiled (64, 80, 96, 128), their CPU twins
+// (paged_attention_cpu.h: K/V read in place from the pages, no gather) for CPU tensors without
+// gradients (head dims up to 256), and the reference otherwise.
 //
 // Paged layout, shared with the engine and the KV-write kernel:
 //   k_cache, v_cache [num_pages, page_size, Hkv, D] model dtype (fp32 or bf16), contiguous;

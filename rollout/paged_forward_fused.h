@@ -12,15 +12,22 @@
 //   silu_gate          the SwiGLU gate up * silu(gate);
 //   paged_decode_attention  attention of rows with one new token (sliding window supported;
 //                      head dims without a compiled kernel take the op's own reference); rows
-//                      with more tokens (prefill chunks) keep paged_attention_reference.
+//                      with more tokens (prefill chunks) keep paged_attention_reference. This one
+//                      also serves CPU models (fp32 or bf16, LoRA or not): the op's CPU kernel
+//                      reads the pages in place. Rows forked from one prefix (samples of one
+//                      prompt: the same leading page ids) take the shared-prefix form, which reads
+//                      those pages once for all of them.
 // None of this has run on a GPU yet: tests/rollout/paged_forward_gpu_test.cc compares it with the
 // CPU reference when one is present.
 #pragma once
 
 #include <torch/types.h>
 
+#include <optional>
+
 #include <vector>
 
+#include "kernels/paged_attention_op.h"
 #include "model/phi3_model.h"
 #include "rollout/paged_forward.h"
 #include "rollout/paged_kv_cache.h"
@@ -44,6 +51,9 @@ struct PagedDecodeBatch {
   torch::Tensor block_tables;   // [B, max_pages] int32
   torch::Tensor context_lens;   // [B] int32, including the new token
   int64_t max_context_len = 0;  // max of context_lens, 0 when B == 0
+  // Defined when at least two rows share their first full pages (the same page ids): rows grouped
+  // by those pages, each group's common full pages as its prefix, the rest as each row's suffix.
+  std::optional<SharedPrefixBatch> shared;
 };
 
 PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector<PagedRow>& rows,

@@ -4,10 +4,12 @@
 // base_model_name_or_path is the hub repo, or the absolute path of a local model.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "tests/align/cli_runner.h"
 #include "tests/test_util.h"
 
@@ -152,6 +154,76 @@ TEST(HubCacheCli, SftRecordsTheHubIdOrTheAbsoluteLocalPathAsTheBase) {
   adapter = read_json(f.dir.file("local/adapter/adapter_config.json"));
   EXPECT_EQ(adapter.at("base_model_name_or_path"), fs::canonical(f.dir.file("work/base")).string());
   EXPECT_EQ(read_json(f.dir.file("local/config.json")).at("model").at("path"), "base");
+}
+
+// A DPO config on the token pairs of examples/dpo/, with the policy and a frozen checkpoint
+// reference named as given.
+std::string dpo_config(const HubFixture& f, const std::string& name, const std::string& model,
+                       const std::string& reference) {
+  const nlohmann::json c = {{"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+                            {"reference", {{"type", "checkpoint"}, {"path", reference}}},
+                            {"data",
+                             {{"train", testing::source_path("examples/dpo/token_train.jsonl")},
+                              {"format", "token"},
+                              {"max_seq_len", 256},
+                              {"batch_size", 2}}},
+                            {"schedule", {{"max_steps", 2}}},
+                            {"lora", {{"enabled", true}, {"rank", 2}, {"alpha", 4}}},
+                            {"output", {{"dir", f.dir.file(name)}}}};
+  const std::string path = f.dir.file(name + ".json");
+  testing::write_text(path, c.dump(2));
+  return path;
+}
+
+// An eval config over two prompts, sampled from `model`.
+std::string eval_config(const HubFixture& f, const std::string& name, const std::string& model) {
+  testing::write_text(
+      f.dir.file("items.jsonl"),
+      "{\"id\": \"a\", \"prompt\": \"hello\"}\n{\"id\": \"b\", \"prompt\": \"x\"}\n");
+  const nlohmann::json c = {{"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+                            {"data", {{"path", f.dir.file("items.jsonl")}}},
+                            {"oracle", {{"type", "regex"}, {"pattern", "a"}}},
+                            {"sampling", {{"max_new_tokens", 6}, {"num_samples", 2}, {"seed", 5}}},
+                            {"eval", {{"k", {1}}}},
+                            {"output", {{"dir", f.dir.file(name)}}}};
+  const std::string path = f.dir.file(name + ".json");
+  testing::write_text(path, c.dump(2));
+  return path;
+}
+
+// The DPO reference and align eval take hub ids too, and read the same snapshot a local path to it
+// gives: the same losses, the same samples.
+TEST(HubCacheCli, DpoReferenceAndEvalReadTheSnapshotTheIdNames) {
+  HubFixture f;
+  const std::string env = "HF_HOME=" + f.dir.file("home");
+  testing::CliResult r =
+      f.align(env, "dpo --config " + dpo_config(f, "hub", "org/tiny", "org/tiny@v1"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = f.align(env, "dpo --config " + dpo_config(f, "local", f.snapshot(kMain), f.snapshot(kV1)));
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto losses = [&](const std::string& name) {
+    std::vector<double> out;
+    for (const auto& line : read_jsonl(f.dir.file(name + "/metrics.jsonl")))
+      if (line.contains("loss")) out.push_back(line.at("loss").get<double>());
+    return out;
+  };
+  EXPECT_FALSE(losses("hub").empty());
+  EXPECT_EQ(losses("hub"), losses("local"));
+  // The reference is v1, not main: against main (the policy's own start) the first loss is log 2.
+  r = f.align(env, "dpo --config " + dpo_config(f, "same", "org/tiny", "org/tiny"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NEAR(losses("same").at(0), std::log(2.0), 1e-5);
+  EXPECT_GT(std::abs(losses("hub").at(0) - std::log(2.0)), 1e-3);
+
+  r = f.align(env, "eval --config " + eval_config(f, "eval-hub", "org/tiny@v1"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = f.align(env, "eval --config " + eval_config(f, "eval-local", f.snapshot(kV1)));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_file(f.dir.file("eval-hub/results.jsonl")),
+            read_file(f.dir.file("eval-local/results.jsonl")));
+  r = f.align(env, "eval --config " + eval_config(f, "eval-missing", "org/absent"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("models--org--absent"), std::string::npos) << r.output;
 }
 
 }  // namespace

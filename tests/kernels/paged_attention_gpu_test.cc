@@ -1,6 +1,7 @@
 // Paged decode attention: the LibTorch references against model/attention.cc's dense attention
-// (CPU), the shared-prefix reference against the plain one (CPU), and the CUDA kernels against the
-// references (GPU; skipped with a message when no GPU is present).
+// (CPU), the shared-prefix reference against the plain one (CPU), and the kernels against the
+// references: the CPU twins here, the CUDA kernels on a GPU (skipped with a message when no GPU is
+// present).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -249,10 +250,11 @@ TEST(PagedAttentionSharedPrefix, ReferenceEqualsPlainReference) {
           EXPECT_LE(rel_err(got, want), tol_for(dtype))
               << c10::toString(dtype) << " page_size " << page_size << " H " << H << " Hkv " << Hkv
               << " window " << window;
-          // The dispatching entry point agrees on CPU.
+          // With gradients wanted the dispatching entry point takes this reference.
+          auto q_grad = q.clone().requires_grad_(true);
           torch::Tensor dispatched = paged_decode_attention_shared_prefix(
-              q, c.kv.k_cache, c.kv.v_cache, c.batch, scale, window);
-          EXPECT_TRUE(torch::equal(dispatched, got));
+              q_grad, c.kv.k_cache, c.kv.v_cache, c.batch, scale, window);
+          EXPECT_TRUE(torch::equal(dispatched.detach(), got));
         }
       }
     }
@@ -292,13 +294,19 @@ TEST(PagedAttentionSharedPrefix, RejectsBadInputs) {
   EXPECT_ANY_THROW(paged_decode_attention_shared_prefix(q, c.kv.k_cache, c.kv.v_cache, bad, 1.0));
 }
 
-// ---- GPU: the kernels against the references --------------------------------------------------
+// ---- The kernels against the references: CUDA (GPU) and their CPU twins ----------------------
 
-TEST(PagedAttentionKernel, MatchesReferenceOverShapesAndDtypes) {
-  REQUIRE_GPU();
+// Moves `t` to `device`.
+torch::Tensor on(const torch::Tensor& t, const torch::Device& device) {
+  return t.to(device);
+}
+
+void check_matches_reference_over_shapes(const torch::Device& device) {
   torch::manual_seed(4);
+  const std::vector<int64_t> dims =
+      device.is_cuda() ? std::vector<int64_t>{64, 96, 128} : std::vector<int64_t>{16, 64, 80, 128};
   for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
-    for (int64_t D : {64, 96, 128}) {
+    for (int64_t D : dims) {
       for (auto [H, Hkv] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {8, 2}, {12, 2}}) {
         for (int64_t B : {1, 3, 19}) {
           for (int64_t window : {0, 5}) {
@@ -312,8 +320,8 @@ TEST(PagedAttentionKernel, MatchesReferenceOverShapesAndDtypes) {
                 q.to(torch::kFloat32), kv.k_cache.to(torch::kFloat32),
                 kv.v_cache.to(torch::kFloat32), table(kv.pages), ints(lens), scale, window);
             torch::Tensor got = paged_decode_attention(
-                q.cuda(), kv.k_cache.cuda(), kv.v_cache.cuda(), table(kv.pages).cuda(),
-                ints(lens).cuda(), max_of(lens), scale, window);
+                on(q, device), on(kv.k_cache, device), on(kv.v_cache, device),
+                on(table(kv.pages), device), on(ints(lens), device), max_of(lens), scale, window);
             ASSERT_EQ(got.scalar_type(), dtype);
             // bf16: one rounding of the output (2^-8) plus the inputs' accumulated error.
             EXPECT_LE(rel_err(got, want), dtype == torch::kFloat32 ? 1e-5 : 1e-2)
@@ -326,8 +334,7 @@ TEST(PagedAttentionKernel, MatchesReferenceOverShapesAndDtypes) {
   }
 }
 
-TEST(PagedAttentionKernel, StridedQueryAndPageSizeOne) {
-  REQUIRE_GPU();
+void check_strided_query_and_page_size_one(const torch::Device& device) {
   torch::manual_seed(5);
   const std::vector<int64_t> lens = {1, 2, 33};
   PagedKv kv = make_paged_kv(lens, 1, 2, 64, torch::kFloat32);
@@ -336,13 +343,12 @@ TEST(PagedAttentionKernel, StridedQueryAndPageSizeOne) {
   torch::Tensor want = paged_decode_attention_reference(q, kv.k_cache, kv.v_cache, table(kv.pages),
                                                         ints(lens), 0.125, 0);
   torch::Tensor got =
-      paged_decode_attention(q.cuda(), kv.k_cache.cuda(), kv.v_cache.cuda(), table(kv.pages).cuda(),
-                             ints(lens).cuda(), 33, 0.125, 0);
+      paged_decode_attention(on(q, device), on(kv.k_cache, device), on(kv.v_cache, device),
+                             on(table(kv.pages), device), on(ints(lens), device), 33, 0.125, 0);
   EXPECT_LE(rel_err(got, want), 1e-5);
 }
 
-TEST(PagedAttentionKernel, SharedPrefixMatchesReference) {
-  REQUIRE_GPU();
+void check_shared_prefix_matches_reference(const torch::Device& device) {
   torch::manual_seed(6);
   for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
     for (int64_t D : {64, 128}) {
@@ -356,11 +362,13 @@ TEST(PagedAttentionKernel, SharedPrefixMatchesReference) {
             torch::Tensor want = paged_decode_attention_shared_prefix_reference(
                 q.to(torch::kFloat32), c.kv.k_cache.to(torch::kFloat32),
                 c.kv.v_cache.to(torch::kFloat32), c.batch, scale, window);
-            SharedPrefixBatch gpu{c.batch.group_of_row.cuda(), c.batch.group_prefix_pages.cuda(),
-                                  c.batch.group_prefix_lens.cuda(),
-                                  c.batch.suffix_block_tables.cuda(), c.batch.suffix_lens.cuda()};
+            SharedPrefixBatch moved{
+                on(c.batch.group_of_row, device), on(c.batch.group_prefix_pages, device),
+                on(c.batch.group_prefix_lens, device), on(c.batch.suffix_block_tables, device),
+                on(c.batch.suffix_lens, device)};
             torch::Tensor got = paged_decode_attention_shared_prefix(
-                q.cuda(), c.kv.k_cache.cuda(), c.kv.v_cache.cuda(), gpu, scale, window);
+                on(q, device), on(c.kv.k_cache, device), on(c.kv.v_cache, device), moved, scale,
+                window);
             EXPECT_LE(rel_err(got, want), dtype == torch::kFloat32 ? 1e-5 : 1e-2)
                 << c10::toString(dtype) << " D " << D << " H " << H << " aligned " << aligned
                 << " window " << window;
@@ -369,6 +377,34 @@ TEST(PagedAttentionKernel, SharedPrefixMatchesReference) {
       }
     }
   }
+}
+
+TEST(PagedAttentionKernel, MatchesReferenceOverShapesAndDtypes) {
+  REQUIRE_GPU();
+  check_matches_reference_over_shapes(torch::kCUDA);
+}
+
+TEST(PagedAttentionKernel, StridedQueryAndPageSizeOne) {
+  REQUIRE_GPU();
+  check_strided_query_and_page_size_one(torch::kCUDA);
+}
+
+TEST(PagedAttentionKernel, SharedPrefixMatchesReference) {
+  REQUIRE_GPU();
+  check_shared_prefix_matches_reference(torch::kCUDA);
+}
+
+// The CPU twins (paged_attention_cpu.h) serve CPU tensors without gradients.
+TEST(PagedAttentionCpuKernel, MatchesReferenceOverShapesAndDtypes) {
+  check_matches_reference_over_shapes(torch::kCPU);
+}
+
+TEST(PagedAttentionCpuKernel, StridedQueryAndPageSizeOne) {
+  check_strided_query_and_page_size_one(torch::kCPU);
+}
+
+TEST(PagedAttentionCpuKernel, SharedPrefixMatchesReference) {
+  check_shared_prefix_matches_reference(torch::kCPU);
 }
 
 }  // namespace

@@ -201,10 +201,56 @@ INSTANTIATE_TEST_SUITE_P(Configs, PagedForwardGpuTest,
                                            "d64_longrope"));
 
 // Without a GPU this still checks the dispatch: CPU models never take a fused op.
-TEST(PagedForwardFused, CpuModelsUseTheReferenceOps) {
+TEST(PagedForwardFused, CpuModelsUseTheAttentionKernelAndTheReferenceOpsOtherwise) {
   const Phi3Model cpu = random_model(config_named("d64"), 1, torch::kFloat);
   const FusedPagedOps ops = fused_paged_ops(cpu);
-  EXPECT_FALSE(ops.rope_kv_write || ops.residual_rms_norm || ops.silu_gate || ops.decode_attention);
+  EXPECT_FALSE(ops.rope_kv_write || ops.residual_rms_norm || ops.silu_gate);
+  EXPECT_TRUE(ops.decode_attention);  // the op's CPU kernel
+}
+
+// The decode rows of one step, as paged_forward builds them after appending one token to each.
+PagedDecodeBatch decode_step(PagedKvCache& cache, const std::vector<int64_t>& seqs) {
+  std::vector<PagedRow> rows;
+  std::vector<PagedAttentionRow> attn;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    PagedAttentionRow a;
+    a.offset = static_cast<int64_t>(i);
+    a.count = 1;
+    a.start = cache.length(seqs[i]);
+    cache.append(seqs[i], 1);
+    rows.push_back(PagedRow{seqs[i], {1}, true});
+    attn.push_back(a);
+  }
+  return paged_decode_batch(cache, rows, attn);
+}
+
+std::vector<int32_t> int_values(const torch::Tensor& t) {
+  auto c = t.to(torch::kCPU).contiguous();
+  return {c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel()};
+}
+
+TEST(PagedForwardFused, ForksReadTheirSharedPagesAsOnePrefix) {
+  const ModelConfig c = config_named("d64");
+  PagedKvCache cache(c, 64, 4, torch::kFloat, torch::kCPU);
+  const int64_t parent = cache.create();
+  cache.append(parent, 10);  // two full pages and a partial one
+  const int64_t a = cache.fork(parent), b = cache.fork(parent);
+  const int64_t other = cache.create();
+  cache.append(other, 9);
+  const PagedDecodeBatch batch = decode_step(cache, {a, other, b});
+  ASSERT_TRUE(batch.shared.has_value());
+  const auto groups = int_values(batch.shared->group_of_row);
+  EXPECT_EQ(groups[0], groups[2]);
+  EXPECT_NE(groups[0], groups[1]);
+  // The forks share the parent's two full pages (its partial page was copied on write).
+  EXPECT_EQ(int_values(batch.shared->group_prefix_lens)[static_cast<size_t>(groups[0])], 8);
+  const auto suffix = int_values(batch.shared->suffix_lens);
+  EXPECT_EQ(suffix[0], 3);
+  EXPECT_EQ(suffix[2], 3);
+  EXPECT_EQ(int_values(batch.shared->group_prefix_lens)[static_cast<size_t>(groups[1])] + suffix[1],
+            10);
+  // Unrelated rows only: the plain batch.
+  EXPECT_FALSE(decode_step(cache, {a, other}).shared.has_value());
 }
 
 }  // namespace

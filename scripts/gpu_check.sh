@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The whole GPU check as one command, sized to finish within 9 minutes on a lent 16-core H100/H200
+# machine. Steps, each with its log and a time cap (a step that fails or runs out is reported in
+# the table and the next one still runs):
+#   1. build     the targets below only, with every core (Release, CUDA architecture 90)
+#   2. tests     the gpu-labelled tests: every CUDA kernel against its reference, the CUDA model and
+#                engine paths, NCCL
+#   3. rollout   bench/rollout_bench on a Phi-4-shaped random bf16 model built in-process on the GPU
+#                (no 29 GB checkpoint): batch-1 greedy decode (against the HBM roofline) and the
+#                PTS-shaped load (8 nested prefixes of a 512-token completion x 64 samples x 256 new),
+#                then bench/rollout_transformers.py on the same shape and loads: generate() on the
+#                same GPU
+#   4. sft       bench/sft_bench: LoRA r16 SFT step, Phi-4 shape, 1 x 2048 tokens, activation
+#                checkpointing: tokens/s and MFU
+#   5. dpo       bench/dpo_bench: token-pair DPO step, Phi-4 shape (8 layers), chains vs sequences
+# Then one table on stdout and in $OUT/summary.md; the logs are $OUT/<step>.log ($OUT defaults to
+# runs/gpu_check).
+#
+# --dry-run: the same steps on the CPU with the tiny preset and small loads, in the normal build/
+# (CI runs it, so the script cannot rot before a GPU comes).
+#
+# On the GPU machine (no Debian packages, no network) the build needs, besides the device pack's
+# usual headers, the packages `scripts/gpu_check.sh --print-debs` lists: pack them with
+# EXTRA_DEBS="$(scripts/gpu_check.sh --print-debs)", carry .device, then run
+#   source .device/env.sh && scripts/gpu_check.sh
+# Boost is large (about 140 MB of headers): pruned from .device to the headers align includes by
+# `scripts/gpu_check.sh --prune-device`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+device_debs="pkg-config pkgconf pkgconf-bin libpkgconf3 libseccomp-dev libseccomp2
+  libprotobuf-dev libprotobuf32 libprotobuf-lite32 libprotoc32 protobuf-compiler libboost1.74-dev
+  zlib1g-dev"
+mode=gpu
+case "${1:-}" in
+  --dry-run) mode=cpu ;;
+  --print-debs) echo $device_debs; exit 0 ;;
+  --prune-device)
+    inc=.device/root/usr/include
+    [ -d "$inc/boost" ] || { echo "gpu_check: no $inc/boost to prune" >&2; exit 1; }
+    keep=$(echo '#include <boost/crc.hpp>' | g++ -x c++ -std=c++17 -M -I "$inc" - |
+           tr ' \\' '\n\n' | grep "^$inc/boost/" | sort -u)
+    find "$inc/boost" -type f | sort | comm -23 - <(echo "$keep") | xargs -r rm -f
+    find "$inc/boost" -type d -empty -delete
+    du -sh .device | sed 's/^/gpu_check: .device is now /'
+    exit 0 ;;
+  "") ;;
+  *) echo "usage: scripts/gpu_check.sh [--dry-run | --print-debs | --prune-device]" >&2; exit 2 ;;
+esac
+
+out="${OUT:-$root/runs/gpu_check}"
+mkdir -p "$out"
+jobs="$(nproc)"
+targets=(rollout_bench sft_bench dpo_bench kernels_gpu_test model_gpu_test rollout_gpu_test
+         nccl_gpu_test)
+if [ "$mode" = cpu ]; then
+  source scripts/env.sh
+  build="${BUILD_DIR:-build}"
+  py="$ALIGN_VENV/bin/python"
+  dev=(--device cpu --dtype fp32)
+  preset=tiny
+  rollout_load=(--prefixes 2 --samples 4 --completion 64 --new-tokens 16)
+  sft_load=(--rows 1 --seq 128 --steps 1 --lora-rank 16 --checkpointing)
+  dpo_load=(--layers 2 --completions 2 --pivots 4 --prompt 16 --completion 32 --steps 1)
+  caps=(build:1800 tests:300 rollout_align:120 rollout_transformers:120 sft:120 dpo:120)
+  budget=3600
+else
+  build="${BUILD_DIR:-build-gpu}"
+  py=python3
+  dev=(--device cuda --dtype bf16)
+  preset=phi-4
+  rollout_load=(--prefixes 8 --samples 64 --completion 512 --new-tokens 256)
+  sft_load=(--rows 1 --seq 2048 --steps 3 --lora-rank 16 --checkpointing)
+  dpo_load=(--layers 8 --completions 4 --pivots 8 --prompt 256 --completion 512 --steps 3)
+  caps=(build:270 tests:60 rollout_align:75 rollout_transformers:90 sft:45 dpo:30)
+  budget=540
+  export PKG_CONFIG_PATH="$root/.device/root/usr/lib/x86_64-linux-gnu/pkgconfig:$root/.device/root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  if [ -d .device/root ]; then export PKG_CONFIG_SYSROOT_DIR="$root/.device/root"; fi
+  export PATH="$root/.device/root/usr/bin:$PATH"
+fi
+
+start=$SECONDS
+declare -A status seconds
+cap_of() {
+  local entry
+  for entry in "${caps[@]}"; do
+    if [ "${entry%%:*}" = "$1" ]; then echo "${entry#*:}"; fi
+  done
+}
+# step NAME CMD...: runs CMD with its output in $out/NAME.log (and on stdout), capped at the
+# smaller of the step's cap and what is left of the budget.
+step() {
+  local name=$1; shift
+  local left=$((budget - (SECONDS - start))) cap
+  cap=$(cap_of "$name")
+  if [ "$left" -lt "$cap" ]; then cap=$left; fi
+  echo "== gpu_check: $name (at most ${cap}s): $*"
+  if [ "$cap" -le 0 ]; then
+    status[$name]="skipped (budget spent)"; seconds[$name]=0; return 0
+  fi
+  local t0=$SECONDS rc=0
+  timeout --kill-after=10 "$cap" "$@" 2>&1 | tee "$out/$name.log" || rc=$?
+  seconds[$name]=$((SECONDS - t0))
+  case $rc in
+    0) status[$name]=ok ;;
+    124|137) status[$name]="timed out after ${cap}s" ;;
+    *) status[$name]="failed (exit $rc)" ;;
+  esac
+}
+
+if [ "$mode" = cpu ]; then
+  build_cmd=(scripts/build.sh "${targets[@]}")
+else
+  build_cmd=(bash -c "[ -f '$build/build.ninja' ] || cmake -S . -B '$build' -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DALIGN_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -Wno-dev
+    cmake --build '$build' -j $jobs --target ${targets[*]}")
+fi
+step build "${build_cmd[@]}"
+bin="$build/bin"
+config="$out/model_config.json"
+if [ "${status[build]}" = ok ]; then
+  step tests ctest --test-dir "$build" -L gpu --output-on-failure -j "$jobs"
+  step rollout_align "$bin/rollout_bench" --preset "$preset" --save-config "$config" "${dev[@]}" \
+    "${rollout_load[@]}"
+  if [ -f "$config" ]; then
+    step rollout_transformers env PYTHONUNBUFFERED=1 "$py" bench/rollout_transformers.py \
+      --config "$config" "${dev[@]}" "${rollout_load[@]}"
+  fi
+  step sft "$bin/sft_bench" --preset "$preset" "${dev[@]}" "${sft_load[@]}"
+  step dpo "$bin/dpo_bench" --preset "$preset" "${dev[@]}" "${dpo_load[@]}"
+fi
+
+# The table: one row per step, with the figures each log ends with.
+field() {  # field LOG PATTERN COLUMN: column COLUMN of the last line of LOG matching PATTERN
+  if [ -f "$out/$1.log" ]; then
+    grep -E "$2" "$out/$1.log" | tail -n 1 | awk -v c="$3" '{print $c}' || true
+  fi
+}
+decode_a=$(field rollout_align '^batch-1 decode' 4)
+decode_roof=$(field rollout_align '^batch-1 decode' 7)
+pts_a=$(field rollout_align '^PTS ' 6)
+decode_t=$(field rollout_transformers '^batch-1 decode' 4)
+pts_t=$(field rollout_transformers '^PTS ' 6)
+ratio() {
+  if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; else echo -; fi
+}
+sft_tps=$(field sft '^lora' 3)
+sft_tflops=$(field sft '^lora' 4)
+sft_mfu=$(field sft '^lora' 5)
+dpo_speedup=$(field dpo '^speed-up' 3)
+{
+  echo "# GPU check ($mode): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+  echo "device: $( [ "$mode" = gpu ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || uname -m ) · preset $preset · ${dev[*]}"
+  echo
+  echo "| step | status | seconds |"
+  echo "|---|---|---|"
+  for name in build tests rollout_align rollout_transformers sft dpo; do
+    echo "| $name | ${status[$name]:-not run} | ${seconds[$name]:--} |"
+  done
+  echo
+  echo "| load | align | transformers | ratio |"
+  echo "|---|---|---|---|"
+  echo "| batch-1 decode tokens/s | ${decode_a:--} (${decode_roof:-n/a} of the roofline) | ${decode_t:--} | $(ratio "$decode_a" "$decode_t") |"
+  echo "| PTS-shaped load tokens/s (${rollout_load[*]}) | ${pts_a:--} | ${pts_t:--} | $(ratio "$pts_a" "$pts_t") |"
+  echo "| LoRA SFT (${sft_load[*]}) | ${sft_tps:--} tokens/s, ${sft_tflops:--} TFLOP/s, MFU ${sft_mfu:--} | | |"
+  echo "| token-pair DPO, chains vs sequences (pairs/s) | ${dpo_speedup:--} | | |"
+  echo
+  echo "total: $((SECONDS - start)) s"
+} | tee "$out/summary.md"
+
+# Exit status: 0 only when every step ran and every figure of the table was found.
+for name in build tests rollout_align rollout_transformers sft dpo; do
+  [ "${status[$name]:-}" = ok ] || exit 1
+done
+for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup"; do
+  [ -n "$figure" ] || { echo "gpu_check: a figure is missing from the logs in $out" >&2; exit 1; }
+done
