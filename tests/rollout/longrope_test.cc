@@ -208,10 +208,16 @@ TEST(LongropeEngine, GreedyMatchesTransformersGenerateAcrossTheSwitch) {
   }
 }
 
-// bf16: the engine rounds where transformers' eager bf16 path does; measured 4e-6 (AMX GEMMs) and
-// 5e-8 (AVX2, the goldens' kernels). 0.02 is the model's bf16 parity tolerance (forward_test.cc).
+// bf16: the decode rows' attention (kernels/paged_attention_cpu.h) keeps scores and
+// probabilities in fp32 where transformers' eager bf16 path rounds them to bf16, so the two bf16
+// runs differ by more than rounding (up to 0.1 here) and a greedy choice may flip at a near-tie
+// (as on the GPU, paged_forward_gpu_test.cc). Tokens are compared up to the first difference,
+// which must come after the first token past the switch; log-probs by FlashAttention's rule: the
+// engine's bf16 error against the fp32 model (a forward over the sequence so far) at most twice
+// transformers' bf16 error, plus 1e-3.
 TEST(LongropeEngine, Bf16GreedyMatchesTransformersGenerateAcrossTheSwitch) {
-  const Phi3Model model = mini(torch::kBFloat16);
+  torch::NoGradGuard no_grad;
+  const Phi3Model model = mini(torch::kBFloat16), exact = mini(torch::kFloat);
   const auto record = testing::golden_record("mini_tiny");
   std::vector<GenerationRequest> requests;
   for (const auto& g : record["crossing"]) {
@@ -220,17 +226,32 @@ TEST(LongropeEngine, Bf16GreedyMatchesTransformersGenerateAcrossTheSwitch) {
   }
   Engine engine(model, nullptr, small_pages());
   const auto results = engine.generate(requests);
-  double worst = 0;
+  double engine_err = 0, transformers_err = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& want = record["crossing"][i]["bf16"];
-    EXPECT_EQ(results[i][0].tokens, ids(want["tokens"].get<std::vector<int64_t>>())) << i;
+    const auto tokens = want["tokens"].get<std::vector<int64_t>>();
     const auto logprobs = want["logprobs"].get<std::vector<double>>();
-    ASSERT_EQ(results[i][0].logprobs.size(), logprobs.size());
-    for (size_t t = 0; t < logprobs.size(); ++t)
-      worst = std::max(worst, std::abs(results[i][0].logprobs[t] - logprobs[t]));
+    const auto& got = results[i][0];
+    ASSERT_EQ(got.tokens.size(), tokens.size());
+    size_t same = 0;
+    while (same < tokens.size() && got.tokens[same] == tokens[same])
+      ++same;
+    const int64_t prompt = static_cast<int64_t>(requests[i].prompt.size());
+    const auto past_switch = static_cast<size_t>(std::max<int64_t>(kSwitch + 1 - prompt, 0) + 1);
+    EXPECT_GE(same, std::min(past_switch, tokens.size())) << "record " << i;
+    std::vector<int64_t> seq(requests[i].prompt.begin(), requests[i].prompt.end());
+    seq.insert(seq.end(), tokens.begin(), tokens.end());
+    for (size_t t = 0; t < same; ++t) {
+      const double ref = prefix_logprob(exact, seq, static_cast<size_t>(prompt) + t);
+      engine_err = std::max(engine_err, std::abs(got.logprobs[t] - ref));
+      transformers_err = std::max(transformers_err, std::abs(logprobs[t] - ref));
+    }
+    std::cout << "bf16 record " << i << ": " << same << " of " << tokens.size()
+              << " tokens as transformers\n";
   }
-  std::cout << "bf16: max |engine - generate() logprob| = " << worst << "\n";
-  EXPECT_LT(worst, 0.02);
+  std::cout << "bf16 vs fp32 max |dlogprob|: engine " << engine_err << ", transformers "
+            << transformers_err << "\n";
+  EXPECT_LE(engine_err, 2 * transformers_err + 1e-3);
 }
 
 TEST(LongropeEngine, LogprobsAreThoseOfAForwardOverTheSequenceSoFar) {
@@ -345,14 +366,16 @@ TEST(LongropeEngine, ResultsDoNotDependOnTheBatchOrTheBudget) {
   options.prefill_chunk = 8;
   Engine alone(model, nullptr, options), together(model, nullptr, options);
   const auto all = together.generate(batch);
-  expect_same(alone.generate({target}), {all[1]}, 1e-5);
+  // The decode attention's shared-prefix form and key splits depend on the batch: rounding of
+  // ~1e-5 on these log-probs; kLogprobTol as for teacher forcing.
+  expect_same(alone.generate({target}), {all[1]}, kLogprobTol);
   // 25 pages: the crossing request alone needs 3 prompt pages + 2 x (9 re-run + 2 growth).
   for (bool reuse : {false, true}) {
     EngineOptions tiny = options;
     tiny.kv_budget_tokens = 4 * 25;
     tiny.reuse_prefixes = reuse;
     Engine cramped(model, nullptr, tiny);
-    expect_same(cramped.generate(batch), all, 1e-5);
+    expect_same(cramped.generate(batch), all, kLogprobTol);
     EXPECT_LE(cramped.stats().peak_pages, 25);
     EXPECT_GT(cramped.stats().steps, together.stats().steps);  // requests waited for pages
     if (!reuse) {
