@@ -61,6 +61,63 @@ TEST(GenerateCli, GreedyReproducesTransformers) {
   }
 }
 
+// Phi-4-mini-shaped longrope model (switch at 32 tokens, docs/longrope.md): `align generate`
+// reproduces transformers' greedy generate() across the switch with its per-step log-probs, and
+// `align logprobs` of the whole sequences reproduces transformers' full forward (which gives the
+// tokens drawn before the switch other log-probs: long factors everywhere).
+TEST(GenerateCli, LongropeAcrossTheSwitchReproducesTransformers) {
+  testing::TempDir dir;
+  const std::string model = testing::golden_path("model/mini_tiny");
+  auto golden = nlohmann::json::parse(read_file(testing::golden_path("model/mini_tiny.json")));
+  const auto& crossing = golden["crossing"];
+  std::string prompts, sequences;
+  size_t max_new = 0;
+  for (const auto& g : crossing) {
+    prompts += nlohmann::json({{"token_ids", g["prompt"]}}).dump() + "\n";
+    auto seq = g["prompt"].get<std::vector<int64_t>>();
+    for (int64_t t : g["fp32"]["tokens"].get<std::vector<int64_t>>())
+      seq.push_back(t);
+    sequences += nlohmann::json({{"token_ids", seq}}).dump() + "\n";
+    max_new = std::max(max_new, g["fp32"]["tokens"].size());
+  }
+  testing::write_text(dir.file("prompts.jsonl"), prompts);
+  testing::write_text(dir.file("sequences.jsonl"), sequences);
+  std::string log;
+  ASSERT_EQ(run("generate --model " + model + " --input " + dir.file("prompts.jsonl") +
+                    " --output " + dir.file("gen.jsonl") + " --temperature 0 --dtype fp32" +
+                    " --max-new-tokens " + std::to_string(max_new),
+                &log),
+            0)
+      << log;
+  ASSERT_EQ(run("logprobs --model " + model + " --input " + dir.file("sequences.jsonl") +
+                    " --output " + dir.file("scored.jsonl") + " --dtype fp32",
+                &log),
+            0)
+      << log;
+  const auto gen = read_jsonl(dir.file("gen.jsonl"));
+  const auto scored = read_jsonl(dir.file("scored.jsonl"));
+  ASSERT_EQ(gen.size(), crossing.size());
+  ASSERT_EQ(scored.size(), crossing.size());
+  double gen_err = 0, score_err = 0;
+  for (size_t i = 0; i < crossing.size(); ++i) {
+    const auto want = crossing[i]["fp32"]["tokens"].get<std::vector<int64_t>>();
+    const auto want_lp = crossing[i]["fp32"]["logprobs"].get<std::vector<double>>();
+    const auto full_lp = crossing[i]["fp32"]["full_logprobs"].get<std::vector<double>>();
+    auto got = gen[i]["token_ids"].get<std::vector<int64_t>>();
+    ASSERT_GE(got.size(), want.size()) << i;  // no stop token in these continuations
+    got.resize(want.size());
+    EXPECT_EQ(got, want) << i;
+    const size_t P = crossing[i]["prompt"].size();
+    for (size_t t = 0; t < want.size(); ++t) {
+      gen_err = std::max(gen_err, std::abs(gen[i]["logprobs"][t].get<double>() - want_lp[t]));
+      score_err =
+          std::max(score_err, std::abs(scored[i]["logprobs"][P + t].get<double>() - full_lp[t]));
+    }
+  }
+  EXPECT_LT(gen_err, 1e-4);
+  EXPECT_LT(score_err, 1e-4);
+}
+
 TEST(GenerateCli, SampledLogprobsAgreeWithTeacherForcedScoring) {
   testing::TempDir dir;
   const std::string model = model_with_tokenizer(dir);
