@@ -5,6 +5,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# The goldens are computed with oneDNN limited to AVX2, so machines with AMX (bf16 GEMMs rounded
+# differently) write the same files.
+export ONEDNN_MAX_CPU_ISA=AVX2
 venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/pip" install -q --disable-pip-version-check \
   transformers==5.23.0 tokenizers==0.23.3 safetensors trl==1.16.0 datasets==5.2.0
