@@ -2,9 +2,10 @@
 //   (a) batch-1 decode: one prompt, one sample, --new-tokens tokens (greedy);
 //   (b) a PTS-shaped load: --samples samples from each of --prefixes nested prefixes of one
 //       --completion-token completion, --new-tokens new tokens each (temperature 1).
-// Prints tokens/s, achieved weight-read bandwidth for (a) (model bytes x steps / s: the batch-1
-// limit) and achieved FLOP/s for (b) (2 N per generated token), against --peak-gbs / --peak-tflops
-// when given (defaults on CUDA: 3000 GB/s and 800 TFLOP/s, the H100 figures of
+// Prints tokens/s, the engine's host time per step (Engine::Stats::host_seconds: all but the
+// model's layers and the sampler), achieved weight-read bandwidth for (a) (model bytes x steps / s:
+// the batch-1 limit) and achieved FLOP/s for (b) (2 N per generated token), against --peak-gbs /
+// --peak-tflops when given (defaults on CUDA: 3000 GB/s and 800 TFLOP/s, the H100 figures of
 // docs/speed_limits.md; none on CPU).
 //
 //   rollout_bench (--model DIR | --preset phi-4|phi-4-mini|tiny | --config config.json)
@@ -196,6 +197,9 @@ int main(int argc, char** argv) {
         static_cast<long long>(st.prefill_tokens), static_cast<long long>(st.reused_prefix_tokens),
         static_cast<long long>(st.decode_tokens), static_cast<long long>(st.steps),
         static_cast<long long>(st.peak_pages));
+    std::printf("engine host time per step: %.3f ms (%.1f%% of the load's time)\n",
+                1e3 * st.host_seconds / static_cast<double>(std::max<int64_t>(1, st.steps)),
+                100 * st.host_seconds / s);
   }
   return 0;
 }

@@ -3,11 +3,12 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <utility>
 
 #include "common/error.h"
-#include "rollout/paged_forward.h"
+#include "rollout/paged_step.h"
 
 namespace align {
 namespace {
@@ -30,14 +31,6 @@ struct Live {
   int64_t reserve = 0;
   bool done = false;
 };
-
-int64_t common_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b) {
-  const size_t n = std::min(a.size(), b.size());
-  size_t i = 0;
-  while (i < n && a[i] == b[i])
-    ++i;
-  return static_cast<int64_t>(i);
-}
 
 // Worst-case pages a request takes from the free list: its prompt sequence (forked from a cached
 // prefix of `reused` tokens) plus each sample growing to prompt + max_new_tokens - 1 cached tokens
@@ -302,7 +295,20 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
   };
 
   int64_t generated = 0;
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
   while (!waiting.empty() || !prefilling.empty() || !live.empty() || !switching.empty()) {
+    // Host time of this step: all of it but the model's layers and the sampler.
+    struct StepClock {
+      Clock::time_point start = Clock::now();
+      double compute = 0;
+      double& host;
+      ~StepClock() {
+        host += std::chrono::duration<double>(Clock::now() - start).count() - compute;
+      }
+    } clock{Clock::now(), 0.0, stats_.host_seconds};
     // Samples at the longrope switch leave the decode batch for a long-factor re-run.
     for (auto it = live.begin(); it != live.end();) {
       if (!cache_.long_rope(it->seq) && c.uses_long_factors(cache_.length(it->seq) + 1)) {
@@ -338,7 +344,10 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
       budget -= n;
       (prefilling[i].sample < 0 ? prefill_tokens : switch_tokens) += n;
     }
-    torch::Tensor logits = paged_forward(model_, cache_, rows);  // [rows with logits, V] fp32
+    const PagedStep step = plan_paged_step(model_, cache_, rows);
+    const auto run_start = Clock::now();
+    torch::Tensor logits = run_paged_step(model_, cache_, step);  // [rows with logits, V] fp32
+    clock.compute += seconds_since(run_start);
     ++stats_.steps;
     stats_.prefill_tokens += prefill_tokens;
     stats_.switch_tokens += switch_tokens;
@@ -388,11 +397,13 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
       prefilling.erase(prefilling.begin() + static_cast<std::ptrdiff_t>(*it));
 
     if (logit_rows.empty()) continue;  // only prompt chunks that do not end their prompt
+    const auto sample_start = Clock::now();
     const SampleResult drawn =
         sample(logits.index_select(0, at::tensor(logit_rows, at::kLong).to(logits.device())),
                params, steps);
     const auto tokens = drawn.tokens.to(at::kCPU);
     const auto logprobs = drawn.logprobs.to(at::kCPU, at::kFloat);
+    clock.compute += seconds_since(sample_start);
     const auto* token_ptr = tokens.data_ptr<int64_t>();
     const auto* logprob_ptr = logprobs.data_ptr<float>();
 

@@ -108,6 +108,11 @@ class Engine {
     int64_t switch_tokens = 0;  // longrope: tokens re-run with the long factors at the switch
     int64_t steps = 0;          // model calls
     int64_t peak_pages = 0;     // most pages in use at once (cached prefixes included)
+    // Wall-clock seconds of the steps outside the model's layers and the sampler: scheduling,
+    // admission, the step's plan (rollout/paged_step.h), stop checks. On CUDA the layers are
+    // timed as enqueued and the
+    // sampler's copy of the tokens to the host waits for the device, so device time is not counted.
+    double host_seconds = 0;
   };
   const Stats& stats() const { return stats_; }
   void reset_stats() { stats_ = Stats(); }

@@ -17,6 +17,7 @@
 #include "model/lora.h"
 #include "model/rope.h"
 #include "rollout/paged_forward_fused.h"
+#include "rollout/paged_step.h"
 
 namespace align {
 namespace {
@@ -123,21 +124,19 @@ torch::Tensor paged_attention_reference(const torch::Tensor& q, const torch::Ten
   return out;
 }
 
-torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
-                            const std::vector<PagedRow>& rows) {
-  torch::NoGradGuard no_grad;
+PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
+                          const std::vector<PagedRow>& rows) {
   const ModelConfig& c = model.config();
   check_rows(c, cache, rows);
   const auto device = model.device();
-
+  PagedStep step;
   // The fused CUDA kernels where they apply (rollout/paged_forward_fused.h), the reference ops
   // otherwise.
-  const FusedPagedOps fused = fused_paged_ops(model);
+  step.fused = fused_paged_ops(model);
 
   // Slots, positions and the attention rows of the packed batch.
   std::vector<int64_t> tokens, positions, slots, last;
   std::vector<uint8_t> use_long;  // per token: the sequence's keys use the long factors
-  std::vector<PagedAttentionRow> attn_rows;
   for (const PagedRow& row : rows) {
     const int64_t start = cache.length(row.seq);
     const int64_t count = static_cast<int64_t>(row.tokens.size());
@@ -154,7 +153,7 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
     }
     // The reference attention reads every key of the row through its slots; the decode-attention
     // op reads the pages from the block tables instead (no per-token work on the host).
-    if (!(fused.decode_attention && count == 1)) {
+    if (!(step.fused.decode_attention && count == 1)) {
       std::vector<int64_t> row_slots;
       row_slots.reserve(static_cast<size_t>(start + count));
       for (int64_t t = 0; t < start + count; ++t)
@@ -162,48 +161,57 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
       a.slots = long_tensor(row_slots, device);
     }
     if (row.logits) last.push_back(a.offset + count - 1);
-    attn_rows.push_back(std::move(a));
+    step.attn_rows.push_back(std::move(a));
   }
-  const int64_t N = static_cast<int64_t>(tokens.size());
+  step.num_tokens = static_cast<int64_t>(tokens.size());
+  step.tokens = long_tensor(tokens, device);
+  step.positions = long_tensor(positions, device).view({1, step.num_tokens});
+  step.slots = long_tensor(slots, device);
+  if (!last.empty()) step.logits_at = long_tensor(last, device);
+  if (c.rope_type == RopeType::kLongrope) {
+    step.long_mask = at::tensor(at::ArrayRef<uint8_t>(use_long), at::kByte)
+                         .to(at::kBool)
+                         .to(device)
+                         .view({1, step.num_tokens});
+  }
+  if (step.fused.decode_attention) step.decode = paged_decode_batch(cache, rows, step.attn_rows);
+  return step;
+}
+
+torch::Tensor run_paged_step(const Phi3Model& model, PagedKvCache& cache, const PagedStep& step) {
+  torch::NoGradGuard no_grad;
+  const ModelConfig& c = model.config();
+  const int64_t N = step.num_tokens;
   const int64_t H = c.num_heads, Hkv = c.num_kv_heads, D = c.head_dim;
-  auto slot_index = long_tensor(slots, device);
+  const FusedPagedOps& fused = step.fused;
   const Rope rope(c);
-  torch::Tensor long_mask;  // [1, N] bool; undefined: short factors (or default RoPE) everywhere
-  if (rope.longrope()) {
-    long_mask = at::tensor(at::ArrayRef<uint8_t>(use_long), at::kByte)
-                    .to(at::kBool)
-                    .to(device)
-                    .view({1, N});
-  }
-  const auto [cos, sin] = rope.cos_sin(long_tensor(positions, device).view({1, N}), long_mask,
-                                       model.dtype());  // [1, N, R]
+  const auto [cos, sin] =
+      rope.cos_sin(step.positions, rope.longrope() ? step.long_mask : torch::Tensor(),
+                   model.dtype());  // [1, N, R]
   LoraApply lora = model.lora_apply();
   lora.training = false;                                        // sampling: no dropout
   const double scale = std::pow(static_cast<double>(D), -0.5);  // Python's D**-0.5
 
-  const PagedDecodeBatch decode =
-      fused.decode_attention ? paged_decode_batch(cache, rows, attn_rows) : PagedDecodeBatch();
-
   const ModelWeights& weights = model.weights();
-  auto h = weights.embed.index_select(0, long_tensor(tokens, device));  // [N, C]
+  auto h = weights.embed.index_select(0, step.tokens);  // [N, C]
   for (size_t l = 0; l < weights.layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
     auto x = rms_norm(h, w.input_norm, c.rms_norm_eps);
     auto qkv = lora_linear(x, w.qkv, w.lora.qkv, lora);  // [N, H*D + 2*Hkv*D]
     torch::Tensor q;                                     // [N, H, D] after RoPE
     if (fused.rope_kv_write) {
-      q = rope_kv_write(qkv, cos, sin, slot_index, cache.k[l], cache.v[l]);
+      q = rope_kv_write(qkv, cos, sin, step.slots, cache.k[l], cache.v[l]);
     } else {
       q = apply_rope(qkv.narrow(-1, 0, c.q_size).view({1, N, H, D}), cos, sin).reshape({N, H, D});
       auto k = apply_rope(qkv.narrow(-1, c.q_size, c.kv_size).view({1, N, Hkv, D}), cos, sin);
       auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({N, Hkv, D});
-      cache.k[l].view({-1, Hkv, D}).index_copy_(0, slot_index, k.reshape({N, Hkv, D}));
-      cache.v[l].view({-1, Hkv, D}).index_copy_(0, slot_index, v);
+      cache.k[l].view({-1, Hkv, D}).index_copy_(0, step.slots, k.reshape({N, Hkv, D}));
+      cache.v[l].view({-1, Hkv, D}).index_copy_(0, step.slots, v);
     }
     auto attn = fused.decode_attention  // [N, H, D]
-                    ? paged_attention_fused(q, cache.k[l], cache.v[l], attn_rows, decode, scale,
-                                            c.sliding_window)
-                    : paged_attention_reference(q, cache.k[l], cache.v[l], attn_rows, scale,
+                    ? paged_attention_fused(q, cache.k[l], cache.v[l], step.attn_rows, step.decode,
+                                            scale, c.sliding_window)
+                    : paged_attention_reference(q, cache.k[l], cache.v[l], step.attn_rows, scale,
                                                 c.sliding_window);
     auto attn_out = lora_linear(attn.reshape({N, c.q_size}), w.o, w.lora.o, lora);
     if (fused.residual_rms_norm) {
@@ -216,9 +224,16 @@ torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
     auto gated = fused.silu_gate ? silu_gate(gate_up) : silu_gate_reference(gate_up);
     h = h + lora_linear(gated, w.down, w.lora.down, lora);
   }
-  if (last.empty()) return torch::Tensor();
-  auto h_last = h.index_select(0, long_tensor(last, device));  // [rows with logits, C]
+  if (!step.logits_at.defined()) return torch::Tensor();
+  auto h_last = h.index_select(0, step.logits_at);  // [rows with logits, C]
   return model.logits(rms_norm(h_last, weights.norm, c.rms_norm_eps));
+}
+
+torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
+                            const std::vector<PagedRow>& rows) {
+  torch::NoGradGuard no_grad;
+  const PagedStep step = plan_paged_step(model, cache, rows);
+  return run_paged_step(model, cache, step);
 }
 
 }  // namespace align

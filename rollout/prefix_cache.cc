@@ -1,21 +1,23 @@
 #include "rollout/prefix_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/error.h"
 
 namespace align {
-namespace {
-
 int64_t common_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b) {
+  // Blocks of 64 ids through memcmp (vectorised), then one id at a time: finished samples of one
+  // prompt share thousands of tokens, and insert() compares each with every entry.
+  constexpr size_t kBlock = 64;
   const size_t n = std::min(a.size(), b.size());
   size_t i = 0;
+  while (i + kBlock <= n && std::memcmp(a.data() + i, b.data() + i, kBlock * sizeof(TokenId)) == 0)
+    i += kBlock;
   while (i < n && a[i] == b[i])
     ++i;
   return static_cast<int64_t>(i);
 }
-
-}  // namespace
 
 PrefixCache::Match PrefixCache::find(const std::vector<TokenId>& tokens, int64_t max_length,
                                      bool long_rope) const {

@@ -21,6 +21,9 @@
 
 namespace align {
 
+// How many leading ids a and b share.
+int64_t common_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b);
+
 class PrefixCache {
  public:
   PrefixCache(PagedKvCache& cache, size_t max_entries) : cache_(cache), max_entries_(max_entries) {}
