@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 
 #include <limits>
+#include <map>
 #include <set>
+#include <utility>
 
 namespace align {
 namespace {
@@ -54,6 +56,44 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return at::cat(outs, 1);
 }
 
+namespace {
+
+// Fills plan.groups and plan.order from plan.spans.
+void group_spans(DenseAttentionPlan& plan, int64_t B, int64_t T, torch::Device device) {
+  std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> by_start;  // (start, length) -> rows
+  for (const auto& span : plan.spans)
+    by_start[{span.start, span.length}].push_back(span.row);
+  std::map<int64_t, std::vector<int64_t>> gathered;  // length -> flat token indices
+  bool all_views = true;
+  for (const auto& [key, rows] : by_start) {
+    if (static_cast<int64_t>(rows.size()) == B) {
+      plan.groups.push_back({key.first, key.second, torch::Tensor()});
+      continue;
+    }
+    all_views = false;
+    auto& index = gathered[key.second];
+    for (int64_t row : rows) {
+      for (int64_t t = 0; t < key.second; ++t)
+        index.push_back(row * T + key.first + t);
+    }
+  }
+  // by_start is ordered by start: views alone tile the rows in order.
+  if (all_views) return;
+  const auto longs = at::TensorOptions(at::kLong).device(device);
+  for (auto& [length, index] : gathered)
+    plan.groups.push_back({-1, length, at::tensor(index, at::kLong).to(device)});
+  std::vector<torch::Tensor> tokens;  // flat token index of every group output row, in order
+  for (const auto& g : plan.groups) {
+    tokens.push_back(g.start >= 0 ? (at::arange(B, longs).view({B, 1}) * T + g.start +
+                                     at::arange(g.length, longs).view({1, g.length}))
+                                        .reshape(-1)
+                                  : g.index);
+  }
+  plan.order = at::empty({B * T}, longs).scatter_(0, at::cat(tokens), at::arange(B * T, longs));
+}
+
+}  // namespace
+
 DenseAttentionPlan plan_dense_attention(int64_t B, int64_t T, int64_t sliding_window,
                                         const torch::Tensor& segments, torch::ScalarType dtype,
                                         torch::Device device) {
@@ -92,6 +132,7 @@ DenseAttentionPlan plan_dense_attention(int64_t B, int64_t T, int64_t sliding_wi
       use_bias = use_bias || binds(span.length);
     if (static_cast<int64_t>(plan.spans.size()) == B) plan.spans.clear();  // one run per row
   }
+  if (!use_bias && !plan.spans.empty()) group_spans(plan, B, T, device);
   if (use_bias) {
     plan.spans.clear();
     const auto slots = at::arange(T, at::TensorOptions(at::kLong).device(device)).expand({B, T});
@@ -130,17 +171,24 @@ torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::
 torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v, const DenseAttentionPlan& plan,
                               double scale) {
-  if (plan.spans.empty()) return sdpa(q, k, v, plan.bias, scale);
-  const int64_t B = q.size(0), T = q.size(1);
-  std::vector<torch::Tensor> outs;  // [1, length, H, D] each, in row-major token order
-  outs.reserve(plan.spans.size());
-  for (const auto& span : plan.spans) {
+  if (plan.groups.empty()) return sdpa(q, k, v, plan.bias, scale);
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3);
+  std::vector<torch::Tensor> outs;  // [n, length, H, D] per group
+  outs.reserve(plan.groups.size());
+  for (const auto& g : plan.groups) {
     auto part = [&](const torch::Tensor& x) {
-      return x.narrow(0, span.row, 1).narrow(1, span.start, span.length);
+      if (g.start >= 0) return x.narrow(1, g.start, g.length);
+      return x.reshape({B * T, x.size(2), x.size(3)})
+          .index_select(0, g.index)
+          .view({-1, g.length, x.size(2), x.size(3)});
     };
     outs.push_back(sdpa(part(q), part(k), part(v), torch::Tensor(), scale));
   }
-  return at::cat(outs, 1).view({B, T, q.size(2), q.size(3)});
+  if (!plan.order.defined()) return at::cat(outs, 1);  // views in order of start: [B, T, H, D]
+  std::vector<torch::Tensor> flat;
+  for (const auto& o : outs)
+    flat.push_back(o.reshape({-1, H, D}));
+  return at::cat(flat).index_select(0, plan.order).view({B, T, H, D});
 }
 
 }  // namespace align

@@ -54,8 +54,19 @@ struct DenseAttentionPlan {
   struct Span {
     int64_t row, start, length;
   };
-  std::vector<Span> spans;  // by row, then start; they tile every row
-  torch::Tensor bias;       // [B, 1, T, T] model dtype, or undefined
+  // Spans of one length run as one batched call (the CPU kernel's cost is mostly per call):
+  // a group with one span per row, all at one start, reads q.narrow(1, start, length) (a view);
+  // any other group gathers its tokens by `index`.
+  struct Group {
+    int64_t start = -1, length = 0;  // start >= 0: the view form
+    torch::Tensor index;             // [n * length] int64 flat b * T + t, the gathered form
+  };
+  std::vector<Span> spans;    // by row, then start; they tile every row
+  std::vector<Group> groups;  // from spans
+  // [B * T] int64: where token b * T + t sits in the groups' concatenated outputs; undefined
+  // when every group is a view and they tile the rows in order of start.
+  torch::Tensor order;
+  torch::Tensor bias;  // [B, 1, T, T] model dtype, or undefined
 };
 
 // segments [B, T] int64 or undefined; sliding_window as attention_mask(). Reads the segment

@@ -113,6 +113,24 @@ TEST(DenseAttention, PackedRowsRunOneCallPerDocument) {
   expect_match(4, 12, 0, seg);
 }
 
+TEST(DenseAttention, SpansOfOneLayoutRunAsViewsAcrossRows) {
+  // Same layout in every row: one call per document position, reading views, no reordering.
+  const auto same = segment_rows({{0, 0, 0, 1, 1, 1, 1, 2}, {3, 3, 3, 4, 4, 4, 4, 5}});
+  const auto plan = plan_dense_attention(2, 8, 0, same, torch::kFloat, torch::kCPU);
+  ASSERT_EQ(plan.groups.size(), 3u);
+  for (const auto& g : plan.groups)
+    EXPECT_GE(g.start, 0);
+  EXPECT_FALSE(plan.order.defined());
+  expect_match(2, 8, 0, same);
+  // Partly shared: the first documents are views, the rest gathered by length and put back.
+  const auto mixed = segment_rows({{0, 0, 0, 1, 1, 1, 1, 2, 2}, {5, 5, 5, 6, 6, 6, 6, 6, 6}});
+  const auto plan2 = plan_dense_attention(2, 9, 0, mixed, torch::kFloat, torch::kCPU);
+  ASSERT_EQ(plan2.groups.size(), 4u);  // (0, 3) view; lengths 2, 4, 6 gathered
+  EXPECT_EQ(plan2.groups[0].start, 0);
+  EXPECT_TRUE(plan2.order.defined());
+  expect_match(2, 9, 0, mixed);
+}
+
 TEST(DenseAttention, LongerPackedRowsWithGroupedHeads) {
   // Documents longer than the CPU flash kernel's blocks (it splits queries and keys at 32-512).
   std::vector<int64_t> row;
