@@ -1,13 +1,17 @@
 // bench/sft: training throughput of the SFT step (forward, backward, clipping, AdamW) for full
 // fine-tuning and LoRA, on random packed batches of a random model.
 //
-//   sft_bench [--preset tiny|phi-4|phi-4-mini] [--layers N] [--device cpu|cuda] [--dtype fp32|bf16]
-//             [--rows B] [--seq T] [--steps N] [--lora-rank R] [--peak-tflops P] [--checkpointing]
+//   sft_bench [--preset tiny|phi-4|phi-4-mini | --config config.json] [--layers N]
+//             [--device cpu|cuda] [--dtype fp32|bf16] [--rows B] [--seq T] [--docs N]
+//             [--steps N] [--mode full|lora|both] [--lora-rank R] [--peak-tflops P]
+//             [--checkpointing]
 //
-// Prints tokens/s, achieved TFLOP/s (6 N per token for full fine-tuning, 4 N for LoRA: N the
-// non-embedding parameters plus the lm_head) and MFU against --peak-tflops (default: 800 for CUDA,
-// the dense bf16 rate of an H100 in docs/speed_limits.md; none for CPU), and peak
-// memory (CUDA allocator peak, or the process's max RSS on CPU).
+// Each row packs --docs examples (default 4; 1: plain causal rows). bench/sft_compare.sh runs this
+// and bench/sft_transformers.py on the same load. Prints s/step, tokens/s, achieved TFLOP/s (6 N
+// per token for full fine-tuning, 4 N for LoRA: N the non-embedding parameters plus the lm_head)
+// and MFU against --peak-tflops (default: 800 for CUDA, the dense bf16 rate of an H100 in
+// docs/speed_limits.md; none for CPU), and peak memory (CUDA allocator peak, or the process's max
+// RSS on CPU: with --mode both the LoRA row includes the full run's peak).
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -15,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/init.h"
@@ -25,8 +30,8 @@
 namespace {
 
 struct Args {
-  std::string preset = "tiny", device = "cpu", dtype = "fp32";
-  int64_t layers = 0, rows = 4, seq = 256, steps = 10, lora_rank = 16;
+  std::string preset = "tiny", config, device = "cpu", dtype = "fp32", mode = "both";
+  int64_t layers = 0, rows = 4, seq = 256, docs = 4, steps = 10, lora_rank = 16;
   double peak_tflops = -1;
   bool checkpointing = false;
 };
@@ -44,6 +49,12 @@ Args parse(int argc, char** argv) {
     };
     if (k == "--preset")
       a.preset = next();
+    else if (k == "--config")
+      a.config = next();
+    else if (k == "--docs")
+      a.docs = std::stoll(next());
+    else if (k == "--mode")
+      a.mode = next();
     else if (k == "--layers")
       a.layers = std::stoll(next());
     else if (k == "--device")
@@ -64,9 +75,9 @@ Args parse(int argc, char** argv) {
       a.checkpointing = true;
     else {
       std::fprintf(stderr,
-                   "usage: %s [--preset P] [--layers N] [--device D] [--dtype T] "
-                   "[--rows B] [--seq T] [--steps N] [--lora-rank R] [--peak-tflops P] "
-                   "[--checkpointing]\n",
+                   "usage: %s [--preset P | --config FILE] [--layers N] [--device D] [--dtype T] "
+                   "[--rows B] [--seq T] [--docs N] [--steps N] [--mode full|lora|both] "
+                   "[--lora-rank R] [--peak-tflops P] [--checkpointing]\n",
                    argv[0]);
       std::exit(2);
     }
@@ -85,7 +96,7 @@ double peak_memory_gb(const torch::Device& device) {
 
 struct Row {
   std::string mode;
-  double tokens_per_s, tflops, mfu, memory_gb, loss;
+  double seconds_per_step, tokens_per_s, tflops, mfu, memory_gb, loss;
 };
 
 Row run_mode(const Args& a, align::ModelConfig config, bool lora) {
@@ -106,8 +117,8 @@ Row run_mode(const Args& a, align::ModelConfig config, bool lora) {
   }
   model.set_training(true);
   align::AdamW adam(trainable, {});
-  // Packed rows of 4 examples each, every token after the first of an example a target.
-  const int64_t B = a.rows, T = a.seq, per = std::max<int64_t>(2, T / 4);
+  // Packed rows of --docs examples each, every token after the first of an example a target.
+  const int64_t B = a.rows, T = a.seq, per = std::max<int64_t>(2, T / std::max<int64_t>(1, a.docs));
   auto tokens = torch::randint(0, config.vocab_size, {B, T}, torch::kInt64);
   auto pos = torch::arange(T, torch::kInt64).remainder(per).view({1, T}).expand({B, T}).clone();
   auto seg = torch::arange(T, torch::kInt64).div(per, "floor").view({1, T}).expand({B, T}).clone();
@@ -138,6 +149,7 @@ Row run_mode(const Args& a, align::ModelConfig config, bool lora) {
   const double tflops = tokens_per_s * flops_per_token / 1e12;
   const double peak = a.peak_tflops > 0 ? a.peak_tflops : (device.is_cuda() ? 800.0 : -1.0);
   return {lora ? "lora r" + std::to_string(a.lora_rank) : "full",
+          seconds / static_cast<double>(a.steps),
           tokens_per_s,
           tflops,
           peak > 0 ? tflops / peak : -1.0,
@@ -149,28 +161,35 @@ Row run_mode(const Args& a, align::ModelConfig config, bool lora) {
 
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
-  align::ModelConfig config = align::model_preset(a.preset);
+  const std::string source = a.config.empty() ? "preset " + a.preset : a.config;
+  align::ModelConfig config =
+      a.config.empty() ? align::model_preset(a.preset) : align::load_model_config(a.config);
   if (a.layers > 0) config.num_layers = a.layers;
-  align::validate_config(config, "preset " + a.preset);
+  align::validate_config(config, source);
   std::printf(
-      "sft_bench: preset %s, %lld layers, hidden %lld, %.3g params, %s %s, batch %lld x %lld, "
-      "%lld steps%s\n",
-      a.preset.c_str(), static_cast<long long>(config.num_layers),
+      "align sft_bench: %s, %lld layers, hidden %lld, %.3g params, %s %s, batch %lld x %lld "
+      "(%lld docs per row), %lld steps, %d threads%s\n",
+      source.c_str(), static_cast<long long>(config.num_layers),
       static_cast<long long>(config.hidden_size), static_cast<double>(config.num_parameters()),
       a.device.c_str(), a.dtype.c_str(), static_cast<long long>(a.rows),
-      static_cast<long long>(a.seq), static_cast<long long>(a.steps),
+      static_cast<long long>(a.seq), static_cast<long long>(a.docs),
+      static_cast<long long>(a.steps), torch::get_num_threads(),
       a.checkpointing ? ", activation checkpointing" : "");
-  std::printf("%-10s %12s %10s %8s %12s %9s\n", "mode", "tokens/s", "TFLOP/s", "MFU", "peak mem GB",
-              "loss");
-  for (bool lora : {false, true}) {
+  std::printf("%-10s %9s %12s %10s %8s %12s %9s\n", "mode", "s/step", "tokens/s", "TFLOP/s", "MFU",
+              "peak mem GB", "loss");
+  std::vector<bool> modes;
+  if (a.mode != "lora") modes.push_back(false);
+  if (a.mode != "full") modes.push_back(true);
+  for (bool lora : modes) {
     const Row r = run_mode(a, config, lora);
     char mfu[32];
     if (r.mfu >= 0)
       std::snprintf(mfu, sizeof(mfu), "%.1f%%", 100 * r.mfu);
     else
       std::snprintf(mfu, sizeof(mfu), "n/a");
-    std::printf("%-10s %12.1f %10.4f %8s %12.2f %9.4f\n", r.mode.c_str(), r.tokens_per_s, r.tflops,
-                mfu, r.memory_gb, r.loss);
+    std::printf("%-10s %9.3f %12.1f %10.4f %8s %12.2f %9.4f\n", r.mode.c_str(), r.seconds_per_step,
+                r.tokens_per_s, r.tflops, mfu, r.memory_gb, r.loss);
+    std::fflush(stdout);
   }
   return 0;
 }

@@ -191,7 +191,9 @@ namespace {
 struct CallState {
   std::vector<int64_t> valid;  // [B] real tokens per row
   torch::Tensor cos, sin;      // [B, T, R] model dtype
-  torch::Tensor allowed;       // [B, T, T] bool: which keys each query sees
+  AttentionBackend backend = AttentionBackend::kDense;
+  DenseAttentionPlan dense;  // kDense: how the calls split
+  torch::Tensor allowed;     // kReference: [B, T, T] bool, which keys each query sees
 };
 
 CallState prepare_call(const ModelConfig& c, const Rope& rope, const ForwardInput& in,
@@ -211,7 +213,12 @@ CallState prepare_call(const ModelConfig& c, const Rope& rope, const ForwardInpu
     use_long = long_factor_mask(c, in, positions, valid_mask);
   }
   std::tie(s.cos, s.sin) = rope.cos_sin(positions, use_long, dtype);
-  s.allowed = attention_mask(slots, T, c.sliding_window, segments);
+  s.backend = in.attention;
+  if (s.backend == AttentionBackend::kDense) {
+    s.dense = plan_dense_attention(B, T, c.sliding_window, segments, dtype, device);
+  } else {
+    s.allowed = attention_mask(slots, T, c.sliding_window, segments);
+  }
   return s;
 }
 
@@ -226,9 +233,11 @@ torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const
   auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
   q = apply_rope(q, s.cos, s.sin);
   k = apply_rope(k, s.cos, s.sin);
-  const torch::Tensor keys = k.transpose(1, 2), values = v.transpose(1, 2);  // [B, Hkv, T, D]
-  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);      // Python's D**-0.5
-  auto attn = attention(q, keys, values, s.allowed, scale).reshape({B, T, c.q_size});
+  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);  // Python's D**-0.5
+  auto attn = s.backend == AttentionBackend::kDense
+                  ? dense_attention(q, k, v, s.dense, scale)
+                  : attention(q, k.transpose(1, 2), v.transpose(1, 2), s.allowed, scale);
+  attn = attn.reshape({B, T, c.q_size});
   return h + lora_linear(attn, w.o, w.lora.o, lora);
 }
 

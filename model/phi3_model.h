@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/attention.h"
 #include "model/config.h"
 #include "model/lora.h"
 #include "model/rope.h"
@@ -77,6 +78,9 @@ struct ForwardInput {
   // Training: run each decoder layer under activation checkpointing (keep only its input, recompute
   // it in backward). Takes effect when grad mode is on.
   bool checkpoint_layers = false;
+  // kDense: scaled_dot_product_attention (nothing O(T^2) kept); kReference: the eager reference
+  // (bf16 results bit-identical to transformers' attn_implementation="eager").
+  AttentionBackend attention = AttentionBackend::kDense;
 };
 
 struct ForwardOutput {

@@ -2,7 +2,7 @@
 """Writes the model golden files under tests/golden/model/ (dev-only; tests never run it).
 
 Two tiny random Phi3ForCausalLM checkpoints, saved by transformers' save_pretrained, and what
-transformers computes from them with attn_implementation="eager":
+transformers computes from them with attn_implementation="eager" (and, for bf16, also "sdpa"):
 
   phi4_tiny/   Phi-4-shaped: untied lm_head, full rotary, default RoPE with theta 250000, GQA 4:2,
                bf16 weights, sharded (index + several model-0000k-of-0000n.safetensors).
@@ -10,7 +10,7 @@ transformers computes from them with attn_implementation="eager":
                longrope (synthetic short/long factors, original_max_position_embeddings 32,
                max_position_embeddings 128), GQA 6:2, sliding_window 20, single model.safetensors.
 
-  <name>.json  {"sequences": [{"tokens", "logprobs_fp32", "logprobs_bf16"}],
+  <name>.json  {"sequences": [{"tokens", "logprobs_fp32", "logprobs_bf16", "logprobs_bf16_sdpa"}],
                 "greedy": [{"prompt", "fp32", "bf16"}],
                 "crossing": [{"prompt", "fp32": {"tokens", "logprobs", "full_logprobs"},
                               "bf16": {...}}]}   (mini_tiny only)
@@ -30,7 +30,12 @@ Weights are HF-initialised and then re-drawn with larger scales (seeded) so that
 from uniform and the log-probs vary: with initializer_range 0.02 a 64-wide model predicts an almost
 flat distribution and parity would test little. Norm weights are drawn in [0.5, 1.5].
 
+logprobs_bf16_sdpa is what align's dense attention backend (scaled_dot_product_attention) is
+checked against: in bf16 it rounds the scores differently from eager.
+
 Usage: ~/.cache/align/venv/bin/python tools/golden_model.py [--out tests/golden/model]
+       [--add-sdpa]  (only adds logprobs_bf16_sdpa to the existing files, models untouched)
+Run under ONEDNN_MAX_CPU_ISA=AVX2 on an AVX2 machine, as the tests run (tests/model/CMakeLists.txt).
 """
 
 import argparse
@@ -196,6 +201,7 @@ def build(out_dir, name, kwargs, seqs, max_shard_size, gen):
         for tag, m in models.items():
             entry["logprobs_" + tag] = [round(x, 7) for x in logprobs(m, tokens)]
         record["sequences"].append(entry)
+    add_sdpa(model_dir, record)
     for prompt_len, new_tokens in greedy_specs:
         prompt = torch.randint(0, kwargs["vocab_size"], (prompt_len,), generator=gen).tolist()
         entry = {"prompt": prompt}
@@ -216,11 +222,29 @@ def build(out_dir, name, kwargs, seqs, max_shard_size, gen):
     print(name, "rope:", models["fp32"].config.rope_parameters)
 
 
+def add_sdpa(model_dir, record):
+    m = Phi3ForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, attn_implementation="sdpa")
+    m.eval()
+    for entry in record["sequences"]:
+        entry["logprobs_bf16_sdpa"] = [round(x, 7) for x in logprobs(m, entry["tokens"])]
+
+
 def main():
     parser = argparse.ArgumentParser()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--out", default=os.path.join(root, "tests", "golden", "model"))
+    parser.add_argument("--add-sdpa", action="store_true")
     args = parser.parse_args()
+    if args.add_sdpa:
+        for name in ("phi4_tiny", "mini_tiny"):
+            path = os.path.join(args.out, name + ".json")
+            with open(path) as f:
+                record = json.load(f)
+            add_sdpa(os.path.join(args.out, name), record)
+            with open(path, "w") as f:
+                json.dump(record, f, separators=(",", ":"))
+                f.write("\n")
+        return
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)

@@ -29,18 +29,46 @@ constexpr double kFp32Tolerance = 1e-4;
 // (tests/model/CMakeLists.txt).
 constexpr double kBf16Tolerance = 0.02;
 
-// Max |align - transformers| over every sequence of a golden model (positions >= 1).
-double golden_logprob_error(const std::string& name, torch::ScalarType dtype) {
+// Per-token log-probs of one row through `backend`: [T] fp32, entry 0 left at 0.
+torch::Tensor row_logprobs(const Phi3Model& model, const std::vector<int64_t>& ids,
+                           AttentionBackend backend) {
+  ForwardInput in;
+  in.tokens = testing::token_row(ids);
+  in.logits = LogitsAt::kAll;
+  in.attention = backend;
+  const auto lp = at::log_softmax(model.forward(in).logits[0], -1);  // [T, V]
+  const int64_t T = in.tokens.size(1);
+  auto out = torch::zeros({T});
+  if (T > 1) {
+    out.narrow(0, 1, T - 1)
+        .copy_(lp.narrow(0, 0, T - 1)
+                   .gather(1, in.tokens[0].narrow(0, 1, T - 1).unsqueeze(1))
+                   .squeeze(1));
+  }
+  return out;
+}
+
+// Max |align - transformers| over every sequence of a golden model (positions >= 1). transformers'
+// eager attention is the reference backend's twin; in bf16 the dense backend is checked against
+// transformers' sdpa (the same LibTorch kernel), in fp32 against eager (they agree to ~1e-6).
+double golden_logprob_error(const std::string& name, torch::ScalarType dtype,
+                            AttentionBackend backend) {
   const Phi3Model model = Phi3Model::load(testing::golden_model_dir(name), dtype, torch::kCPU);
   const auto record = testing::golden_record(name);
-  const std::string key = dtype == torch::kFloat ? "logprobs_fp32" : "logprobs_bf16";
+  std::string key = dtype == torch::kFloat ? "logprobs_fp32" : "logprobs_bf16";
+  if (dtype != torch::kFloat && backend == AttentionBackend::kDense) key += "_sdpa";
   torch::NoGradGuard no_grad;
   double worst = 0;
   for (const auto& seq : record["sequences"]) {
     auto ids = seq["tokens"].get<std::vector<int64_t>>();
     auto expected = seq[key].get<std::vector<double>>();
-    auto got = token_logprobs(model, testing::token_row(ids))[0];
+    auto got = row_logprobs(model, ids, backend);
     EXPECT_EQ(got.size(0), static_cast<int64_t>(ids.size()));
+    if (backend == AttentionBackend::kDense) {
+      // token_logprobs (what training and scoring call) runs the dense backend.
+      EXPECT_LT(testing::max_abs_diff(got, token_logprobs(model, testing::token_row(ids))[0]),
+                1e-6);
+    }
     for (size_t i = 1; i < ids.size(); ++i) {
       worst = std::max(worst, std::abs(got[static_cast<int64_t>(i)].item<double>() - expected[i]));
     }
@@ -48,30 +76,32 @@ double golden_logprob_error(const std::string& name, torch::ScalarType dtype) {
   return worst;
 }
 
-TEST(Forward, Phi4TinyMatchesTransformersFp32) {
-  double err = golden_logprob_error("phi4_tiny", torch::kFloat);
+class GoldenForward : public ::testing::TestWithParam<AttentionBackend> {};
+
+TEST_P(GoldenForward, Phi4TinyMatchesTransformersFp32) {
+  const double err = golden_logprob_error("phi4_tiny", torch::kFloat, GetParam());
   std::cout << "phi4_tiny fp32 max |dlogprob| = " << err << "\n";
   RecordProperty("max_error", std::to_string(err));
   EXPECT_LT(err, kFp32Tolerance);
 }
 
-TEST(Forward, Phi4TinyMatchesTransformersBf16) {
-  double err = golden_logprob_error("phi4_tiny", torch::kBFloat16);
+TEST_P(GoldenForward, Phi4TinyMatchesTransformersBf16) {
+  const double err = golden_logprob_error("phi4_tiny", torch::kBFloat16, GetParam());
   std::cout << "phi4_tiny bf16 max |dlogprob| = " << err << "\n";
   RecordProperty("max_error", std::to_string(err));
   EXPECT_LT(err, kBf16Tolerance);
 }
 
-TEST(Forward, MiniTinyMatchesTransformersFp32) {
+TEST_P(GoldenForward, MiniTinyMatchesTransformersFp32) {
   // Tied embeddings, partial rotary, longrope on both sides of the switch, sliding window.
-  double err = golden_logprob_error("mini_tiny", torch::kFloat);
+  const double err = golden_logprob_error("mini_tiny", torch::kFloat, GetParam());
   std::cout << "mini_tiny fp32 max |dlogprob| = " << err << "\n";
   RecordProperty("max_error", std::to_string(err));
   EXPECT_LT(err, kFp32Tolerance);
 }
 
-TEST(Forward, MiniTinyMatchesTransformersBf16) {
-  double err = golden_logprob_error("mini_tiny", torch::kBFloat16);
+TEST_P(GoldenForward, MiniTinyMatchesTransformersBf16) {
+  const double err = golden_logprob_error("mini_tiny", torch::kBFloat16, GetParam());
   std::cout << "mini_tiny bf16 max |dlogprob| = " << err << "\n";
   RecordProperty("max_error", std::to_string(err));
   EXPECT_LT(err, kBf16Tolerance);
@@ -136,6 +166,12 @@ TEST(Forward, MiniTinyScoresPastTheSwitchAsTransformers) {
     EXPECT_LT(bf16, kBf16Tolerance);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, GoldenForward,
+                         ::testing::Values(AttentionBackend::kDense, AttentionBackend::kReference),
+                         [](const ::testing::TestParamInfo<AttentionBackend>& p) {
+                           return p.param == AttentionBackend::kDense ? "Dense" : "Reference";
+                         });
 
 TEST(Forward, TiedModelSharesTheEmbedding) {
   const Phi3Model model =
