@@ -129,7 +129,10 @@ TEST(ChatFormatCli, AnUnknownTemplateStopsWithItsStartAndTheWayOut) {
   EXPECT_NE(log.find("--chat-format"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(f.dir.file("run/model")));
   // Generation with the end token as a stop token needs the format too, and takes the flag.
-  EXPECT_NE(run("generate --model " + f.model + " --prompt hi --max-new-tokens 2", &log), 0);
+  EXPECT_NE(run("generate --model " + f.model + " --prompt hi --max-new-tokens 2 --output " +
+                    f.dir.file("g.jsonl"),
+                &log),
+            0);
   EXPECT_NE(log.find("--chat-format"), std::string::npos) << log;
   EXPECT_EQ(run("generate --model " + f.model +
                     " --prompt hi --chat --chat-format phi3 --max-new-tokens 2 --output " +
