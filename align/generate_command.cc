@@ -25,6 +25,7 @@ struct GenerateOptions {
   std::string model, prompt, input, output;
   std::string dtype = "auto", device = "auto";
   bool chat = false;
+  std::string chat_format = "auto";
   int64_t num_samples = 1, max_new_tokens = 256, top_k = 0, kv_budget_tokens = 1 << 16;
   double temperature = 1.0, top_p = 1.0, min_p = 0.0;
   uint64_t seed = 0;
@@ -47,16 +48,18 @@ void run_generate(const GenerateOptions& opt) {
                      " has no tokenizer: --prompt and --stop need one (give "
                      "--input lines with \"token_ids\")");
   }
+  const LazyChatFormat format(model_dir, tokenizer ? &*tokenizer : nullptr,
+                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"));
 
   std::vector<TokenInput> prompts;
   if (!opt.input.empty()) {
     for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {
       prompts.push_back(read_token_input(record, tokenizer ? &*tokenizer : nullptr, opt.chat,
-                                         model.config().vocab_size));
+                                         model.config().vocab_size, format));
       if (prompts.back().ids.empty()) throw InputError("the prompt is empty");
     });
   } else {
-    prompts.push_back(text_token_input(opt.prompt, *tokenizer, opt.chat));
+    prompts.push_back(text_token_input(opt.prompt, *tokenizer, opt.chat, format));
     check_token_range(prompts.back().ids, model.config().vocab_size);
   }
   // A prompt plus --max-new-tokens must fit the model's positions and the KV budget.
@@ -80,7 +83,7 @@ void run_generate(const GenerateOptions& opt) {
     r.prompt = prompts[p].ids;
     r.num_samples = opt.num_samples;
     r.max_new_tokens = opt.max_new_tokens;
-    r.stop_token_ids = default_stop_token_ids(tokenizer ? &*tokenizer : nullptr, model.config());
+    r.stop_token_ids = default_stop_token_ids(format.get_if_tokenizer(), model.config());
     r.stop_strings = opt.stop;
     r.sampling.temperature = opt.temperature;
     r.sampling.top_k = opt.top_k;
@@ -121,6 +124,8 @@ void add_generate_command(CLI::App& app) {
                                 "JSONL; each line has \"token_ids\", \"text\" or \"messages\"");
   prompt->excludes(input);
   cmd->add_flag("--chat", opt->chat, "Wrap prompt text as a user turn in the chat format");
+  cmd->add_option("--chat-format", opt->chat_format,
+                  "auto (the model's chat template), phi4 or phi3 (docs/chat_formats.md)");
   cmd->add_option("--num-samples", opt->num_samples, "Samples per prompt (share its prefill)");
   cmd->add_option("--max-new-tokens", opt->max_new_tokens, "Tokens to generate at most");
   cmd->add_option("--temperature", opt->temperature, "0 = greedy");

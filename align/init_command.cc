@@ -32,7 +32,8 @@ constexpr const char* kTokenizerFiles[] = {"tokenizer.json",
                                            "special_tokens_map.json",
                                            "added_tokens.json",
                                            "vocab.json",
-                                           "merges.txt"};
+                                           "merges.txt",
+                                           "chat_template.jinja"};
 
 int64_t round_up(int64_t n, int64_t multiple) {
   return (n + multiple - 1) / multiple * multiple;

@@ -18,6 +18,7 @@ struct LogprobsOptions {
   std::string model, input, output;
   std::string dtype = "auto", device = "auto";
   bool chat = false;
+  std::string chat_format = "auto";
 };
 
 void run_logprobs(const LogprobsOptions& opt) {
@@ -27,11 +28,14 @@ void run_logprobs(const LogprobsOptions& opt) {
   const Phi3Model model = Phi3Model::load(model_dir, dtype, device);
   const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(model_dir);
   const int64_t vocab = model.config().vocab_size;
+  const LazyChatFormat format(model_dir, tokenizer ? &*tokenizer : nullptr,
+                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"));
 
   // Read and check every record first: a bad line fails before any compute and before any output.
   std::vector<TokenInput> inputs;
   for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {
-    TokenInput in = read_token_input(record, tokenizer ? &*tokenizer : nullptr, opt.chat, vocab);
+    TokenInput in =
+        read_token_input(record, tokenizer ? &*tokenizer : nullptr, opt.chat, vocab, format);
     if (in.ids.empty()) throw InputError("the sequence is empty");
     if (static_cast<int64_t>(in.ids.size()) > model.config().max_position_embeddings) {
       throw InputError("the sequence has " + std::to_string(in.ids.size()) +
@@ -73,6 +77,8 @@ void add_logprobs_command(CLI::App& app) {
   cmd->add_option("--dtype", opt->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16");
   cmd->add_option("--device", opt->device, "auto, cpu or cuda");
   cmd->add_flag("--chat", opt->chat, "Wrap \"text\" as a user turn in the chat format");
+  cmd->add_option("--chat-format", opt->chat_format,
+                  "auto (the model's chat template), phi4 or phi3 (docs/chat_formats.md)");
   cmd->callback([opt] { run_logprobs(*opt); });
 }
 

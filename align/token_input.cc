@@ -4,18 +4,27 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 
 namespace align {
 
-TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat) {
+const ChatFormat& LazyChatFormat::get() const {
+  if (!format_) {
+    if (!tokenizer_) throw InputError(dir_ + ": no tokenizer, which the chat format needs");
+    format_ = select_chat_format(dir_, *tokenizer_, choice_, "--chat-format");
+  }
+  return *format_;
+}
+
+TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat,
+                            const LazyChatFormat& format) {
   if (!chat) return {tokenizer.encode(text), std::nullopt};
-  ChatTokens tokens = apply_chat_format(tokenizer, {{"user", text}}, true);
+  ChatTokens tokens = format.get().render({{"user", text}}, true);
   return {std::move(tokens.ids), std::move(tokens.assistant_mask)};
 }
 
 TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* tokenizer, bool chat,
-                            int64_t vocab_size) {
+                            int64_t vocab_size, const LazyChatFormat& format) {
   if (!record.is_object())
     throw InputError("expected a JSON object, found " + json_excerpt(record));
   const int keys = static_cast<int>(record.contains("token_ids")) +
@@ -51,12 +60,12 @@ TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* token
   TokenInput input;
   if (record.contains("text")) {
     if (!record["text"].is_string()) throw InputError("\"text\" must be a string");
-    input = text_token_input(record["text"].get<std::string>(), *tokenizer, chat);
+    input = text_token_input(record["text"].get<std::string>(), *tokenizer, chat, format);
   } else {
     std::vector<ChatMessage> messages = parse_chat_messages(record["messages"]);
     if (messages.empty()) throw InputError("\"messages\" is empty");
     const bool generation_prompt = messages.back().role != "assistant";
-    ChatTokens tokens = apply_chat_format(*tokenizer, messages, generation_prompt);
+    ChatTokens tokens = format.get().render(messages, generation_prompt);
     input = {std::move(tokens.ids), std::move(tokens.assistant_mask)};
   }
   check_token_range(input.ids, vocab_size);

@@ -5,9 +5,9 @@
 //   as
 //                                                 in Hugging Face); with chat=true, wrapped as one
 //                                                 user turn followed by the generation prompt
-//   "messages": [{"role", "content"}, ...]        the Phi-4 chat format; the generation prompt is
-//   added
-//                                                 when the last message is not the assistant's
+//   "messages": [{"role", "content"}, ...]        the model's chat format (data/chat_format.h);
+//                                                 the generation prompt is added when the last
+//                                                 message is not the assistant's
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "common/chat_format_kind.h"
+#include "data/chat_format.h"
 #include "data/tokenizer.h"
 
 namespace align {
@@ -24,13 +26,32 @@ struct TokenInput {
   std::optional<std::vector<uint8_t>> assistant_mask;  // present when the chat format was applied
 };
 
+// The chat format of a command's model, chosen when first needed (--chat-format, else the model's
+// own template: data/chat_template.h), so inputs of text or token ids never need one.
+class LazyChatFormat {
+ public:
+  LazyChatFormat(std::string dir, const Tokenizer* tokenizer, ChatFormatKind choice)
+      : dir_(std::move(dir)), tokenizer_(tokenizer), choice_(choice) {}
+  // Throws InputError (no tokenizer, a template not recognised, a missing control token).
+  const ChatFormat& get() const;
+  // Null when the model has no tokenizer.
+  const ChatFormat* get_if_tokenizer() const { return tokenizer_ ? &get() : nullptr; }
+
+ private:
+  std::string dir_;
+  const Tokenizer* tokenizer_;
+  ChatFormatKind choice_;
+  mutable std::optional<ChatFormat> format_;
+};
+
 // Throws InputError naming the field when the record has none or several of the keys, or a token
 // id outside [0, vocab_size).
 TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* tokenizer, bool chat,
-                            int64_t vocab_size);
+                            int64_t vocab_size, const LazyChatFormat& format);
 
 // Same for a --text flag.
-TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat);
+TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat,
+                            const LazyChatFormat& format);
 
 // Throws InputError when an id is outside [0, vocab_size): a tokenizer larger than the model's
 // embedding would otherwise fail deep inside the forward.

@@ -18,6 +18,7 @@ struct TokenizeOptions {
   std::string input;
   std::string output;
   bool chat = false;
+  std::string chat_format = "auto";
 };
 
 nlohmann::json to_json(const TokenInput& input) {
@@ -27,15 +28,18 @@ nlohmann::json to_json(const TokenInput& input) {
 }
 
 void run_tokenize(const TokenizeOptions& opt) {
-  const Tokenizer tokenizer = Tokenizer::load(resolve_model_dir(opt.model, "--model").dir);
+  const std::string dir = resolve_model_dir(opt.model, "--model").dir;
+  const Tokenizer tokenizer = Tokenizer::load(dir);
+  const LazyChatFormat format(dir, &tokenizer,
+                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"));
   std::vector<nlohmann::json> results;
   if (!opt.input.empty()) {
     for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {
       results.push_back(
-          to_json(read_token_input(record, &tokenizer, opt.chat, tokenizer.vocab_size())));
+          to_json(read_token_input(record, &tokenizer, opt.chat, tokenizer.vocab_size(), format)));
     });
   } else {
-    results.push_back(to_json(text_token_input(opt.text, tokenizer, opt.chat)));
+    results.push_back(to_json(text_token_input(opt.text, tokenizer, opt.chat, format)));
   }
   if (opt.output.empty()) {
     for (const auto& r : results)
@@ -61,6 +65,8 @@ void add_tokenize_command(CLI::App& app) {
   text->excludes(input);
   cmd->add_option("--output", opt->output, "Write JSONL here instead of stdout");
   cmd->add_flag("--chat", opt->chat, "Wrap --text / \"text\" as a user turn in the chat format");
+  cmd->add_option("--chat-format", opt->chat_format,
+                  "auto (the model's chat template), phi4 or phi3 (docs/chat_formats.md)");
   cmd->callback([opt, text, input] {
     if (text->count() + input->count() != 1) {
       throw InputError("tokenize: give exactly one of --text or --input");

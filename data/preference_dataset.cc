@@ -87,11 +87,11 @@ bool is_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b) {
 }
 
 // prompt + completion messages -> (prompt ids, completion ids), split at the message boundary.
-void chat_pair(const Tokenizer& tok, const json& prompt, const json& chosen, const json& rejected,
+void chat_pair(const ChatFormat& chat, const json& prompt, const json& chosen, const json& rejected,
                PreferencePair& pair) {
   const std::vector<ChatMessage> p = messages_of(prompt, "prompt");
-  const std::vector<TokenId> with_gen = apply_chat_format(tok, p, true).ids;
-  const std::vector<TokenId> without = apply_chat_format(tok, p, false).ids;
+  const std::vector<TokenId> with_gen = chat.render(p, true).ids;
+  std::vector<TokenId> without = chat.render(p, false).ids;
   std::vector<TokenId> full[2];
   const json* completions[2] = {&chosen, &rejected};
   const char* names[2] = {"chosen", "rejected"};
@@ -99,7 +99,12 @@ void chat_pair(const Tokenizer& tok, const json& prompt, const json& chosen, con
     std::vector<ChatMessage> m = p;
     const std::vector<ChatMessage> tail = messages_of(*completions[i], names[i]);
     m.insert(m.end(), tail.begin(), tail.end());
-    full[i] = apply_chat_format(tok, m, false).ids;
+    full[i] = chat.render(m, false).ids;
+  }
+  // Without a generation prompt, the prompt's part of both (phi3 ends a conversation with eos).
+  for (const std::vector<TokenId>& f : full) {
+    without.resize(static_cast<size_t>(
+        std::mismatch(without.begin(), without.end(), f.begin(), f.end()).first - without.begin()));
   }
   pair.prompt = is_prefix(with_gen, full[0]) && is_prefix(with_gen, full[1]) ? with_gen : without;
   pair.chosen.assign(full[0].begin() + static_cast<int64_t>(pair.prompt.size()), full[0].end());
@@ -135,10 +140,11 @@ void read_pair_extras(const json& record, PairWeight weight_source, double* weig
   *ref_rejected = record.at("ref_rejected_logps").get<double>();
 }
 
-PreferencePair preference_pair_from_json(const json& record, const Tokenizer& tok,
+PreferencePair preference_pair_from_json(const json& record, const ChatFormat& chat,
                                          const PreferenceDataOptions& opt, bool* truncated) {
   if (!record.is_object()) throw InputError("expected a JSON object, got " + describe_json(record));
   PreferencePair pair;
+  const Tokenizer& tok = chat.tokenizer();
   if (record.contains("prompt_input_ids")) {
     pair.prompt = read_ids(need(record, "prompt_input_ids"), "prompt_input_ids");
     pair.chosen = read_ids(need(record, "chosen_input_ids"), "chosen_input_ids");
@@ -190,7 +196,7 @@ PreferencePair preference_pair_from_json(const json& record, const Tokenizer& to
       pair.chosen = text_completion(tok, chosen_part.get<std::string>());
       pair.rejected = text_completion(tok, rejected_part.get<std::string>());
     } else if (prompt.is_array() && chosen_part.is_array() && rejected_part.is_array()) {
-      chat_pair(tok, prompt, chosen_part, rejected_part, pair);
+      chat_pair(chat, prompt, chosen_part, rejected_part, pair);
     } else {
       throw InputError(
           "prompt, chosen, rejected: expected three strings or three message lists, got " +
@@ -219,7 +225,7 @@ PreferencePair preference_pair_from_json(const json& record, const Tokenizer& to
   return pair;
 }
 
-PreferenceDataset load_preference_dataset(const std::string& path, const Tokenizer& tok,
+PreferenceDataset load_preference_dataset(const std::string& path, const ChatFormat& chat,
                                           const PreferenceDataOptions& opt) {
   if (opt.weight == PairWeight::kPGap) {
     throw InputError("data.weight: p_gap needs token pairs (data.format token)");
@@ -227,7 +233,7 @@ PreferenceDataset load_preference_dataset(const std::string& path, const Tokeniz
   PreferenceDataset out;
   for_each_jsonl(path, [&](const json& record, const JsonlLocation&) {
     bool cut = false;
-    out.pairs.push_back(preference_pair_from_json(record, tok, opt, &cut));
+    out.pairs.push_back(preference_pair_from_json(record, chat, opt, &cut));
     out.truncated += cut;
     out.with_reference += out.pairs.back().ref_chosen.has_value();
   });

@@ -4,10 +4,11 @@
 //   {"prompt": "text", "chosen": "text", "rejected": "text"}                      (standard)
 //       prompt = encode(prompt); each completion = encode(completion) + [eos] (eos not doubled).
 //   {"prompt": [messages], "chosen": [messages], "rejected": [messages]}           (conversational)
-//       the completion's ids are the chat format of prompt + completion minus the prompt's ids,
-//       with the prompt rendered with the generation prompt when that is a prefix (it is when the
-//       completion starts with an assistant turn): the boundary comes from the message structure,
-//       never from re-tokenizing text, so prompt + completion is exactly what the model would see.
+//       the completion's ids are the model's chat format (chat_format.h) of prompt + completion
+//       minus the prompt's ids, with the prompt rendered with the generation prompt when that is a
+//       prefix (it is when the completion starts with an assistant turn): the boundary comes from
+//       the message structure, never from re-tokenizing text, so prompt + completion is exactly
+//       what the model would see.
 //   {"chosen": "text", "rejected": "text"}  or  {"chosen": [messages], "rejected": [messages]}
 //       TRL's implicit prompt (trl.data_utils.maybe_extract_prompt): the prompt is the common
 //       beginning of chosen and rejected: for strings up to the first character where they differ,
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "common/enum_names.h"
+#include "data/chat_format.h"
 #include "data/token_id.h"
 #include "data/tokenizer.h"
 
@@ -70,11 +72,11 @@ struct PreferenceDataset {
 // Reads `path` (blank lines ignored). Throws IoError when it cannot be read and InputError
 // "file:line: field: ..." for a malformed line, a tokenizer without the tokens a shape needs, a
 // file where only some lines carry reference log-probs, or an empty file.
-PreferenceDataset load_preference_dataset(const std::string& path, const Tokenizer& tok,
+PreferenceDataset load_preference_dataset(const std::string& path, const ChatFormat& chat,
                                           const PreferenceDataOptions& opt);
 
 // One parsed line (no file context). Sets *truncated when a completion was cut.
-PreferencePair preference_pair_from_json(const nlohmann::json& record, const Tokenizer& tok,
+PreferencePair preference_pair_from_json(const nlohmann::json& record, const ChatFormat& chat,
                                          const PreferenceDataOptions& opt, bool* truncated);
 
 // Reads the optional "weight" and "ref_chosen_logps"/"ref_rejected_logps" fields shared by both

@@ -17,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-// The tokenizer cannot render a shape at all (no eos, no chat control token): the same for every
+// The tokenizer cannot render a shape at all (no eos): the same for every
 // line, so it is never skipped as a bad line.
 class TokenizerProblem : public InputError {
  public:
@@ -57,16 +57,8 @@ std::vector<ChatMessage> read_messages(const json& value, const std::string& fie
   return messages;
 }
 
-ChatTokens chat_tokens(const Tokenizer& tok, const std::vector<ChatMessage>& messages) {
-  try {
-    return apply_chat_format(tok, messages, /*add_generation_prompt=*/false);
-  } catch (const InputError& e) {
-    throw TokenizerProblem(e.what());
-  }
-}
-
-Draft from_messages(const json& messages, const Tokenizer& tok) {
-  ChatTokens chat = chat_tokens(tok, read_messages(messages, "messages"));
+Draft from_messages(const json& messages, const ChatFormat& format) {
+  ChatTokens chat = format.render(read_messages(messages, "messages"), false);
   return {{std::move(chat.ids), std::move(chat.assistant_mask)},
           "messages",
           "no assistant turn after the first token"};
@@ -109,19 +101,25 @@ Draft from_text(const std::string& prompt, const std::string& completion, const 
 
 // TRL "conversational": chat format of prompt + completion; targets the completion's assistant
 // turns.
-Draft from_conversation(const json& prompt, const json& completion, const Tokenizer& tok) {
+Draft from_conversation(const json& prompt, const json& completion, const ChatFormat& format) {
   std::vector<ChatMessage> messages = read_messages(prompt, "prompt");
   const std::vector<ChatMessage> tail = read_messages(completion, "completion");
-  const size_t prompt_len = chat_tokens(tok, messages).ids.size();
+  const std::vector<TokenId> alone = format.render(messages, false).ids;
   messages.insert(messages.end(), tail.begin(), tail.end());
-  ChatTokens chat = chat_tokens(tok, messages);
+  ChatTokens chat = format.render(messages, false);
+  // The prompt's part: where the two renderings part (phi3 ends a conversation with eos, so the
+  // prompt alone is not a prefix of the whole).
+  const size_t prompt_len = static_cast<size_t>(
+      std::mismatch(alone.begin(), alone.end(), chat.ids.begin(), chat.ids.end()).first -
+      alone.begin());
   std::fill(chat.assistant_mask.begin(), chat.assistant_mask.begin() + prompt_len, 0);
   return {{std::move(chat.ids), std::move(chat.assistant_mask)},
           "completion",
           "no assistant turn in the completion"};
 }
 
-Draft draft_from_json(const json& record, const Tokenizer& tok) {
+Draft draft_from_json(const json& record, const ChatFormat& chat) {
+  const Tokenizer& tok = chat.tokenizer();
   if (!record.is_object()) {
     throw InputError("expected a JSON object, got " + describe_json(record));
   }
@@ -136,7 +134,7 @@ Draft draft_from_json(const json& record, const Tokenizer& tok) {
         "expected one of \"messages\", \"prompt\" + \"completion\" or \"text\", got several "
         "shapes");
   }
-  if (has_messages) return from_messages(member(record, "messages"), tok);
+  if (has_messages) return from_messages(member(record, "messages"), chat);
   if (has_text) {
     const json& text = member(record, "text");
     if (!text.is_string()) {
@@ -160,7 +158,8 @@ Draft draft_from_json(const json& record, const Tokenizer& tok) {
   if (prompt.is_string() && completion.is_string()) {
     return from_text(prompt.get<std::string>(), completion.get<std::string>(), tok);
   }
-  if (prompt.is_array() && completion.is_array()) return from_conversation(prompt, completion, tok);
+  if (prompt.is_array() && completion.is_array())
+    return from_conversation(prompt, completion, chat);
   for (const auto* field : {"prompt", "completion"}) {
     const json& value = member(record, field);
     if (!value.is_string() && !value.is_array()) {
@@ -174,10 +173,10 @@ Draft draft_from_json(const json& record, const Tokenizer& tok) {
 
 }  // namespace
 
-SftExample sft_example_from_json(const json& record, const Tokenizer& tok,
+SftExample sft_example_from_json(const json& record, const ChatFormat& chat,
                                  const SftDataOptions& opt, bool* truncated) {
   check_options(opt);
-  Draft draft = draft_from_json(record, tok);
+  Draft draft = draft_from_json(record, chat);
   SftExample& ex = draft.example;
   if (!opt.assistant_only_loss) {
     std::fill(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
@@ -201,7 +200,7 @@ SftExample sft_example_from_json(const json& record, const Tokenizer& tok,
   return std::move(draft.example);
 }
 
-SftDataset load_sft_dataset(const std::string& path, const Tokenizer& tok,
+SftDataset load_sft_dataset(const std::string& path, const ChatFormat& chat,
                             const SftDataOptions& opt) {
   check_options(opt);
   std::ifstream in(path, std::ios::binary);
@@ -222,7 +221,7 @@ SftDataset load_sft_dataset(const std::string& path, const Tokenizer& tok,
     try {
       const json record = parse_json(line, "");
       bool truncated = false;
-      SftExample ex = sft_example_from_json(record, tok, opt, &truncated);
+      SftExample ex = sft_example_from_json(record, chat, opt, &truncated);
       out.truncated += truncated ? 1 : 0;
       out.target_tokens += std::count(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
       out.examples.push_back(std::move(ex));

@@ -2,8 +2,8 @@
 // mask. One JSON object per line, with exactly one of these shapes (other keys are ignored):
 //
 //   {"messages": [{"role", "content"}, ...]}
-//       the Phi-4 chat format (chat_format.h, no generation prompt); targets: each assistant turn's
-//       content and its <|im_end|>.
+//       the model's chat format (chat_format.h, no generation prompt); targets: each assistant
+//       turn's content and its end-of-turn token (<|im_end|>, <|end|>).
 //   {"prompt": "text", "completion": "text"}                              (TRL "standard")
 //       ids = encode(prompt) + encode(completion) + [eos] (encode as HF does, special-token text
 //       matched; eos is not appended twice when the completion already ends with it, as TRL);
@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "data/chat_format.h"
 #include "data/tokenizer.h"
 
 namespace align {
@@ -55,12 +56,12 @@ struct SftDataset {
 // "file:line: field: expected ..., got ..." for a malformed line (unless skip_bad_lines), for a
 // tokenizer that lacks a token the shape needs (eos, chat control tokens; never skipped), and when
 // no example is left.
-SftDataset load_sft_dataset(const std::string& path, const Tokenizer& tok,
+SftDataset load_sft_dataset(const std::string& path, const ChatFormat& chat,
                             const SftDataOptions& opt);
 
 // One parsed JSON record as an example (the per-line step of load_sft_dataset, without file
 // context). Sets *truncated when the sequence was cut. Throws InputError naming the field.
-SftExample sft_example_from_json(const nlohmann::json& record, const Tokenizer& tok,
+SftExample sft_example_from_json(const nlohmann::json& record, const ChatFormat& chat,
                                  const SftDataOptions& opt, bool* truncated);
 
 }  // namespace align

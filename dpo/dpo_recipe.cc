@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/hub_cache.h"
 #include "common/jsonl.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "dpo/dpo_loss.h"
 #include "dpo/held_out_eval.h"
@@ -140,12 +141,12 @@ void report_eval(const BestStep& evals, const StepScore& s) {
   std::cerr << buffer;
 }
 
-DpoData load_dpo_data(const DpoConfig& cfg, const Tokenizer& tokenizer, ProcessGroup& group) {
+DpoData load_dpo_data(const DpoConfig& cfg, const ChatFormat& chat, ProcessGroup& group) {
   const PairDataOptions options{cfg.data.format == PairFormat::kToken, cfg.data.max_seq_len,
                                 cfg.data.weight};
   DpoData d;
-  d.train = load_pair_data(cfg.data.train, tokenizer, options);
-  if (!cfg.data.eval.empty()) d.eval = load_pair_data(cfg.data.eval, tokenizer, options);
+  d.train = load_pair_data(cfg.data.train, chat, options);
+  if (!cfg.data.eval.empty()) d.eval = load_pair_data(cfg.data.eval, chat, options);
   if (group.is_main()) {
     std::cerr << "dpo: " << d.train.num_pairs() << " training pairs in " << d.train.num_units()
               << (d.train.token_pairs ? " chains" : " sequences") << " (" << d.train.truncated
@@ -165,7 +166,9 @@ void write_reference(const DpoConfig& cfg, const std::string& out_path, ProcessG
   const torch::Device device = train_device(group, cfg.model);
   const std::string model_dir = resolve_model_dir(cfg.model.path, "model.path").dir;
   const Tokenizer tokenizer = Tokenizer::load(model_dir);
-  const DpoData data = load_dpo_data(cfg, tokenizer, group);
+  const ChatFormat chat =
+      select_chat_format(model_dir, tokenizer, cfg.model.chat_format, "model.chat_format");
+  const DpoData data = load_dpo_data(cfg, chat, group);
   const bool own_reference =
       cfg.reference.type == ReferenceType::kCheckpoint || !cfg.reference.path.empty();
   const std::string ref_name = own_reference ? cfg.reference.path : cfg.model.path;
@@ -189,11 +192,13 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   // holds the whole model and the same data order; only rank 0 writes.
   TrainRun run("dpo", cfg, to_json(cfg), options.group, options.resume);
   const Tokenizer tokenizer = Tokenizer::load(run.model_dir());
+  const ChatFormat chat =
+      select_chat_format(run.model_dir(), tokenizer, cfg.model.chat_format, "model.chat_format");
   // reference.path resolved once (a directory or a hub id in the cache); messages keep it as
   // written.
   const std::string ref_dir =
       cfg.reference.path.empty() ? "" : resolve_model_dir(cfg.reference.path, "reference.path").dir;
-  const DpoData data = load_dpo_data(cfg, tokenizer, run.group());
+  const DpoData data = load_dpo_data(cfg, chat, run.group());
   const PairData& train = data.train;
   const PairData& eval = data.eval;
 
@@ -241,7 +246,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   std::optional<BestStep> evals;
   const int64_t held_out_every = cfg.eval.every > 0 ? cfg.eval.every : cfg.training.eval_every;
   if (cfg.eval.enabled()) {
-    held_out.emplace(cfg.eval, tokenizer, model.config(), options.source);
+    held_out.emplace(cfg.eval, chat, model.config(), options.source);
     evals.emplace(held_out->new_record());
     const nlohmann::json& state = run.recipe_state();
     if (state.is_object() && state.contains("held_out_evals"))
@@ -346,7 +351,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   }
 
   // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).
-  run.finish(model, result_of);
+  run.finish(model, chat, result_of);
   return result;
 }
 

@@ -13,18 +13,18 @@
 
 namespace align {
 
-HeldOutEval::HeldOutEval(const DpoEvalSection& section, const Tokenizer& tokenizer,
+HeldOutEval::HeldOutEval(const DpoEvalSection& section, const ChatFormat& chat,
                          const ModelConfig& config, const std::string& source)
-    : section_(section), tokenizer_(tokenizer) {
+    : section_(section), tokenizer_(chat.tokenizer()) {
   oracle_ = make_oracle(section.oracle, source, "eval.oracle");
   QueryDataSection data;
   data.path = section.queries;
   data.system_prompt = section.system_prompt;
   data.limit = section.limit;
-  queries_ = read_query_data(data, *oracle_, tokenizer, config, section.sampling.max_new_tokens,
+  queries_ = read_query_data(data, *oracle_, chat, config, section.sampling.max_new_tokens,
                              section.rollout.kv_budget_tokens);
   if (queries_.empty()) throw InputError(source + ": eval.queries: " + data.path + " is empty");
-  stop_token_ids_ = default_stop_token_ids(&tokenizer, config);
+  stop_token_ids_ = default_stop_token_ids(&chat, config);
   if (section.metric == "pass@1") return;
   std::string known = "pass@1";
   for (const OracleRate& rate : oracle_->rates()) {

@@ -19,7 +19,9 @@ PairBatch PairData::batch(const std::vector<int64_t>& units) const {
                      : make_sequence_batch(sequences, units, pad_id);
 }
 
-PairData load_pair_data(const std::string& path, const Tokenizer& tok, const PairDataOptions& opt) {
+PairData load_pair_data(const std::string& path, const ChatFormat& chat,
+                        const PairDataOptions& opt) {
+  const Tokenizer& tok = chat.tokenizer();
   PairData d;
   d.token_pairs = opt.token_pairs;
   d.pad_id = tok.pad_id().value_or(tok.eos_id().value_or(0));
@@ -30,7 +32,7 @@ PairData load_pair_data(const std::string& path, const Tokenizer& tok, const Pai
     d.with_reference = ds.with_reference;
     d.chains = build_pair_chains(d.tokens);
   } else {
-    PreferenceDataset ds = load_preference_dataset(path, tok, {opt.max_seq_len, opt.weight});
+    PreferenceDataset ds = load_preference_dataset(path, chat, {opt.max_seq_len, opt.weight});
     d.sequences = std::move(ds.pairs);
     d.truncated = ds.truncated;
     d.with_reference = ds.with_reference;

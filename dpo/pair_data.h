@@ -38,7 +38,8 @@ struct PairData {
   PairBatch batch(const std::vector<int64_t>& units) const;
 };
 
-PairData load_pair_data(const std::string& path, const Tokenizer& tok, const PairDataOptions& opt);
+PairData load_pair_data(const std::string& path, const ChatFormat& chat,
+                        const PairDataOptions& opt);
 
 class PairLoader {
  public:

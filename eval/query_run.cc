@@ -3,13 +3,14 @@
 #include <algorithm>
 
 #include "common/hub_cache.h"
+#include "data/chat_template.h"
 #include "model/device_options.h"
 #include "rollout/stop_tokens.h"
 
 namespace align {
 
 std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& oracle,
-                                   const Tokenizer& tokenizer, const ModelConfig& config,
+                                   const ChatFormat& chat, const ModelConfig& config,
                                    int64_t max_new_tokens, int64_t kv_budget_tokens) {
   QuerySetOptions options;
   options.system_prompt = data.system_prompt;
@@ -21,7 +22,7 @@ std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& o
   options.max_tokens_reason = positions <= kv_budget_tokens
                                   ? "max_position_embeddings " + std::to_string(positions)
                                   : "rollout.kv_budget_tokens " + std::to_string(kv_budget_tokens);
-  return read_queries(data.path, tokenizer, oracle, options);
+  return read_queries(data.path, chat, oracle, options);
 }
 
 QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
@@ -31,13 +32,14 @@ QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
   const std::string dir = resolve_model_dir(model.path, source + ": model.path").dir;
   const torch::Device device = resolve_device(model.device, "model.device");
   Tokenizer tokenizer = Tokenizer::load(dir);
+  ChatFormat chat = select_chat_format(dir, tokenizer, model.chat_format, "model.chat_format");
   Phi3Model loaded = Phi3Model::load(dir, resolve_dtype(model.dtype, device), device);
   check_tokenizer_fits(loaded.config(), tokenizer.vocab_size(), "model.path " + model.path);
   std::vector<Query> queries =
-      read_query_data(data, *grader, tokenizer, loaded.config(), max_new_tokens, kv_budget_tokens);
-  std::vector<TokenId> stop_ids = default_stop_token_ids(&tokenizer, loaded.config());
-  return QueryRun{std::move(grader), std::move(tokenizer), std::move(loaded), std::move(queries),
-                  std::move(stop_ids)};
+      read_query_data(data, *grader, chat, loaded.config(), max_new_tokens, kv_budget_tokens);
+  std::vector<TokenId> stop_ids = default_stop_token_ids(&chat, loaded.config());
+  return QueryRun{std::move(grader), std::move(tokenizer), std::move(chat),
+                  std::move(loaded), std::move(queries),   std::move(stop_ids)};
 }
 
 }  // namespace align

@@ -1,6 +1,6 @@
 // What align eval and align pts set up before they sample: the oracle first (cheap, and where most
-// config mistakes are), then the tokenizer and model, the query set (checked against the oracle's
-// fields and the model's vocabulary) and the stop tokens of generation.
+// config mistakes are), then the tokenizer, its chat format and the model, the query set (checked
+// against the oracle's fields and the model's vocabulary) and the stop tokens of generation.
 #pragma once
 
 #include <memory>
@@ -19,6 +19,7 @@ namespace align {
 struct QueryRun {
   std::unique_ptr<Oracle> oracle;
   Tokenizer tokenizer;
+  ChatFormat chat;  // model.chat_format, or the model's own template (data/chat_template.h)
   Phi3Model model;
   std::vector<Query> queries;
   std::vector<TokenId> stop_token_ids;  // rollout/stop_tokens.h's defaults for this model
@@ -28,7 +29,7 @@ struct QueryRun {
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
 // `kv_budget_tokens`. (align dpo's held-out eval reads its queries so, for the policy it holds.)
 std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& oracle,
-                                   const Tokenizer& tokenizer, const ModelConfig& config,
+                                   const ChatFormat& chat, const ModelConfig& config,
                                    int64_t max_new_tokens, int64_t kv_budget_tokens);
 
 // `source` names the config file in messages (the oracle section's errors included). Every

@@ -9,7 +9,7 @@
 
 namespace align {
 
-std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
                                 const Oracle& oracle, const QuerySetOptions& options) {
   std::vector<Query> queries;
   std::set<std::string> ids;
@@ -39,7 +39,7 @@ std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokeni
       throw InputError(
           "expected \"prompt\" (a string) or \"messages\" (a list of {role, content})");
     }
-    q.prompt = apply_chat_format(tokenizer, messages, /*add_generation_prompt=*/true).ids;
+    q.prompt = chat.render(messages, /*add_generation_prompt=*/true).ids;
     for (TokenId t : q.prompt) {
       if (options.vocab_size > 0 && t >= options.vocab_size) {
         throw InputError("the prompt has token id " + std::to_string(t) +

@@ -1,14 +1,15 @@
 // The query set that align eval and align pts sample and grade: JSONL, one query per line:
 //   {"id": "gsm8k-17", "prompt": "..."}  or  {"id": ..., "messages": [{"role", "content"}, ...]}
 // plus the oracle's fields ("answer", "tests", "harmful", ...). "id" is a string or an integer
-// (absent: "line-N"); ids must be unique. The query is rendered with the chat format
-// (data/chat_format.h) and the assistant generation prompt, so the model answers as it was
+// (absent: "line-N"); ids must be unique. The query is rendered with the model's chat
+// format (data/chat_format.h) and the assistant generation prompt, so the model answers as it was
 // trained to; the oracle later sees only oracle_fields(line).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "data/chat_format.h"
 #include "data/tokenizer.h"
 #include "oracles/oracle.h"
 
@@ -33,7 +34,7 @@ struct QuerySetOptions {
 
 // Throws InputError naming the file and line (bad JSON, no prompt, duplicate id, a field the
 // oracle needs is missing, a token outside the model's vocabulary, a prompt too long).
-std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
                                 const Oracle& oracle, const QuerySetOptions& options);
 
 // Completion text as the oracle sees it: special tokens skipped, and ids beyond the tokenizer

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "common/chat_format_kind.h"
 #include "common/enum_names.h"
 
 namespace align {
@@ -44,12 +45,15 @@ struct ModelSection {
   std::string path;
   DtypeChoice dtype = DtypeChoice::kAuto;
   DeviceChoice device = DeviceChoice::kAuto;
+  ChatFormatKind chat_format = ChatFormatKind::kAuto;
 
   template <typename V>
   void fields(V& v) {
     v.required("path", path, "Hugging Face model directory (config, safetensors, tokenizer)");
     v("dtype", dtype, "auto: bf16 on CUDA, fp32 on CPU");
     v("device", device, "auto: cuda when a GPU is present");
+    v("chat_format", chat_format,
+      "auto: the model's chat template's (docs/chat_formats.md); phi4 or phi3 force one");
   }
 };
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "data/batcher.h"
+#include "data/chat_template.h"
 #include "data/sft_dataset.h"
 #include "data/tokenizer.h"
 #include "model/phi3_model.h"
@@ -78,6 +79,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   const torch::Device device = run.device();
   ProcessGroup& group = run.group();
   const Tokenizer tokenizer = Tokenizer::load(run.model_dir());
+  const ChatFormat chat =
+      select_chat_format(run.model_dir(), tokenizer, cfg.model.chat_format, "model.chat_format");
   Phi3Model model = run.load_policy();
   check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
   if (cfg.data.max_seq_len > model.config().max_position_embeddings) {
@@ -88,9 +91,9 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
 
   const SftDataOptions data_opt{cfg.data.assistant_only_loss, cfg.data.skip_bad_lines,
                                 cfg.data.max_seq_len};
-  const SftDataset train = load_sft_dataset(cfg.data.train, tokenizer, data_opt);
+  const SftDataset train = load_sft_dataset(cfg.data.train, chat, data_opt);
   SftDataset eval;
-  if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, tokenizer, data_opt);
+  if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, chat, data_opt);
   if (run.main_rank()) {
     std::cerr << "sft: " << train.examples.size() << " training examples (" << train.target_tokens
               << " target tokens, " << train.truncated << " truncated, " << train.skipped
@@ -150,7 +153,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   result.steps = run.step();
 
   // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).
-  run.finish(model);
+  run.finish(model, chat);
   return result;
 }
 

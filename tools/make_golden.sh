@@ -12,6 +12,7 @@ venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/pip" install -q --disable-pip-version-check \
   transformers==5.23.0 tokenizers==0.23.3 safetensors trl==1.16.0 datasets==5.2.0
 "$venv/bin/python" tools/golden_tokenizer.py
+"$venv/bin/python" tools/golden_chat.py
 "$venv/bin/python" tools/golden_model.py
 "$venv/bin/python" tools/golden_sft.py
 "$venv/bin/python" tools/golden_dpo.py

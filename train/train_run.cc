@@ -12,6 +12,7 @@
 #include "common/config_reader.h"
 #include "common/error.h"
 #include "common/output_dir.h"
+#include "data/chat_template.h"
 #include "model/device_options.h"
 #include "model/lora.h"
 #include "model/peft_io.h"
@@ -280,7 +281,7 @@ void TrainRun::check_finite_weights() const {
   }
 }
 
-void TrainRun::finish(Phi3Model& model, const std::string& result_of) {
+void TrainRun::finish(Phi3Model& model, const ChatFormat& chat, const std::string& result_of) {
   model.set_training(false);
   check_finite_weights();
   if (progress_) progress_->finish();
@@ -294,9 +295,11 @@ void TrainRun::finish(Phi3Model& model, const std::string& result_of) {
     if (sections_.output.merge_lora) {
       model.merge_lora();
       save_model_dir((out / "merged").string(), model, base, shard);
+      write_chat_template((out / "merged").string(), chat);
     }
   } else {
     save_model_dir((out / "model").string(), model, base, shard);
+    write_chat_template((out / "model").string(), chat);
   }
   const std::string result = !sections_.lora.enabled       ? "model/"
                              : sections_.output.merge_lora ? "adapter/ and merged/"

@@ -17,7 +17,7 @@
 //     const bool eval_now = has_eval && run.eval_due();                      // + eval metrics
 //     run.end_step(record, loader.state(), eval_now);      // log, checkpoint, progress
 //   }
-//   run.finish(model);                                     // adapter/ (+ merged/) or model/
+//   run.finish(model, chat);                               // adapter/ (+ merged/) or model/
 //
 // Writes into output.dir (only rank 0 writes; every rank saves its optimizer shard):
 //   config.json     the resolved run config (every field, defaults included)
@@ -44,6 +44,7 @@
 #include "common/hub_cache.h"
 #include "common/progress.h"
 #include "data/batcher.h"
+#include "data/chat_format.h"
 #include "model/phi3_model.h"
 #include "parallel/process_group.h"
 #include "train/lr_schedule.h"
@@ -154,8 +155,10 @@ class TrainRun {
 
   // The result in Hugging Face layout (rank 0): adapter/ and with merge_lora merged/, or model/;
   // then one line on stderr: steps, time, the last logged metrics and where the result is;
-  // `result_of` says which weights the result holds when they are not the last step's.
-  void finish(Phi3Model& model, const std::string& result_of = "");
+  // `result_of` says which weights the result holds when they are not the last step's. The
+  // tokenizer files copied with model/ and merged/ carry `chat`'s template, the format the model
+  // was trained in (data/chat_template.h write_chat_template).
+  void finish(Phi3Model& model, const ChatFormat& chat, const std::string& result_of = "");
 
  private:
   // Throws InputError naming the first trainable weight with a NaN or inf: nothing non-finite is

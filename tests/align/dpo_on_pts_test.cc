@@ -45,7 +45,9 @@ double success_rate(const Phi3Model& model, const Tokenizer& tok, const Oracle& 
   std::vector<GenerationRequest> requests;
   for (const std::string& name : names) {
     GenerationRequest r;
-    r.prompt = apply_chat_format(tok, {{"user", testing::toy_prompt(name)}}, true).ids;
+    r.prompt = ChatFormat::make(ChatFormatKind::kPhi4, tok, "the test")
+                   .render({{"user", testing::toy_prompt(name)}}, true)
+                   .ids;
     r.num_samples = n;
     r.max_new_tokens = 12;
     r.stop_token_ids = {*tok.token_to_id("<|im_end|>")};

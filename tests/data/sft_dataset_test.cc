@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "data/chat_template.h"
 #include "tests/test_util.h"
 
 namespace align {
@@ -20,12 +21,13 @@ struct Fixture {
   TokenId im_start = *tok.token_to_id("<|im_start|>");
   TokenId im_sep = *tok.token_to_id("<|im_sep|>");
   TokenId im_end = *tok.token_to_id("<|im_end|>");
+  ChatFormat chat = ChatFormat::make(ChatFormatKind::kPhi4, tok, "the test");
   TempDir dir;
 
   SftDataset load(const std::string& text, SftDataOptions opt = {}) const {
     const std::string path = dir.file("data.jsonl");
     write_text(path, text);
-    return load_sft_dataset(path, tok, opt);
+    return load_sft_dataset(path, chat, opt);
   }
 
   // <|im_start|>role<|im_sep|>content<|im_end|> as ids.
@@ -362,7 +364,7 @@ TEST(SftDataset, TokenizerWithoutEosFailsForTextEvenWhenSkipping) {
   SftDataOptions opt;
   opt.skip_bad_lines = true;
   try {
-    load_sft_dataset(path, tok, opt);
+    load_sft_dataset(path, ChatFormat::make(ChatFormatKind::kPhi4, tok, "the test"), opt);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     const std::string what = e.what();
@@ -377,7 +379,38 @@ TEST(SftDataset, BadOptionsAndMissingFile) {
   SftDataOptions opt;
   opt.max_seq_len = 1;
   EXPECT_THROW(f.load(R"({"prompt": "Q", "completion": "A"})", opt), InputError);
-  EXPECT_THROW(load_sft_dataset(f.dir.file("missing.jsonl"), f.tok, {}), IoError);
+  EXPECT_THROW(load_sft_dataset(f.dir.file("missing.jsonl"), f.chat, {}), IoError);
+}
+
+// Phi-4-mini's format (the phi3 golden tokenizer, its template read from the folder): the targets
+// are each assistant turn's content and <|end|>; the eos that closes the conversation is not one,
+// and a conversational prompt's part ends where its rendering parts from the whole.
+TEST(SftDataset, Phi3FormatTargetsAssistantTurnsAndTheirEnd) {
+  const std::string dir = testing::golden_path("tokenizer/phi3");
+  const Tokenizer tok = Tokenizer::load(dir);
+  const ChatFormat chat = select_chat_format(dir, tok, ChatFormatKind::kAuto, "model.chat_format");
+  ASSERT_EQ(chat.kind(), ChatFormatKind::kPhi3);
+  auto targets = [&](const SftExample& ex) {
+    std::vector<TokenId> ids;
+    for (size_t i = 0; i < ex.ids.size(); ++i)
+      if (ex.loss_mask[i]) ids.push_back(ex.ids[i]);
+    return tok.decode(ids);
+  };
+  const SftExample messages = sft_example_from_json(
+      nlohmann::json::parse(R"({"messages": [{"role": "system", "content": "S"},
+        {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"},
+        {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]})"),
+      chat, {}, nullptr);
+  EXPECT_EQ(tok.decode(messages.ids),
+            "<|system|>S<|end|><|user|>Q<|end|><|assistant|>A<|end|><|user|>Q2<|end|>"
+            "<|assistant|>A2<|end|><|endoftext|>");
+  EXPECT_EQ(targets(messages), "A<|end|>A2<|end|>");
+  const SftExample conversation =
+      sft_example_from_json(nlohmann::json::parse(R"({"prompt": [{"role": "user", "content": "Q"}],
+        "completion": [{"role": "assistant", "content": "A"}]})"),
+                            chat, {}, nullptr);
+  EXPECT_EQ(tok.decode(conversation.ids), "<|user|>Q<|end|><|assistant|>A<|end|><|endoftext|>");
+  EXPECT_EQ(targets(conversation), "A<|end|>");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/preference_dataset.h"
 #include "data/token_pairs.h"
 #include "dpo/dpo_config.h"
@@ -21,6 +22,11 @@ const Tokenizer& tok() {
   return t;
 }
 
+const ChatFormat& chat() {
+  static const ChatFormat c = ChatFormat::make(ChatFormatKind::kPhi4, tok(), "the test");
+  return c;
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -32,7 +38,7 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST(PreferenceData, TextPairsEndInEos) {
   const PreferencePair p = preference_pair_from_json(
-      {{"prompt", "What is 2 + 2?"}, {"chosen", " 4"}, {"rejected", " 5"}}, tok(), {}, nullptr);
+      {{"prompt", "What is 2 + 2?"}, {"chosen", " 4"}, {"rejected", " 5"}}, chat(), {}, nullptr);
   EXPECT_EQ(p.prompt, tok().encode("What is 2 + 2?"));
   std::vector<TokenId> want = tok().encode(" 4");
   want.push_back(*tok().eos_id());
@@ -45,15 +51,37 @@ TEST(PreferenceData, ConversationalCompletionsAreTheTailOfTheChatFormat) {
   const json chosen = json::array({{{"role", "assistant"}, {"content", "4"}}});
   const json rejected = json::array({{{"role", "assistant"}, {"content", "22"}}});
   const PreferencePair p = preference_pair_from_json(
-      {{"prompt", prompt}, {"chosen", chosen}, {"rejected", rejected}}, tok(), {}, nullptr);
+      {{"prompt", prompt}, {"chosen", chosen}, {"rejected", rejected}}, chat(), {}, nullptr);
   // The prompt ends with the generation prompt; prompt + chosen is exactly the full conversation.
-  EXPECT_EQ(p.prompt, apply_chat_format(tok(), parse_chat_messages(prompt), true).ids);
+  EXPECT_EQ(p.prompt, chat().render(parse_chat_messages(prompt), true).ids);
   std::vector<TokenId> joined = p.prompt;
   joined.insert(joined.end(), p.chosen.begin(), p.chosen.end());
   json both = prompt;
   both.push_back(chosen[0]);
-  EXPECT_EQ(joined, apply_chat_format(tok(), parse_chat_messages(both), false).ids);
+  EXPECT_EQ(joined, chat().render(parse_chat_messages(both), false).ids);
   EXPECT_EQ(p.chosen.back(), *tok().token_to_id("<|im_end|>"));
+}
+
+// Phi-4-mini's format: the prompt ends with <|assistant|>, the completions are the rest of the
+// conversation, <|end|> and the closing eos included (as TRL's split of the rendered text).
+TEST(PreferenceData, Phi3ConversationsSplitAtTheGenerationPrompt) {
+  const std::string dir = testing::golden_path("tokenizer/phi3");
+  const Tokenizer t = Tokenizer::load(dir);
+  const ChatFormat phi3 = select_chat_format(dir, t, ChatFormatKind::kAuto, "model.chat_format");
+  const json prompt = json::array({{{"role", "user"}, {"content", "Add 2 and 2."}}});
+  const json chosen = json::array({{{"role", "assistant"}, {"content", "4"}}});
+  const json rejected = json::array({{{"role", "assistant"}, {"content", "22"}}});
+  const PreferencePair p = preference_pair_from_json(
+      {{"prompt", prompt}, {"chosen", chosen}, {"rejected", rejected}}, phi3, {}, nullptr);
+  EXPECT_EQ(t.decode(p.prompt), "<|user|>Add 2 and 2.<|end|><|assistant|>");
+  EXPECT_EQ(t.decode(p.chosen), "4<|end|><|endoftext|>");
+  EXPECT_EQ(t.decode(p.rejected), "22<|end|><|endoftext|>");
+  // A completion that does not start with an assistant turn: split where the renderings part.
+  const json user_first = json::array({{{"role", "user"}, {"content", "more"}}});
+  const PreferencePair q = preference_pair_from_json(
+      {{"prompt", prompt}, {"chosen", user_first}, {"rejected", chosen}}, phi3, {}, nullptr);
+  EXPECT_EQ(t.decode(q.prompt), "<|user|>Add 2 and 2.<|end|>");
+  EXPECT_EQ(t.decode(q.chosen), "<|user|>more<|end|><|endoftext|>");
 }
 
 // TRL's implicit prompt: only chosen and rejected, the prompt their common beginning, as
@@ -61,7 +89,7 @@ TEST(PreferenceData, ConversationalCompletionsAreTheTailOfTheChatFormat) {
 // TRL's own dataset-format docs), then tokenized as the explicit shapes are.
 TEST(PreferenceData, ImplicitPromptIsTheCommonBeginningAsTrlExtractsIt) {
   const auto pair = [](const json& record) {
-    return preference_pair_from_json(record, tok(), {}, nullptr);
+    return preference_pair_from_json(record, chat(), {}, nullptr);
   };
   const PreferencePair text =
       pair({{"chosen", "The sky is blue."}, {"rejected", "The sky is green."}});
@@ -114,13 +142,13 @@ TEST(PreferenceData, PretokenizedTruncationWeightsAndReference) {
                                                       {"weight", 0.25},
                                                       {"ref_chosen_logps", -3.5},
                                                       {"ref_rejected_logps", -1.25}},
-                                                     tok(), opt, &cut);
+                                                     chat(), opt, &cut);
   EXPECT_TRUE(cut);
   EXPECT_EQ(p.chosen, (std::vector<TokenId>{4, 5, 6}));
   EXPECT_EQ(p.weight, 0.25);
   EXPECT_EQ(*p.ref_chosen, -3.5);
   EXPECT_NE(error_of([&] {
-              preference_pair_from_json({{"prompt", "a"}, {"chosen", "b"}, {"rejected", 3}}, tok(),
+              preference_pair_from_json({{"prompt", "a"}, {"chosen", "b"}, {"rejected", 3}}, chat(),
                                         {}, nullptr);
             }).find("prompt, chosen, rejected"),
             std::string::npos);
@@ -133,7 +161,7 @@ TEST(PreferenceData, FileErrorsNameTheLine) {
                       "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n"
                       "{\"prompt\": \"a\", \"chosen\": \"b\"}\n");
   EXPECT_NE(error_of([&] {
-              load_preference_dataset(path, tok(), {});
+              load_preference_dataset(path, chat(), {});
             }).find("pairs.jsonl:2: rejected: missing"),
             std::string::npos);
 }
