@@ -2,7 +2,8 @@
 // 2305.14314) as a CUDA kernel, Torch-free: raw pointers, a params struct and a stream.
 //
 // Element i of the flat weight (n elements, row-major [out, in]) is code k of byte i / 2 (the high
-// nibble for even i, the low one for odd i, as bitsandbytes packs them), in block b = i / blocksize:
+// nibble for even i, the low one for odd i, as bitsandbytes packs them), in block b = i /
+// blocksize:
 //   absmax[b] = absmax_f32[b]                                       (plain)
 //             = code2[absmax_u8[b]] * absmax2[b / 256] + offset     (double quantisation)
 //   out[i]    = cast_T(levels[k] * absmax[b])

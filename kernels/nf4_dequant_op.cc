@@ -40,23 +40,22 @@ Nf4Tensor Nf4Tensor::to(torch::Device device) const {
 const std::array<float, 16>& nf4_levels() {
   // bitsandbytes/functional.py get_4bit_type("nf4"): the quantiles of N(0, 1) normalised to
   // [-1, 1] with an exact zero (QLoRA, arXiv 2305.14314, appendix E), as fp32.
-  static const std::array<float, 16> levels = {
-      -1.0f,
-      -0.6961928009986877f,
-      -0.5250730514526367f,
-      -0.39491748809814453f,
-      -0.28444138169288635f,
-      -0.18477343022823334f,
-      -0.09105003625154495f,
-      0.0f,
-      0.07958029955625534f,
-      0.16093020141124725f,
-      0.24611230194568634f,
-      0.33791524171829224f,
-      0.44070982933044434f,
-      0.5626170039176941f,
-      0.7229568362236023f,
-      1.0f};
+  static const std::array<float, 16> levels = {-1.0f,
+                                               -0.6961928009986877f,
+                                               -0.5250730514526367f,
+                                               -0.39491748809814453f,
+                                               -0.28444138169288635f,
+                                               -0.18477343022823334f,
+                                               -0.09105003625154495f,
+                                               0.0f,
+                                               0.07958029955625534f,
+                                               0.16093020141124725f,
+                                               0.24611230194568634f,
+                                               0.33791524171829224f,
+                                               0.44070982933044434f,
+                                               0.5626170039176941f,
+                                               0.7229568362236023f,
+                                               1.0f};
   return levels;
 }
 
@@ -77,9 +76,10 @@ void check_storage(const Nf4Tensor& q, const char* op) {
     fail(c10::str("absmax must hold ", blocks, " values"));
   if (q.double_quant()) {
     if (q.absmax.scalar_type() != at::kByte || q.absmax2.scalar_type() != at::kFloat ||
-        q.absmax2.numel() != (blocks + 255) / 256 || !q.code2.defined() ||
-        q.code2.numel() != 256 || q.code2.scalar_type() != at::kFloat) {
-      fail("double quantisation needs uint8 absmax codes, fp32 absmax2 per 256 and a 256-entry map");
+        q.absmax2.numel() != (blocks + 255) / 256 || !q.code2.defined() || q.code2.numel() != 256 ||
+        q.code2.scalar_type() != at::kFloat) {
+      fail(
+          "double quantisation needs uint8 absmax codes, fp32 absmax2 per 256 and a 256-entry map");
     }
   } else if (q.absmax.scalar_type() != at::kFloat) {
     fail("absmax must be fp32");
@@ -91,7 +91,8 @@ void check_storage(const Nf4Tensor& q, const char* op) {
 torch::Tensor nf4_block_absmax(const Nf4Tensor& q) {
   if (!q.double_quant()) return q.absmax;
   const int64_t blocks = q.blocks();
-  auto group = at::arange(blocks, at::TensorOptions(at::kLong).device(q.device())).div(256, "floor");
+  auto group =
+      at::arange(blocks, at::TensorOptions(at::kLong).device(q.device())).div(256, "floor");
   // dequantize_blockwise: code2[c] * absmax2 in fp32; then absmax += offset.
   auto scaled = q.code2.index_select(0, q.absmax.to(at::kLong)) * q.absmax2.index_select(0, group);
   return scaled + at::scalar_tensor(q.offset, scaled.options());
@@ -103,8 +104,8 @@ torch::Tensor nf4_dequantize_reference(const Nf4Tensor& q, torch::ScalarType dty
   auto bytes = q.packed.to(at::kLong);
   auto codes = at::stack({bytes.bitwise_right_shift(4), bytes.bitwise_and(15)}, 1).view(-1);
   auto values = levels_tensor(q.device()).index_select(0, codes.narrow(0, 0, n));  // [n] fp32
-  auto block = at::arange(n, at::TensorOptions(at::kLong).device(q.device())).div(q.blocksize,
-                                                                                    "floor");
+  auto block =
+      at::arange(n, at::TensorOptions(at::kLong).device(q.device())).div(q.blocksize, "floor");
   auto out = values * nf4_block_absmax(q).index_select(0, block);
   return out.to(dtype).view(q.shape);
 }

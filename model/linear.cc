@@ -59,12 +59,18 @@ const Nf4Tensor& LinearWeight::nf4() const {
   return *nf4_;
 }
 
-int64_t LinearWeight::out_features() const { return nf4_ ? nf4_->shape[0] : dense_.size(0); }
-int64_t LinearWeight::in_features() const { return nf4_ ? nf4_->shape[1] : dense_.size(1); }
+int64_t LinearWeight::out_features() const {
+  return nf4_ ? nf4_->shape[0] : dense_.size(0);
+}
+int64_t LinearWeight::in_features() const {
+  return nf4_ ? nf4_->shape[1] : dense_.size(1);
+}
 torch::ScalarType LinearWeight::dtype() const {
   return nf4_ ? nf4_dtype_ : dense_.scalar_type();
 }
-torch::Device LinearWeight::device() const { return nf4_ ? nf4_->device() : dense_.device(); }
+torch::Device LinearWeight::device() const {
+  return nf4_ ? nf4_->device() : dense_.device();
+}
 
 int64_t LinearWeight::nbytes() const {
   return nf4_ ? nf4_->nbytes() : static_cast<int64_t>(dense_.nbytes());

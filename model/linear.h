@@ -44,8 +44,8 @@ class LinearWeight {
   LinearWeight to(torch::ScalarType dtype, torch::Device device) const;
 
  private:
-  torch::Tensor dense_;            // [out, in]
-  std::optional<Nf4Tensor> nf4_;   // frozen
+  torch::Tensor dense_;           // [out, in]
+  std::optional<Nf4Tensor> nf4_;  // frozen
   torch::ScalarType nf4_dtype_ = torch::kFloat;
 };
 

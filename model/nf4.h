@@ -22,8 +22,8 @@
 namespace align {
 
 struct Nf4Options {
-  int64_t blocksize = 64;     // elements per absmax (bitsandbytes' default for 4-bit)
-  bool double_quant = true;   // bnb_4bit_use_double_quant: 8-bit absmax in blocks of 256
+  int64_t blocksize = 64;    // elements per absmax (bitsandbytes' default for 4-bit)
+  bool double_quant = true;  // bnb_4bit_use_double_quant: 8-bit absmax in blocks of 256
 };
 
 // Quantises `weight` (any shape and floating dtype, any device; computed on the CPU) into NF4 on

@@ -163,9 +163,8 @@ Phi3Model Phi3Model::load(const std::string& dir, torch::ScalarType dtype, torch
     get_projection = [&](const std::string& name) {
       // In the model dtype on the CPU (a view of the mapping when the dtypes match), then only
       // the NF4 storage travels to the device.
-      return LinearWeight(nf4_quantize(checkpoint.get(name, dtype, torch::kCPU), *quantize)
-                              .to(device),
-                          dtype);
+      return LinearWeight(
+          nf4_quantize(checkpoint.get(name, dtype, torch::kCPU), *quantize).to(device), dtype);
     };
   }
   ModelWeights weights = assemble_weights(config, get, get_projection);

@@ -7,8 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/pip" install -q --disable-pip-version-check \
-  transformers==5.23.0 tokenizers==0.23.3 safetensors
+  transformers==5.23.0 tokenizers==0.23.3 safetensors bitsandbytes==0.50.2
 "$venv/bin/python" tools/golden_tokenizer.py
 "$venv/bin/python" tools/golden_model.py
 "$venv/bin/python" tools/golden_sft.py
 "$venv/bin/python" tools/golden_dpo.py
+"$venv/bin/python" tools/golden_nf4.py
