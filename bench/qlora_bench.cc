@@ -12,6 +12,7 @@
 // that the peak memory of one does not hide the other's. The model is built tensor by tensor and
 // each projection quantised as it is produced, as Phi3Model::load does.
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -89,7 +90,7 @@ align::ModelConfig bench_config(const Args& a) {
   }
   c.vocab_size = 1216;
   c.bos_token_id = 1101;
-  c.eos_token_id = 1109;
+  c.eos_token_ids = {1109};
   c.pad_token_id = 1193;
   if (a.layers > 0) c.num_layers = a.layers;
   align::validate_config(c, "qlora_bench");
@@ -199,7 +200,9 @@ int main(int argc, char** argv) {
       a.checkpointing ? ", activation checkpointing" : "");
   std::printf("%-6s %14s %8s %12s %14s %14s %10s %9s\n", "mode", "proj GB", "B/param", "model GB",
               "build peak GB", "step peak GB", "tokens/s", "loss");
-  std::string self = "/proc/self/exe";
+  char exe[4096] = {0};
+  if (readlink("/proc/self/exe", exe, sizeof exe - 1) <= 0) return 1;
+  const std::string self = exe;  // popen runs a shell: its /proc/self/exe would be the shell
   std::string args;
   for (int i = 1; i < argc; ++i)
     args += std::string(" '") + argv[i] + "'";

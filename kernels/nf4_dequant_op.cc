@@ -1,7 +1,10 @@
 #include "kernels/nf4_dequant_op.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/StringUtil.h>
+
+#include <algorithm>
 
 #include "common/error.h"
 #include "kernels/kernel_support.h"
@@ -110,10 +113,47 @@ torch::Tensor nf4_dequantize_reference(const Nf4Tensor& q, torch::ScalarType dty
   return out.to(dtype).view(q.shape);
 }
 
+namespace {
+
+// The CPU loop of the same fp32 operations as the kernel (one pass, no temporaries).
+template <typename T>
+void dequantize_cpu(const Nf4Tensor& q, const float* absmax, T* out) {
+  const uint8_t* packed = q.packed.data_ptr<uint8_t>();
+  const auto& levels = nf4_levels();
+  const int64_t n = q.numel(), bs = q.blocksize;
+  at::parallel_for(0, q.blocks(), 16, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float scale = absmax[b];
+      const int64_t stop = std::min(n, (b + 1) * bs);
+      for (int64_t i = b * bs; i < stop; i += 2) {
+        const uint8_t byte = packed[i / 2];
+        out[i] = static_cast<T>(levels[byte >> 4] * scale);
+        if (i + 1 < stop) out[i + 1] = static_cast<T>(levels[byte & 0xF] * scale);
+      }
+    }
+  });
+}
+
+}  // namespace
+
 torch::Tensor nf4_dequantize(const Nf4Tensor& q, torch::ScalarType dtype) {
   if (q.packed.defined() && q.packed.is_cuda() && cuda_kernels_built() &&
       (dtype == at::kFloat || dtype == at::kBFloat16)) {
     return nf4_dequantize_cuda(q, dtype);
+  }
+  if (q.packed.defined() && q.packed.is_cpu() && (dtype == at::kFloat || dtype == at::kBFloat16)) {
+    check_storage(q, "nf4_dequantize");
+    const torch::Tensor absmax = nf4_block_absmax(q).contiguous();  // fp32 [blocks], small
+    auto out = at::empty(q.shape, at::TensorOptions(dtype));
+    if (q.numel() == 0) return out;
+    auto packed_q = q;
+    packed_q.packed = q.packed.contiguous();
+    if (dtype == at::kFloat) {
+      dequantize_cpu(packed_q, absmax.data_ptr<float>(), out.data_ptr<float>());
+    } else {
+      dequantize_cpu(packed_q, absmax.data_ptr<float>(), out.data_ptr<at::BFloat16>());
+    }
+    return out;
   }
   return nf4_dequantize_reference(q, dtype);
 }

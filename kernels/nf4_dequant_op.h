@@ -37,7 +37,8 @@ struct Nf4Tensor {
 const std::array<float, 16>& nf4_levels();
 
 // The dense weight [shape] in `dtype`: the kernel for a CUDA weight and an fp32/bf16 output in a
-// build with the kernels, the reference otherwise.
+// build with the kernels, a one-pass CPU loop of the same fp32 operations for a CPU weight and an
+// fp32/bf16 output, the reference otherwise.
 torch::Tensor nf4_dequantize(const Nf4Tensor& q, torch::ScalarType dtype);
 
 // Plain LibTorch, any device: bitsandbytes' dequantize_blockwise (absmax) and dequantize_4bit as
