@@ -181,6 +181,7 @@ int run_one(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured
   const Args a = parse(argc, argv);
   if (!a.only.empty()) return run_one(a);
   const align::ModelConfig config = bench_config(a);
