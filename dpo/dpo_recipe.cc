@@ -174,7 +174,9 @@ void write_reference(const DpoConfig& cfg, const std::string& out_path, ProcessG
   const std::string ref_name = own_reference ? cfg.reference.path : cfg.model.path;
   const std::string ref_dir =
       own_reference ? resolve_model_dir(cfg.reference.path, "reference.path").dir : model_dir;
-  const Phi3Model ref = Phi3Model::load(ref_dir, resolve_dtype(cfg.model.dtype, device), device);
+  // Loaded as the policy's base is (lora.quantize: NF4 under QLoRA).
+  const Phi3Model ref = Phi3Model::load(ref_dir, resolve_dtype(cfg.model.dtype, device), device,
+                                        base_quantization(cfg.lora));
   write_reference_logps(ref, data.train, cfg.data.train, out_path, cfg.data.batch_size);
   std::cerr << "dpo: wrote reference log-probs from " << ref_name << " to " << out_path << "\n";
 }
@@ -205,7 +207,7 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   std::optional<Phi3Model> ref_model;
   const ReferenceType ref_type = cfg.reference.type;
   if (ref_type == ReferenceType::kCheckpoint) {
-    ref_model = Phi3Model::load(ref_dir, run.dtype(), run.device());
+    ref_model = Phi3Model::load(ref_dir, run.dtype(), run.device(), base_quantization(cfg.lora));
   } else if (ref_type == ReferenceType::kPrecomputed) {
     for (const PairData* d : std::vector<const PairData*>{&train, &eval}) {
       if (d->num_units() > 0 && !d->has_reference()) {
@@ -215,7 +217,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
       }
     }
     if (!cfg.reference.path.empty() && cfg.reference.check_pairs > 0) {
-      const Phi3Model check = Phi3Model::load(ref_dir, run.dtype(), run.device());
+      const Phi3Model check =
+          Phi3Model::load(ref_dir, run.dtype(), run.device(), base_quantization(cfg.lora));
       result.reference_check = check_reference_logps(check, train, cfg.reference.check_pairs);
       std::cerr << "dpo: stored reference log-probs vs " << cfg.reference.path << ": max abs diff "
                 << result.reference_check << "\n";

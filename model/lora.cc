@@ -101,7 +101,7 @@ LoraAdapter init_lora_adapter(int64_t out_features, int64_t in_features, int64_t
   return adapter;
 }
 
-torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight,
+torch::Tensor lora_linear(const torch::Tensor& x, const LinearWeight& weight,
                           const LoraAdapter& adapter, const LoraApply& apply) {
   auto base = project(x, weight);
   if (!apply.enabled || !adapter.defined()) return base;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "model/linear.h"
+
 namespace align {
 
 struct LoraOptions {
@@ -80,12 +82,12 @@ struct LoraApply {
   bool training = false;
 };
 
-// x [..., in] (model dtype), weight [out, in] -> [..., out] in x's dtype.
-// Without an adapter (or when disabled) this is project(x, weight), bit for bit.
+// x [..., in] (model dtype), weight [out, in] (dense or NF4, model/linear.h) -> [..., out] in x's
+// dtype. Without an adapter (or when disabled) this is project(x, weight), bit for bit.
 // With one, as PEFT does for a bf16 base and fp32 adapters: the base product stays in the model
 // dtype, x is cast to the adapter dtype (fp32) for dropout, A and B, the two are summed in fp32
 // and the sum is cast back to x's dtype once. For an fp32 model everything is fp32.
-torch::Tensor lora_linear(const torch::Tensor& x, const torch::Tensor& weight,
+torch::Tensor lora_linear(const torch::Tensor& x, const LinearWeight& weight,
                           const LoraAdapter& adapter, const LoraApply& apply);
 
 // W + scale * B A computed in fp32 and cast to W's dtype (PEFT's merge): [out, in].

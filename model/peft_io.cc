@@ -196,14 +196,11 @@ LoraOptions load_peft_adapter(const std::string& dir, Phi3Model& model) {
   for (int64_t l = 0; l < L; ++l) {
     const LayerWeights& w = model.weights().layers.at(static_cast<size_t>(l));
     for (const auto& module : o.target_modules) {
-      const torch::Tensor& base = module == "qkv_proj"       ? w.qkv
-                                  : module == "o_proj"       ? w.o
-                                  : module == "gate_up_proj" ? w.gate_up
-                                                             : w.down;
+      const LinearWeight& base = w.projection(module);
       expected.emplace_back(peft_tensor_name(l, module, 'A'),
-                            std::vector<int64_t>{o.rank, base.size(1)}, l, module, 'A');
+                            std::vector<int64_t>{o.rank, base.in_features()}, l, module, 'A');
       expected.emplace_back(peft_tensor_name(l, module, 'B'),
-                            std::vector<int64_t>{base.size(0), o.rank}, l, module, 'B');
+                            std::vector<int64_t>{base.out_features(), o.rank}, l, module, 'B');
     }
   }
   std::vector<std::string> missing, misshaped, unexpected, bad_dtype;

@@ -25,15 +25,6 @@ namespace {
   throw InputError("Phi3Model::forward: " + what);
 }
 
-// The base weight a LoRA target module adapts.
-torch::Tensor& projection_weight(LayerWeights& w, const std::string& module) {
-  if (module == "qkv_proj") return w.qkv;
-  if (module == "o_proj") return w.o;
-  if (module == "gate_up_proj") return w.gate_up;
-  if (module == "down_proj") return w.down;
-  throw InputError("unknown LoRA target module '" + module + "'");
-}
-
 std::string shape_of(const torch::Tensor& t) {
   std::string s = "[";
   for (int64_t i = 0; i < t.dim(); ++i)
@@ -96,22 +87,38 @@ torch::Tensor long_factor_mask(const ModelConfig& config, const ForwardInput& in
 
 }  // namespace
 
+LinearWeight& LayerWeights::projection(const std::string& module) {
+  if (module == "qkv_proj") return qkv;
+  if (module == "o_proj") return o;
+  if (module == "gate_up_proj") return gate_up;
+  if (module == "down_proj") return down;
+  throw InputError("unknown LoRA target module '" + module + "'");
+}
+
+const LinearWeight& LayerWeights::projection(const std::string& module) const {
+  return const_cast<LayerWeights*>(this)->projection(module);
+}
+
 std::string layer_name(int64_t layer, const char* suffix) {
   return "model.layers." + std::to_string(layer) + "." + suffix;
 }
 
-ModelWeights assemble_weights(const ModelConfig& config,
-                              const std::function<torch::Tensor(const std::string&)>& get) {
+ModelWeights assemble_weights(
+    const ModelConfig& config, const std::function<torch::Tensor(const std::string&)>& get,
+    const std::function<LinearWeight(const std::string&)>& get_projection) {
+  auto projection = [&](const std::string& name) {
+    return get_projection ? get_projection(name) : LinearWeight(get(name));
+  };
   ModelWeights w;
   w.embed = get("model.embed_tokens.weight");
   for (int64_t i = 0; i < config.num_layers; ++i) {
     LayerWeights layer;
     layer.input_norm = get(layer_name(i, "input_layernorm.weight"));
-    layer.qkv = get(layer_name(i, "self_attn.qkv_proj.weight"));
-    layer.o = get(layer_name(i, "self_attn.o_proj.weight"));
+    layer.qkv = projection(layer_name(i, "self_attn.qkv_proj.weight"));
+    layer.o = projection(layer_name(i, "self_attn.o_proj.weight"));
     layer.post_norm = get(layer_name(i, "post_attention_layernorm.weight"));
-    layer.gate_up = get(layer_name(i, "mlp.gate_up_proj.weight"));
-    layer.down = get(layer_name(i, "mlp.down_proj.weight"));
+    layer.gate_up = projection(layer_name(i, "mlp.gate_up_proj.weight"));
+    layer.down = projection(layer_name(i, "mlp.down_proj.weight"));
     w.layers.push_back(std::move(layer));
   }
   w.norm = get("model.norm.weight");
@@ -126,11 +133,11 @@ std::vector<std::pair<std::string, torch::Tensor>> named_weights(const ModelConf
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const LayerWeights& layer = w.layers.at(static_cast<size_t>(i));
     out.emplace_back(layer_name(i, "input_layernorm.weight"), layer.input_norm);
-    out.emplace_back(layer_name(i, "self_attn.qkv_proj.weight"), layer.qkv);
-    out.emplace_back(layer_name(i, "self_attn.o_proj.weight"), layer.o);
+    out.emplace_back(layer_name(i, "self_attn.qkv_proj.weight"), layer.qkv.dequantized());
+    out.emplace_back(layer_name(i, "self_attn.o_proj.weight"), layer.o.dequantized());
     out.emplace_back(layer_name(i, "post_attention_layernorm.weight"), layer.post_norm);
-    out.emplace_back(layer_name(i, "mlp.gate_up_proj.weight"), layer.gate_up);
-    out.emplace_back(layer_name(i, "mlp.down_proj.weight"), layer.down);
+    out.emplace_back(layer_name(i, "mlp.gate_up_proj.weight"), layer.gate_up.dequantized());
+    out.emplace_back(layer_name(i, "mlp.down_proj.weight"), layer.down.dequantized());
   }
   out.emplace_back("model.norm.weight", w.norm);
   if (!config.tie_word_embeddings) out.emplace_back("lm_head.weight", w.lm_head);
@@ -145,23 +152,40 @@ Phi3Model::Phi3Model(ModelConfig config, ModelWeights weights)
   }
 }
 
-Phi3Model Phi3Model::load(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
+Phi3Model Phi3Model::load(const std::string& dir, torch::ScalarType dtype, torch::Device device,
+                          const std::optional<Nf4Options>& quantize) {
   ModelConfig config = load_model_config(dir);
   Checkpoint checkpoint = Checkpoint::open(dir);
   checkpoint.check(model_tensor_shapes(config));
-  ModelWeights weights = assemble_weights(
-      config, [&](const std::string& name) { return checkpoint.get(name, dtype, device); });
+  auto get = [&](const std::string& name) { return checkpoint.get(name, dtype, device); };
+  std::function<LinearWeight(const std::string&)> get_projection;
+  if (quantize) {
+    get_projection = [&](const std::string& name) {
+      // In the model dtype on the CPU (a view of the mapping when the dtypes match), then only
+      // the NF4 storage travels to the device.
+      return LinearWeight(
+          nf4_quantize(checkpoint.get(name, dtype, torch::kCPU), *quantize).to(device), dtype);
+    };
+  }
+  ModelWeights weights = assemble_weights(config, get, get_projection);
   return Phi3Model(std::move(config), std::move(weights));
 }
 
 Phi3Model Phi3Model::to(torch::ScalarType dtype, torch::Device device) const {
-  std::vector<std::pair<std::string, torch::Tensor>> named =
-      align::named_weights(config_, weights_);
-  std::map<std::string, torch::Tensor> moved;
-  for (auto& [name, t] : named)
-    moved[name] = t.to(device, dtype);
-  Phi3Model out(config_,
-                assemble_weights(config_, [&](const std::string& n) { return moved.at(n); }));
+  auto move = [&](const torch::Tensor& t) { return t.to(device, dtype); };
+  ModelWeights w;
+  w.embed = move(weights_.embed);
+  for (const LayerWeights& from : weights_.layers) {
+    LayerWeights layer;
+    layer.input_norm = move(from.input_norm);
+    layer.post_norm = move(from.post_norm);
+    for (const std::string& module : lora_module_names())
+      layer.projection(module) = from.projection(module).to(dtype, device);
+    w.layers.push_back(std::move(layer));
+  }
+  w.norm = move(weights_.norm);
+  w.lm_head = weights_.lm_head.is_same(weights_.embed) ? w.embed : move(weights_.lm_head);
+  Phi3Model out(config_, std::move(w));
   if (lora_) {
     std::vector<LayerLora> adapters;
     for (const LayerWeights& layer : weights_.layers) {
@@ -257,7 +281,10 @@ torch::Tensor decoder_layer(const ModelConfig& c, const LayerWeights& w, const L
 
 // Every tensor of a layer that may require grad: the base weights and the LoRA A and B.
 std::vector<torch::Tensor> layer_tensors(const LayerWeights& w) {
-  std::vector<torch::Tensor> out = {w.input_norm, w.qkv, w.o, w.post_norm, w.gate_up, w.down};
+  std::vector<torch::Tensor> out = {w.input_norm, w.post_norm};
+  for (const LinearWeight* p : {&w.qkv, &w.o, &w.gate_up, &w.down}) {
+    if (!p->quantized()) out.push_back(p->dense());  // NF4 storage is frozen
+  }
   for (const LoraAdapter* a : {&w.lora.qkv, &w.lora.o, &w.lora.gate_up, &w.lora.down}) {
     if (a->defined()) {
       out.push_back(a->a);
@@ -328,9 +355,10 @@ void Phi3Model::make_weights_owned() {
   const bool tied = weights_.lm_head.is_same(weights_.embed);
   own(weights_.embed);
   for (LayerWeights& layer : weights_.layers) {
-    for (torch::Tensor* t :
-         {&layer.input_norm, &layer.qkv, &layer.o, &layer.post_norm, &layer.gate_up, &layer.down}) {
-      own(*t);
+    own(layer.input_norm);
+    own(layer.post_norm);
+    for (LinearWeight* p : {&layer.qkv, &layer.o, &layer.gate_up, &layer.down}) {
+      if (!p->quantized()) own(p->mutable_dense());
     }
   }
   own(weights_.norm);
@@ -356,9 +384,9 @@ void Phi3Model::attach_lora(const LoraOptions& options, uint64_t seed) {
   std::vector<LayerLora> adapters(weights_.layers.size());
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     for (const auto& module : options.target_modules) {
-      const torch::Tensor& w = projection_weight(weights_.layers[l], module);
+      const LinearWeight& w = weights_.layers[l].projection(module);
       adapters[l].at(module) =
-          init_lora_adapter(w.size(0), w.size(1), options.rank, seed,
+          init_lora_adapter(w.out_features(), w.in_features(), options.rank, seed,
                             peft_tensor_name(static_cast<int64_t>(l), module, 'A'), device());
     }
   }
@@ -383,9 +411,9 @@ void Phi3Model::set_lora(const LoraOptions& options, std::vector<LayerLora> adap
                                    : " has an adapter but is not a target"));
       }
       if (!targeted) continue;
-      const torch::Tensor& w = projection_weight(weights_.layers[l], module);
-      const std::vector<int64_t> want_a = {options.rank, w.size(1)},
-                                 want_b = {w.size(0), options.rank};
+      const LinearWeight& w = weights_.layers[l].projection(module);
+      const std::vector<int64_t> want_a = {options.rank, w.in_features()},
+                                 want_b = {w.out_features(), options.rank};
       if (a.a.sizes().vec() != want_a || a.b.sizes().vec() != want_b) {
         throw InputError("set_lora: " + where + " adapter shapes A " + shape_of(a.a) + ", B " +
                          shape_of(a.b) + "; expected A " + shape_str(want_a) + ", B " +
@@ -427,12 +455,21 @@ void Phi3Model::merge_lora() {
   const double scale = lora_->scale();
   for (LayerWeights& layer : weights_.layers) {
     for (const auto& module : lora_->target_modules) {
-      torch::Tensor& w = projection_weight(layer, module);
-      const bool grad = w.requires_grad();
-      w = merged_weight(w, layer.lora.at(module), scale).requires_grad_(grad);
+      LinearWeight& w = layer.projection(module);
+      const bool grad = !w.quantized() && w.dense().requires_grad();
+      w = merged_weight(w.dequantized(), layer.lora.at(module), scale).requires_grad_(grad);
     }
   }
   remove_lora();
+}
+
+bool Phi3Model::quantized() const {
+  for (const LayerWeights& layer : weights_.layers) {
+    for (const LinearWeight* p : {&layer.qkv, &layer.o, &layer.gate_up, &layer.down}) {
+      if (p->quantized()) return true;
+    }
+  }
+  return false;
 }
 
 void Phi3Model::remove_lora() {

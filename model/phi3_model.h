@@ -25,19 +25,26 @@
 
 #include "model/attention.h"
 #include "model/config.h"
+#include "model/linear.h"
 #include "model/lora.h"
+#include "model/nf4.h"
 #include "model/rope.h"
 
 namespace align {
 
+// The four projections are LinearWeights (model/linear.h): dense, or frozen NF4 under QLoRA.
 struct LayerWeights {
   torch::Tensor input_norm;  // [C]
-  torch::Tensor qkv;         // [H*D + 2*Hkv*D, C], rows Q | K | V
-  torch::Tensor o;           // [C, H*D]
+  LinearWeight qkv;          // [H*D + 2*Hkv*D, C], rows Q | K | V
+  LinearWeight o;            // [C, H*D]
   torch::Tensor post_norm;   // [C]
-  torch::Tensor gate_up;     // [2I, C], rows gate | up
-  torch::Tensor down;        // [C, I]
+  LinearWeight gate_up;      // [2I, C], rows gate | up
+  LinearWeight down;         // [C, I]
   LayerLora lora;            // optional adapters on qkv, o, gate_up, down (fp32)
+
+  // The projection a LoRA target module names ("qkv_proj", ...); throws InputError otherwise.
+  LinearWeight& projection(const std::string& module);
+  const LinearWeight& projection(const std::string& module) const;
 };
 
 struct ModelWeights {
@@ -49,10 +56,13 @@ struct ModelWeights {
 
 // "model.layers.<layer>.<suffix>": the Hugging Face name of a decoder layer's tensor.
 std::string layer_name(int64_t layer, const char* suffix);
-// Builds the weights from a source of named tensors (Hugging Face names), in checkpoint order.
-ModelWeights assemble_weights(const ModelConfig& config,
-                              const std::function<torch::Tensor(const std::string&)>& get);
-// (Hugging Face name, tensor) for every stored tensor; lm_head is left out when tied.
+// Builds the weights from a source of named tensors (Hugging Face names), in checkpoint order;
+// `get_projection`, when given, supplies the four projections of every layer (e.g. quantised).
+ModelWeights assemble_weights(
+    const ModelConfig& config, const std::function<torch::Tensor(const std::string&)>& get,
+    const std::function<LinearWeight(const std::string&)>& get_projection = nullptr);
+// (Hugging Face name, tensor) for every stored tensor; lm_head is left out when tied. An NF4
+// projection appears as a fresh dequantised copy in the model dtype (what an export writes).
 std::vector<std::pair<std::string, torch::Tensor>> named_weights(const ModelConfig& config,
                                                                  const ModelWeights& weights);
 
@@ -96,7 +106,11 @@ class Phi3Model {
   // InputError lists all missing, unexpected and misshaped tensors), then loads them as `dtype`
   // on `device`. CPU tensors whose dtype matches the file may view its read-only mapping: clone()
   // before writing into them.
-  static Phi3Model load(const std::string& dir, torch::ScalarType dtype, torch::Device device);
+  // With `quantize`, the four projections of every layer are quantised to NF4 (model/nf4.h) on the
+  // CPU as they are read, from the tensor in `dtype`, and only the NF4 storage goes to `device`;
+  // embeddings, norms and lm_head stay in `dtype`.
+  static Phi3Model load(const std::string& dir, torch::ScalarType dtype, torch::Device device,
+                        const std::optional<Nf4Options>& quantize = std::nullopt);
 
   // One forward pass over B rows of T tokens: token t of a row attends to tokens [0, t] of its
   // row (and segment). (The rollout engine's cached forward is rollout/paged_forward.h.)
@@ -111,7 +125,8 @@ class Phi3Model {
   ModelWeights& mutable_weights() { return weights_; }
   torch::ScalarType dtype() const { return weights_.embed.scalar_type(); }
   torch::Device device() const { return weights_.embed.device(); }
-  // The base weights in the model's new dtype and device; LoRA adapters move along (still fp32).
+  // The base weights in the model's new dtype and device (NF4 projections stay NF4, computing in
+  // the new dtype); LoRA adapters move along (still fp32).
   Phi3Model to(torch::ScalarType dtype, torch::Device device) const;
 
   // --- Training.
@@ -141,8 +156,11 @@ class Phi3Model {
   // second copy of the weights). Enabled by default.
   void set_lora_enabled(bool enabled) { lora_enabled_ = enabled; }
   bool lora_enabled() const { return lora_enabled_; }
+  // Whether any projection is stored in NF4 (QLoRA).
+  bool quantized() const;
   // W += scale * B A (in fp32, cast to W's dtype) for every adapter, then removes the adapters.
-  // The merged weights are new tensors (requires_grad as the old ones).
+  // The merged weights are new tensors (requires_grad as the old ones). An NF4 W is dequantised
+  // first: the merged projection is dense in the model dtype (PEFT's merge on a 4-bit base).
   void merge_lora();
   void remove_lora();
   // How lora_linear applies this model's adapters now (none, enabled, scale, dropout in training).

@@ -10,10 +10,12 @@ cd "$root"
 export ONEDNN_MAX_CPU_ISA=AVX2
 venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/pip" install -q --disable-pip-version-check \
-  transformers==5.23.0 tokenizers==0.23.3 safetensors trl==1.16.0 datasets==5.2.0
+  transformers==5.23.0 tokenizers==0.23.3 safetensors trl==1.16.0 datasets==5.2.0 \
+  bitsandbytes==0.50.2
 "$venv/bin/python" tools/golden_tokenizer.py
 "$venv/bin/python" tools/golden_chat.py
 "$venv/bin/python" tools/golden_model.py
 "$venv/bin/python" tools/golden_sft.py
 "$venv/bin/python" tools/golden_dpo.py
 "$venv/bin/python" tools/golden_trl_data.py
+"$venv/bin/python" tools/golden_nf4.py

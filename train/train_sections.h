@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/device_options.h"
+#include "model/nf4.h"
 #include "train/lr_schedule.h"
 
 namespace align {
@@ -86,6 +88,8 @@ struct LoraSection {
   double alpha = 32;
   double dropout = 0.05;
   std::vector<std::string> target_modules = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
+  std::string quantize = "none";
+  bool double_quant = true;
 
   template <typename V>
   void fields(V& v) {
@@ -95,6 +99,11 @@ struct LoraSection {
     v("dropout", dropout, "dropout on the adapter input");
     v("target_modules", target_modules,
       "projections that get adapters, or \"all-linear\" (PEFT's: all four)");
+    v("quantize", quantize,
+      "none, or nf4: QLoRA, the frozen projections stored in 4-bit NormalFloat (bitsandbytes' "
+      "scheme, quantised at load), embeddings, norms and lm_head in the model dtype");
+    v("double_quant", double_quant,
+      "with nf4: also quantise the absmax of each block to 8 bits (bnb_4bit_use_double_quant)");
   }
 };
 
@@ -144,5 +153,8 @@ nlohmann::json with_peft_spellings(const nlohmann::json& config);
 // Range checks; throws InputError "source: key.path: what". Also resolves lora.target_modules
 // "all-linear" into the module names.
 void check_train_sections(TrainSections& s, const std::string& source);
+
+// How the base model loads under lora.quantize: NF4 options for "nf4", nullopt for "none".
+std::optional<Nf4Options> base_quantization(const LoraSection& lora);
 
 }  // namespace align

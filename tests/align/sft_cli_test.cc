@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -140,6 +141,56 @@ TEST(SftCli, LoraRunWritesAPeftAdapterAndMergedModel) {
   EXPECT_TRUE(fs::exists(f.dir.file("lora/adapter/adapter_config.json")));
   EXPECT_TRUE(fs::exists(f.dir.file("lora/adapter/adapter_model.safetensors")));
   EXPECT_TRUE(fs::exists(f.dir.file("lora/merged/config.json")));
+}
+
+// QLoRA (lora.quantize nf4): the same run on an NF4 base writes a standard PEFT adapter and a
+// dense merged model in the model dtype (deq(W) + scale B A); its losses stay within 2% of the
+// LoRA run's on the same batches (tests/model/nf4_test.cc bounds one batch exactly). nf4 without
+// LoRA is a config error.
+TEST(SftCli, QloraRunWritesAStandardAdapterAndADenseMergedModel) {
+  SftFixture f;
+  std::string log;
+  auto extra = [](const std::string& quantize) {
+    return nlohmann::json{
+        {"lora", {{"enabled", true}, {"rank", 4}, {"alpha", 8}, {"quantize", quantize}}},
+        {"output", {{"merge_lora", true}}},
+        {"schedule", {{"max_steps", 4}}}};
+  };
+  ASSERT_EQ(run("sft --config " + f.config("qlora", extra("nf4")), &log), 0) << log;
+  ASSERT_EQ(run("sft --config " + f.config("lora", extra("none")), &log), 0) << log;
+  const nlohmann::json adapter =
+      nlohmann::json::parse(read_file(f.dir.file("qlora/adapter/adapter_config.json")));
+  EXPECT_EQ(adapter["peft_type"], "LORA");
+  EXPECT_EQ(adapter["r"], 4);
+  const nlohmann::json merged =
+      nlohmann::json::parse(read_file(f.dir.file("qlora/merged/config.json")));
+  EXPECT_EQ(merged.contains("quantization_config"), false);
+  // The merged weights are plain F32 tensors (the model dtype), no uint8 NF4 codes.
+  const std::string weights = read_file(f.dir.file("qlora/merged/model.safetensors"));
+  uint64_t header = 0;
+  std::memcpy(&header, weights.data(), sizeof header);
+  const nlohmann::json tensors = nlohmann::json::parse(weights.substr(8, header));
+  for (const auto& [name, info] : tensors.items()) {
+    if (name != "__metadata__") EXPECT_EQ(info["dtype"], "F32") << name;
+  }
+  const auto q = metrics(f.dir.file("qlora/metrics.jsonl")),
+             l = metrics(f.dir.file("lora/metrics.jsonl"));
+  ASSERT_EQ(q.size(), l.size());
+  for (size_t i = 0; i < q.size(); ++i) {
+    const double lq = q[i]["loss"].get<double>(), ll = l[i]["loss"].get<double>();
+    EXPECT_LT(std::abs(lq - ll), 0.02 * ll) << "step " << i + 1 << ": " << lq << " vs " << ll;
+  }
+  // The merged model scores text like any model directory.
+  testing::write_text(f.dir.file("in.jsonl"), "{\"text\": \"What is 2 + 2?\"}\n");
+  EXPECT_EQ(run("logprobs --model " + f.dir.file("qlora/merged") + " --input " +
+                f.dir.file("in.jsonl") + " --output " + f.dir.file("out.jsonl")),
+            0);
+  nlohmann::json bad = {{"lora", {{"enabled", false}, {"quantize", "nf4"}}}};
+  EXPECT_NE(run("sft --config " + f.config("bad", bad), &log), 0);
+  EXPECT_NE(log.find("lora.quantize"), std::string::npos) << log;
+  bad = {{"lora", {{"enabled", true}, {"quantize", "int8"}}}};
+  EXPECT_NE(run("sft --config " + f.config("bad2", bad), &log), 0);
+  EXPECT_NE(log.find("lora.quantize"), std::string::npos) << log;
 }
 
 // PEFT's target_modules="all-linear" (as a string or in the list) means the four projections, in

@@ -117,7 +117,7 @@ TEST(ActivationCheckpoint, LoraWithDropoutReplaysTheMasks) {
   EXPECT_NE(other.loss, plain.loss);
   EXPECT_GT(worst_relative(plain, other), 1e-3);
   // The base weights got no gradient (they do not require it).
-  EXPECT_FALSE(model.weights().layers[0].qkv.grad().defined());
+  EXPECT_FALSE(model.weights().layers[0].qkv.dense().grad().defined());
 }
 
 TEST(ActivationCheckpoint, FlagsOfTheForwardHoldInTheRecompute) {

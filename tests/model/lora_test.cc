@@ -202,7 +202,7 @@ TEST(Lora, MergeEqualsTheAdaptedForward) {
   testing::randomize_lora_b(model, 3);
   const auto tokens = two_rows(25, model.config().vocab_size, 5);
   const auto adapted = batch_logits(model, tokens);
-  const torch::Tensor w = model.weights().layers[1].gate_up;
+  const torch::Tensor w = model.weights().layers[1].gate_up.dense();
   const LoraAdapter a = model.weights().layers[1].lora.gate_up;
   model.merge_lora();
   EXPECT_FALSE(model.has_lora());
@@ -210,18 +210,18 @@ TEST(Lora, MergeEqualsTheAdaptedForward) {
   EXPECT_LT(max_abs_diff(batch_logits(model, tokens), adapted), fp32_tolerance(adapted));
   auto want =
       w.to(torch::kDouble) + 2.0 * torch::mm(a.b.to(torch::kDouble), a.a.to(torch::kDouble));
-  EXPECT_LT(max_abs_diff(model.weights().layers[1].gate_up, want), 1e-6);
+  EXPECT_LT(max_abs_diff(model.weights().layers[1].gate_up.dense(), want), 1e-6);
 
   // bf16: the sum is formed in fp32 and rounded once (PEFT's merge on a bf16 weight).
   Phi3Model bf = golden_model("phi4_tiny", torch::kBFloat16);
   bf.attach_lora(small_lora(), 2);
   testing::randomize_lora_b(bf, 3);
-  const torch::Tensor wb = bf.weights().layers[0].down;
+  const torch::Tensor wb = bf.weights().layers[0].down.dense();
   const LoraAdapter ab = bf.weights().layers[0].lora.down;
   bf.merge_lora();
   auto want_bf = (wb.to(torch::kFloat) + torch::mm(ab.b, ab.a) * 2.0).to(torch::kBFloat16);
-  EXPECT_EQ(bf.weights().layers[0].down.scalar_type(), torch::kBFloat16);
-  EXPECT_TRUE(torch::equal(bf.weights().layers[0].down, want_bf));
+  EXPECT_EQ(bf.weights().layers[0].down.dense().scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(bf.weights().layers[0].down.dense(), want_bf));
 }
 
 TEST(Lora, DisabledAdaptersGiveTheBaseModel) {
@@ -321,7 +321,7 @@ TEST(Lora, MakeWeightsOwnedCopiesMappedTensors) {
   for (const auto& [name, t] : before)
     mapped += t.storage().resizable() ? 0 : 1;
   EXPECT_GT(mapped, 0);
-  model.mutable_weights().layers[0].o.requires_grad_(true);
+  model.mutable_weights().layers[0].o.mutable_dense().requires_grad_(true);
   model.make_weights_owned();
   const auto after = model.named_weights();
   ASSERT_EQ(after.size(), before.size());
@@ -329,12 +329,12 @@ TEST(Lora, MakeWeightsOwnedCopiesMappedTensors) {
     EXPECT_TRUE(after[i].second.storage().resizable()) << after[i].first;
     EXPECT_TRUE(torch::equal(after[i].second, before[i].second)) << after[i].first;
   }
-  EXPECT_TRUE(model.weights().layers[0].o.requires_grad());
+  EXPECT_TRUE(model.weights().layers[0].o.dense().requires_grad());
   // Owned tensors are left alone; a tied head stays the embedding.
   Phi3Model mini = golden_model("mini_tiny", torch::kFloat);  // converted: already owned
-  auto qkv = mini.weights().layers[0].qkv;
+  auto qkv = mini.weights().layers[0].qkv.dense();
   mini.make_weights_owned();
-  EXPECT_TRUE(mini.weights().layers[0].qkv.is_same(qkv));
+  EXPECT_TRUE(mini.weights().layers[0].qkv.dense().is_same(qkv));
   EXPECT_TRUE(mini.weights().lm_head.is_same(mini.weights().embed));
   Phi3Model mini_bf = golden_model("mini_tiny", torch::kBFloat16);
   mini_bf.make_weights_owned();

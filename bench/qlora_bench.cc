@@ -1,0 +1,228 @@
+// bench/qlora: QLoRA (NF4 base, model/nf4.h) against LoRA on a bf16/fp32 base: the bytes of the
+// base weights, the peak resident memory of a training step (CPU: VmHWM, reset before the steps)
+// and tokens/s of the LoRA SFT step (forward, backward, AdamW on the adapters).
+//
+//   qlora_bench [--shape bench52m|phi4-slice] [--layers N] [--dtype fp32|bf16] [--rows B]
+//               [--seq T] [--steps N] [--rank R] [--checkpointing]
+//
+// bench52m: hidden 768, 8 layers, 12 heads, 4 KV heads, intermediate 2048, vocab 1216 (52M
+// parameters). phi4-slice: Phi-4's layer sizes (hidden 5120, 40/10 heads, intermediate 17920) with
+// --layers layers (default 2) and vocab 1216, so the projections are real size and the
+// embeddings small. Each mode runs in its own child process (this binary with --only MODE) so
+// that the peak memory of one does not hide the other's. The model is built tensor by tensor and
+// each projection quantised as it is produced, as Phi3Model::load does.
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "model/config.h"
+#include "model/init.h"
+#include "model/nf4.h"
+#include "sft/sft_loss.h"
+#include "train/adamw.h"
+
+namespace {
+
+struct Args {
+  std::string shape = "bench52m", dtype = "fp32", only;
+  int64_t layers = 0, rows = 2, seq = 256, steps = 5, rank = 16;
+  bool checkpointing = false;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "missing value for %s\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--shape")
+      a.shape = next();
+    else if (k == "--layers")
+      a.layers = std::stoll(next());
+    else if (k == "--dtype")
+      a.dtype = next();
+    else if (k == "--rows")
+      a.rows = std::stoll(next());
+    else if (k == "--seq")
+      a.seq = std::stoll(next());
+    else if (k == "--steps")
+      a.steps = std::stoll(next());
+    else if (k == "--rank")
+      a.rank = std::stoll(next());
+    else if (k == "--checkpointing")
+      a.checkpointing = true;
+    else if (k == "--only")
+      a.only = next();
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--shape bench52m|phi4-slice] [--layers N] [--dtype fp32|bf16] "
+                   "[--rows B] [--seq T] [--steps N] [--rank R] [--checkpointing]\n",
+                   argv[0]);
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+align::ModelConfig bench_config(const Args& a) {
+  align::ModelConfig c = align::model_preset("phi-4");
+  if (a.shape == "bench52m") {
+    c.hidden_size = 768;
+    c.intermediate_size = 2048;
+    c.num_layers = 8;
+    c.num_heads = 12;
+    c.num_kv_heads = 4;
+  } else if (a.shape == "phi4-slice") {
+    c.num_layers = 2;
+  } else {
+    std::fprintf(stderr, "unknown --shape %s\n", a.shape.c_str());
+    std::exit(2);
+  }
+  c.vocab_size = 1216;
+  c.bos_token_id = 1101;
+  c.eos_token_ids = {1109};
+  c.pad_token_id = 1193;
+  if (a.layers > 0) c.num_layers = a.layers;
+  align::validate_config(c, "qlora_bench");
+  return c;
+}
+
+// kB of VmHWM (peak resident set) or VmRSS from /proc/self/status.
+double status_gb(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key) + 1)) / 1048576.0;
+  }
+  return -1;
+}
+
+void reset_peak() {
+  std::ofstream("/proc/self/clear_refs") << "5";
+}
+
+// One mode in this process: prints "RESULT base_gb model_gb build_peak_gb step_peak_gb tok/s loss".
+int run_one(const Args& a) {
+  const bool qlora = a.only == "qlora";
+  const align::ModelConfig config = bench_config(a);
+  const auto dtype = a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  std::map<std::string, torch::Tensor> dense;
+  std::map<std::string, align::LinearWeight> projections;
+  for (const align::TensorToSave& t : align::random_init_tensors(config, 0, dtype)) {
+    const bool projection = t.name.find("_proj.weight") != std::string::npos;
+    torch::Tensor x = t.produce().to(dtype);
+    if (projection && qlora) {
+      projections.emplace(t.name, align::LinearWeight(align::nf4_quantize(x), dtype));
+    } else if (projection) {
+      projections.emplace(t.name, align::LinearWeight(x));
+    } else {
+      dense.emplace(t.name, x);
+    }
+  }
+  align::Phi3Model model(config, align::assemble_weights(
+                                     config, [&](const std::string& n) { return dense.at(n); },
+                                     [&](const std::string& n) { return projections.at(n); }));
+  dense.clear();
+  projections.clear();
+  double base_bytes = 0, model_bytes = 0;
+  for (const auto& layer : model.weights().layers) {
+    for (const align::LinearWeight* p : {&layer.qkv, &layer.o, &layer.gate_up, &layer.down})
+      base_bytes += static_cast<double>(p->nbytes());
+    for (const torch::Tensor* n : {&layer.input_norm, &layer.post_norm})
+      model_bytes += static_cast<double>(n->nbytes());
+  }
+  model_bytes += base_bytes + static_cast<double>(model.weights().embed.nbytes() +
+                                                  model.weights().lm_head.nbytes() +
+                                                  model.weights().norm.nbytes());
+  const double build_peak = status_gb("VmHWM:");
+  align::LoraOptions opt;
+  opt.rank = a.rank;
+  opt.alpha = 2.0 * static_cast<double>(a.rank);
+  model.attach_lora(opt, 0);
+  model.set_training(true);
+  align::NamedTensors trainable = model.lora_parameters();
+  align::AdamW adam(trainable, {});
+  const int64_t B = a.rows, T = a.seq;
+  torch::manual_seed(0);
+  auto tokens = torch::randint(0, config.vocab_size, {B, T}, torch::kInt64);
+  auto pos = torch::arange(T, torch::kInt64).view({1, T}).expand({B, T}).clone();
+  auto seg = torch::zeros({B, T}, torch::kInt64);
+  auto targets = torch::cat({tokens.narrow(1, 1, T - 1), torch::full({B, 1}, -100L)}, 1);
+  align::TrainBatch batch{tokens, pos, seg, targets, B * (T - 1)};
+  reset_peak();
+  double seconds = 0, loss = 0;
+  for (int64_t s = 0; s < a.steps + 1; ++s) {  // step 0 warms up
+    const auto start = std::chrono::steady_clock::now();
+    adam.zero_grad();
+    auto l =
+        align::sft_loss_sum(model, batch, a.checkpointing) / static_cast<double>(batch.num_targets);
+    l.backward();
+    adam.step(1e-4);
+    loss = l.item<double>();
+    if (s > 0)
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  std::printf("RESULT %.6f %.6f %.4f %.4f %.2f %.5f\n", base_bytes / 1e9, model_bytes / 1e9,
+              build_peak, status_gb("VmHWM:"), static_cast<double>(B * T * a.steps) / seconds,
+              loss);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // rows appear as they are measured
+  const Args a = parse(argc, argv);
+  if (!a.only.empty()) return run_one(a);
+  const align::ModelConfig config = bench_config(a);
+  int64_t base_params = 0;
+  for (const auto& [name, shape] : align::model_tensor_shapes(config)) {
+    if (name.find("_proj.weight") != std::string::npos) base_params += shape[0] * shape[1];
+  }
+  std::printf(
+      "qlora_bench: %s, %lld layers, hidden %lld, intermediate %lld, %.3g params (%.3g in the "
+      "projections), %s CPU, batch %lld x %lld, LoRA r%lld on all four projections, %lld "
+      "steps%s\n",
+      a.shape.c_str(), static_cast<long long>(config.num_layers),
+      static_cast<long long>(config.hidden_size), static_cast<long long>(config.intermediate_size),
+      static_cast<double>(config.num_parameters()), static_cast<double>(base_params),
+      a.dtype.c_str(), static_cast<long long>(a.rows), static_cast<long long>(a.seq),
+      static_cast<long long>(a.rank), static_cast<long long>(a.steps),
+      a.checkpointing ? ", activation checkpointing" : "");
+  std::printf("%-6s %14s %8s %12s %14s %14s %10s %9s\n", "mode", "proj GB", "B/param", "model GB",
+              "build peak GB", "step peak GB", "tokens/s", "loss");
+  char exe[4096] = {0};
+  if (readlink("/proc/self/exe", exe, sizeof exe - 1) <= 0) return 1;
+  const std::string self = exe;  // popen runs a shell: its /proc/self/exe would be the shell
+  std::string args;
+  for (int i = 1; i < argc; ++i)
+    args += std::string(" '") + argv[i] + "'";
+  for (const char* mode : {"lora", "qlora"}) {
+    FILE* child = popen((self + args + " --only " + mode).c_str(), "r");
+    char line[512];
+    double v[6] = {0, 0, 0, 0, 0, 0};
+    bool got = false;
+    while (child && std::fgets(line, sizeof line, child)) {
+      got = got || std::sscanf(line, "RESULT %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3],
+                               &v[4], &v[5]) == 6;
+    }
+    if (child) pclose(child);
+    if (!got) {
+      std::fprintf(stderr, "qlora_bench: mode %s failed\n", mode);
+      return 1;
+    }
+    std::printf("%-6s %14.4f %8.4f %12.4f %14.3f %14.3f %10.1f %9.4f\n", mode, v[0],
+                v[0] * 1e9 / static_cast<double>(base_params), v[1], v[2], v[3], v[4], v[5]);
+  }
+  return 0;
+}
