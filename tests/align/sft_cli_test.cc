@@ -171,7 +171,9 @@ TEST(SftCli, QloraRunWritesAStandardAdapterAndADenseMergedModel) {
   std::memcpy(&header, weights.data(), sizeof header);
   const nlohmann::json tensors = nlohmann::json::parse(weights.substr(8, header));
   for (const auto& [name, info] : tensors.items()) {
-    if (name != "__metadata__") EXPECT_EQ(info["dtype"], "F32") << name;
+    if (name != "__metadata__") {
+      EXPECT_EQ(info["dtype"], "F32") << name;
+    }
   }
   const auto q = metrics(f.dir.file("qlora/metrics.jsonl")),
              l = metrics(f.dir.file("lora/metrics.jsonl"));

@@ -8,6 +8,7 @@
 
 #include "common/atomic_file.h"
 #include "common/jsonl.h"
+#include "data/chat_template.h"
 #include "data/preference_dataset.h"
 #include "data/sft_dataset.h"
 #include "tests/test_util.h"
@@ -18,6 +19,13 @@ namespace {
 const Tokenizer& tokenizer() {
   static const Tokenizer tok = Tokenizer::load(testing::golden_path("tokenizer/main"));
   return tok;
+}
+
+// The format align picks from the tokenizer folder's own template (Phi-4's), as TRL applies it.
+const ChatFormat& chat_format() {
+  static const ChatFormat chat = select_chat_format(testing::golden_path("tokenizer/main"),
+                                                    tokenizer(), ChatFormatKind::kAuto, "test");
+  return chat;
 }
 
 nlohmann::json trl_golden(const std::string& file) {
@@ -46,7 +54,7 @@ std::vector<TokenId> as_trl_sees_it(const std::string& text, std::vector<TokenId
 TEST(TrlData, TextLinesTokenizeAsSftTrainerDoes) {
   const std::string path = testing::golden_path("trl_data/sft_text.jsonl");
   const nlohmann::json want = trl_golden("sft_text.jsonl");
-  const SftDataset data = load_sft_dataset(path, tokenizer(), {});
+  const SftDataset data = load_sft_dataset(path, chat_format(), {});
   std::vector<std::string> texts;
   for_each_jsonl(path, [&](const nlohmann::json& record, const JsonlLocation&) {
     texts.push_back(record.at("text").get<std::string>());
@@ -75,7 +83,7 @@ TEST(TrlData, TextLinesTokenizeAsSftTrainerDoes) {
 void expect_pairs_like_dpo_trainer(const std::string& file) {
   const nlohmann::json want = trl_golden(file);
   const PreferenceDataset data =
-      load_preference_dataset(testing::golden_path("trl_data/" + file), tokenizer(), {});
+      load_preference_dataset(testing::golden_path("trl_data/" + file), chat_format(), {});
   ASSERT_EQ(data.pairs.size(), want["prompt_ids"].size());
   for (size_t i = 0; i < data.pairs.size(); ++i) {
     const PreferencePair& pair = data.pairs[i];
