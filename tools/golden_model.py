@@ -13,7 +13,7 @@ transformers computes from them with attn_implementation="eager" (and, for bf16,
   <name>.json  {"sequences": [{"tokens", "logprobs_fp32", "logprobs_bf16", "logprobs_bf16_sdpa"}],
                 "greedy": [{"prompt", "fp32", "bf16"}],
                 "crossing": [{"prompt", "fp32": {"tokens", "logprobs", "full_logprobs"},
-                              "bf16": {...}}]}   (mini_tiny only)
+                              "bf16": {..., "full_logprobs_sdpa"}}]}   (mini_tiny only)
   logprobs[i] = log p(tokens[i] | tokens[:i]) for i >= 1 (log-softmax in fp32 of the logits);
   greedy: generate(do_sample=False) continuations, checked against a naive argmax loop that runs
   the full forward on the whole sequence at every step.
@@ -227,6 +227,12 @@ def add_sdpa(model_dir, record):
     m.eval()
     for entry in record["sequences"]:
         entry["logprobs_bf16_sdpa"] = [round(x, 7) for x in logprobs(m, entry["tokens"])]
+    # The full forward over each crossing record's bf16 prompt + continuation, with sdpa.
+    for entry in record.get("crossing", []):
+        bf16 = entry["bf16"]
+        seq = list(entry["prompt"]) + bf16["tokens"]
+        full = logprobs(m, seq)[len(entry["prompt"]):]
+        bf16["full_logprobs_sdpa"] = [round(x, 7) for x in full]
 
 
 def main():
