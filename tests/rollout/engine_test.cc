@@ -9,26 +9,18 @@
 #include "common/error.h"
 #include "model/logprobs.h"
 #include "tests/model/model_test_util.h"
+#include "tests/rollout/engine_test_util.h"
 
 namespace align {
 namespace {
 
+using testing::expect_same;
+using testing::ids;
 using testing::random_tokens;
+using testing::small_pages;
 
 Phi3Model golden_model(const std::string& name) {
   return Phi3Model::load(testing::golden_model_dir(name), torch::kFloat, torch::kCPU);
-}
-
-std::vector<TokenId> ids(const std::vector<int64_t>& v) {
-  return {v.begin(), v.end()};
-}
-
-EngineOptions small_pages(bool reuse = true) {
-  EngineOptions o;
-  o.page_size = 4;
-  o.kv_budget_tokens = 4096;
-  o.reuse_prefixes = reuse;
-  return o;
 }
 
 GenerationRequest sampled(std::vector<TokenId> prompt, int64_t samples, int64_t max_new,
@@ -41,22 +33,6 @@ GenerationRequest sampled(std::vector<TokenId> prompt, int64_t samples, int64_t 
   r.sampling.top_p = 0.9;
   r.sampling.seed = seed;
   return r;
-}
-
-// Same tokens and finish reasons; log-probs within `tol`.
-void expect_same(const std::vector<std::vector<GeneratedSample>>& a,
-                 const std::vector<std::vector<GeneratedSample>>& b, double tol = 1e-4) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t r = 0; r < a.size(); ++r) {
-    ASSERT_EQ(a[r].size(), b[r].size()) << "request " << r;
-    for (size_t s = 0; s < a[r].size(); ++s) {
-      EXPECT_EQ(a[r][s].tokens, b[r][s].tokens) << "request " << r << " sample " << s;
-      EXPECT_EQ(a[r][s].finish_reason, b[r][s].finish_reason);
-      ASSERT_EQ(a[r][s].logprobs.size(), b[r][s].logprobs.size());
-      for (size_t i = 0; i < a[r][s].logprobs.size(); ++i)
-        EXPECT_NEAR(a[r][s].logprobs[i], b[r][s].logprobs[i], tol) << r << "/" << s << "/" << i;
-    }
-  }
 }
 
 class EngineGreedyTest : public ::testing::TestWithParam<std::string> {};

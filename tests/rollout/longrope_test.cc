@@ -13,12 +13,16 @@
 #include "rollout/paged_forward.h"
 #include "rollout/prefix_cache.h"
 #include "tests/model/model_test_util.h"
+#include "tests/rollout/engine_test_util.h"
 
 namespace align {
 namespace {
 
+using testing::expect_same;
+using testing::ids;
 using testing::max_abs_diff;
 using testing::random_tokens;
+using testing::small_pages;
 using testing::token_row;
 
 constexpr int64_t kSwitch = 32;  // mini_tiny's original_max_position_embeddings
@@ -30,18 +34,6 @@ constexpr double kLogprobTol = 1e-4;
 
 Phi3Model mini(torch::ScalarType dtype = torch::kFloat) {
   return Phi3Model::load(testing::golden_model_dir("mini_tiny"), dtype, torch::kCPU);
-}
-
-std::vector<TokenId> ids(const std::vector<int64_t>& v) {
-  return {v.begin(), v.end()};
-}
-
-EngineOptions small_pages(bool reuse = true) {
-  EngineOptions o;
-  o.page_size = 4;
-  o.kv_budget_tokens = 4096;
-  o.reuse_prefixes = reuse;
-  return o;
 }
 
 GenerationRequest greedy(std::vector<TokenId> prompt, int64_t max_new, int64_t samples) {
@@ -75,22 +67,6 @@ std::vector<int64_t> full_sequence(const GenerationRequest& r, const GeneratedSa
   std::vector<int64_t> seq(r.prompt.begin(), r.prompt.end());
   seq.insert(seq.end(), s.tokens.begin(), s.tokens.end());
   return seq;
-}
-
-// Same tokens and finish reasons; log-probs within `tol`.
-void expect_same(const std::vector<std::vector<GeneratedSample>>& a,
-                 const std::vector<std::vector<GeneratedSample>>& b, double tol) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t r = 0; r < a.size(); ++r) {
-    ASSERT_EQ(a[r].size(), b[r].size()) << "request " << r;
-    for (size_t s = 0; s < a[r].size(); ++s) {
-      EXPECT_EQ(a[r][s].tokens, b[r][s].tokens) << "request " << r << " sample " << s;
-      EXPECT_EQ(a[r][s].finish_reason, b[r][s].finish_reason);
-      ASSERT_EQ(a[r][s].logprobs.size(), b[r][s].logprobs.size());
-      for (size_t i = 0; i < a[r][s].logprobs.size(); ++i)
-        EXPECT_NEAR(a[r][s].logprobs[i], b[r][s].logprobs[i], tol) << r << "/" << s << "/" << i;
-    }
-  }
 }
 
 // --- The caches keep one factor set per sequence.
