@@ -41,6 +41,7 @@ namespace {
 // rows share a full page.
 std::optional<SharedPrefixBatch> shared_prefix_batch(const PagedKvCache& cache,
                                                      const std::vector<int64_t>& seqs) {
+  if (!cache.k.front().device().is_cpu()) return std::nullopt;  // see paged_forward_fused.h
   const int64_t ps = cache.page_size(), B = static_cast<int64_t>(seqs.size());
   std::map<int64_t, int64_t> group_of_page;      // first page id -> group
   std::vector<int64_t> group_of_row(B), shared;  // shared: common full pages per group

@@ -14,9 +14,11 @@
 //                      head dims without a compiled kernel take the op's own reference); rows
 //                      with more tokens (prefill chunks) keep paged_attention_reference. This one
 //                      also serves fp32 CPU models (LoRA or not): the op's CPU kernel
-//                      reads the pages in place. Rows forked from one prefix (samples of one
-//                      prompt: the same leading page ids) take the shared-prefix form, which reads
-//                      those pages once for all of them.
+//                      reads the pages in place. On the CPU, rows forked from one prefix
+//                      (samples of one prompt: the same leading page ids) take the shared-prefix
+//                      form, which reads those pages once for all of them. Not yet on CUDA: the
+//                      op's checks of that form copy its lengths to the host on every call (a
+//                      device sync per layer), and whether it pays there is unmeasured.
 // None of this has run on a GPU yet: tests/rollout/paged_forward_gpu_test.cc compares it with the
 // CPU reference when one is present.
 #pragma once
@@ -51,8 +53,9 @@ struct PagedDecodeBatch {
   torch::Tensor block_tables;   // [B, max_pages] int32
   torch::Tensor context_lens;   // [B] int32, including the new token
   int64_t max_context_len = 0;  // max of context_lens, 0 when B == 0
-  // Defined when at least two rows share their first full pages (the same page ids): rows grouped
-  // by those pages, each group's common full pages as its prefix, the rest as each row's suffix.
+  // Defined (CPU caches only) when at least two rows share their first full pages (the same page
+  // ids): rows grouped by those pages, each group's common full pages as its prefix, the rest as
+  // each row's suffix.
   std::optional<SharedPrefixBatch> shared;
 };
 
