@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <optional>
 #include <string>
@@ -227,11 +228,16 @@ void launch_cuda(const torch::Tensor& q,
 void run_cpu(const torch::Tensor& q, const std::vector<kernels::PagedAttentionPartialsParams>& ps,
              const kernels::AttentionMergeParams& m) {
   const auto dtype = kernel_dtype(q, "paged_attention");
+  // Work items differ widely in cost (a shared prefix of hundreds of keys for many queries, a
+  // suffix of a few keys for one row), so threads take them one at a time from a counter rather
+  // than in equal contiguous ranges.
   for (const auto& p : ps) {
-    at::parallel_for(0, kernels::paged_attention_partials_cpu_items(p), 1,
-                     [&](int64_t begin, int64_t end) {
-                       kernels::paged_attention_partials_cpu(p, dtype, begin, end);
-                     });
+    const int64_t items = kernels::paged_attention_partials_cpu_items(p);
+    std::atomic<int64_t> next{0};
+    at::parallel_for(0, std::min<int64_t>(items, at::get_num_threads()), 1, [&](int64_t, int64_t) {
+      for (int64_t item = next++; item < items; item = next++)
+        kernels::paged_attention_partials_cpu(p, dtype, item, item + 1);
+    });
   }
   at::parallel_for(
       0, static_cast<int64_t>(m.batch) * m.num_heads, 16,
