@@ -1,7 +1,12 @@
 // The batched generation engine: continuous batching over a paged KV cache (rollout/
 // paged_kv_cache.h), prompts prefilled once and forked into their samples, cached prefixes reused.
 //
-// Scheduling, one model call (paged_forward) per step:
+// generate() is a short loop over four parts: the scheduler (rollout/scheduler.h: queues,
+// admission, prefix reuse, eviction -> the step's rows), the model runner (rollout/model_runner.h:
+// the step's plan and the model's layers over the cache), the sampler (kernels/sampling_op.h) and
+// the stop checker (rollout/stop_checker.h).
+//
+// Scheduling, one model call per step:
 //   - every live sample feeds its last sampled token (decode, 1 token per row); requests being
 //     prefilled add chunks of their prompts (at most prefill_chunk prompt tokens per step in all);
 //   - a request is admitted (FIFO) when its samples fit in max_batch and the free pages cover its
