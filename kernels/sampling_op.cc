@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -90,29 +91,35 @@ SampleResult sample_reference_checked(const torch::Tensor& logits,
   const torch::Tensor t = column(temperature, torch::kFloat32);  // [B, 1]
 
   // The tempered, unnormalised weights w = exp((x - max) / T) in (0, 1].
-  const torch::Tensor row_max = std::get<0>(x.max(1, /*keepdim=*/true));     // [B, 1]
-  const torch::Tensor w = ((x - row_max) / t).exp();                         // [B, V] fp32
-  const torch::Tensor sorted = std::get<0>(x.sort(1, /*descending=*/true));  // [B, V]
+  const torch::Tensor row_max = std::get<0>(x.max(1, /*keepdim=*/true));  // [B, 1]
+  const torch::Tensor w = ((x - row_max) / t).exp();                      // [B, V] fp32
+  torch::Tensor keep = torch::ones_like(x, torch::kBool);
+  const bool any_top_k = std::count(top_k_on.begin(), top_k_on.end(), 1) > 0;
+  const bool any_top_p = std::count(top_p_on.begin(), top_p_on.end(), 1) > 0;
+  if (any_top_k || any_top_p) {  // the sort is most of the sampler's time: only when used
+    const torch::Tensor sorted = std::get<0>(x.sort(1, /*descending=*/true));  // [B, V]
 
-  // top-k: keep logits >= the k-th largest (ties with it kept).
-  torch::Tensor kth = sorted.gather(1, column(kth_index, torch::kInt64));
-  kth = torch::where(column(top_k_on, torch::kBool), kth, torch::full_like(kth, -inf));
-  torch::Tensor keep = x >= kth;
+    // top-k: keep logits >= the k-th largest (ties with it kept).
+    torch::Tensor kth = sorted.gather(1, column(kth_index, torch::kInt64));
+    kth = torch::where(column(top_k_on, torch::kBool), kth, torch::full_like(kth, -inf));
+    keep = x >= kth;
 
-  // top-p on the top-k survivors: the last sorted position whose exclusive prefix mass is below
-  // top_p * (their total) sets the threshold; tokens tied with it are kept too.
-  const torch::Tensor sorted_w =
-      ((sorted - row_max) / t).exp().to(torch::kFloat64) * (sorted >= kth).to(torch::kFloat64);
-  const torch::Tensor prefix = sorted_w.cumsum(1);
-  const torch::Tensor exclusive =
-      torch::cat({torch::zeros({rows, 1}, prefix.options()), prefix.narrow(1, 0, vocab - 1)}, 1);
-  const torch::Tensor mass = prefix.narrow(1, vocab - 1, 1);  // [B, 1]
-  const torch::Tensor target_mass = column(top_p, torch::kFloat32).to(torch::kFloat64) * mass;
-  const torch::Tensor last = ((exclusive < target_mass).sum(1, /*keepdim=*/true) - 1).clamp_min(0);
-  torch::Tensor top_p_floor = sorted.gather(1, last);
-  top_p_floor = torch::where(column(top_p_on, torch::kBool), top_p_floor,
-                             torch::full_like(top_p_floor, -inf));
-  keep = keep & (x >= top_p_floor);
+    // top-p on the top-k survivors: the last sorted position whose exclusive prefix mass is below
+    // top_p * (their total) sets the threshold; tokens tied with it are kept too.
+    const torch::Tensor sorted_w =
+        ((sorted - row_max) / t).exp().to(torch::kFloat64) * (sorted >= kth).to(torch::kFloat64);
+    const torch::Tensor prefix = sorted_w.cumsum(1);
+    const torch::Tensor exclusive =
+        torch::cat({torch::zeros({rows, 1}, prefix.options()), prefix.narrow(1, 0, vocab - 1)}, 1);
+    const torch::Tensor mass = prefix.narrow(1, vocab - 1, 1);  // [B, 1]
+    const torch::Tensor target_mass = column(top_p, torch::kFloat32).to(torch::kFloat64) * mass;
+    const torch::Tensor last =
+        ((exclusive < target_mass).sum(1, /*keepdim=*/true) - 1).clamp_min(0);
+    torch::Tensor top_p_floor = sorted.gather(1, last);
+    top_p_floor = torch::where(column(top_p_on, torch::kBool), top_p_floor,
+                               torch::full_like(top_p_floor, -inf));
+    keep = keep & (x >= top_p_floor);
+  }
 
   // min-p: w = p / p_max after temperature.
   keep = keep & (w >= column(min_p, torch::kFloat32));
