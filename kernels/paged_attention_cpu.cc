@@ -199,8 +199,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void run_item(
   const int D = p.head_dim;
   const int Dp = padded_dim(D);
   const int len = p.lens[seq];
-  const int key_begin = split * p.keys_per_split;
-  const int key_end = std::min(len, key_begin + p.keys_per_split);
+  const int split_begin = split * p.keys_per_split;
+  const int split_end = std::min(len, split_begin + p.keys_per_split);
   const int key_pos_offset = p.key_pos_offset != nullptr ? p.key_pos_offset[seq] : 0;
   const int32_t* pages = p.pages + seq * p.pages_stride;
 
@@ -225,6 +225,18 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void run_item(
     } else {
       std::memcpy(q, static_cast<const float*>(p.q) + offset, sizeof(float) * D);
     }
+  }
+
+  // Keys no query of the item sees are skipped whole tiles at a time (past the last query's
+  // position, causal; before the first one's window): a tile with no visible key leaves the
+  // softmax state exactly as it was, so the result is the same.
+  const int max_qpos = *std::max_element(w.qpos, w.qpos + num_queries);
+  const int min_qpos = *std::min_element(w.qpos, w.qpos + num_queries);
+  const int key_end = std::min(split_end, max_qpos - key_pos_offset + 1);
+  int key_begin = split_begin;
+  if (p.sliding_window > 0) {
+    const int first_seen = min_qpos - p.sliding_window + 1 - key_pos_offset;
+    if (first_seen > split_begin) key_begin += (first_seen - split_begin) / kTile * kTile;
   }
 
   const vfloat* kt = reinterpret_cast<const vfloat*>(w.kt);
@@ -257,8 +269,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void run_item(
       for (int a = 0; a < kBlock; ++a) {
         const int i = qb + a;
         vfloat score = (s[a][0] + s[a][1]) * p.scale;
-        vint hidden = past_end;
-        if (p.sliding_window > 0) {  // key_pos = key_pos_offset + tile + lane
+        // key_pos = key_pos_offset + tile + lane: causal, then the window.
+        vint hidden = past_end | ((key_pos_offset + tile + lane) > w.qpos[i]);
+        if (p.sliding_window > 0) {
           hidden |= (w.qpos[i] - key_pos_offset - tile - lane) >= p.sliding_window;
         }
         score = hidden ? neg_inf : score;

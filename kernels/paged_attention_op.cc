@@ -191,6 +191,7 @@ struct Pass {
   torch::Tensor rows;            // [R] int32
   int64_t max_rows = 0;
   int64_t max_len = 0;
+  bool one_split = false;  // all keys in one split (prefill: many queries per sequence already)
   SplitPlan plan;
 };
 
@@ -203,6 +204,11 @@ void plan_pass(Pass& pass, const torch::Device& device, int64_t H, int64_t Hkv) 
     throw Error("paged attention: too many sequences for one launch");
   }
   pass.plan = plan_splits(device, S * Hkv * chunks, pass.max_len);
+  if (pass.one_split) {
+    pass.plan.keys_per_split =
+        static_cast<int>(std::max<int64_t>(16, (pass.max_len + 15) / 16 * 16));
+    pass.plan.num_splits = 1;
+  }
 }
 
 #ifdef ALIGN_WITH_CUDA
@@ -381,6 +387,101 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
   host_lens(op, "context_lens", context_lens, 1, max_context_len);  // each in [1, max]
   return paged_decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, scale,
                                           sliding_window);
+}
+
+namespace {
+
+// Checks a prefill call; returns the total of the counts (q's rows).
+int64_t check_prefill(const torch::Tensor& q, const torch::Tensor& k_cache,
+                      const torch::Tensor& v_cache, const torch::Tensor& block_tables,
+                      const std::vector<int64_t>& starts, const std::vector<int64_t>& counts) {
+  const std::string op = "paged_prefill_attention";
+  const int64_t page_size = check_q_and_caches(op.c_str(), q, k_cache, v_cache).second;
+  const auto R = static_cast<int64_t>(counts.size());
+  if (static_cast<int64_t>(starts.size()) != R) {
+    throw Error(op + ": " + std::to_string(starts.size()) + " starts for " + std::to_string(R) +
+                " counts");
+  }
+  check_index_tensor(op, "block_tables", block_tables, 2, R, q);
+  const int64_t capacity = block_tables.size(1) * page_size;
+  int64_t total = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    if (counts[r] < 1 || starts[r] < 0 || starts[r] + counts[r] > capacity) {
+      throw Error(op + ": row " + std::to_string(r) + " has start " + std::to_string(starts[r]) +
+                  " and count " + std::to_string(counts[r]) +
+                  ", expected count >= 1, start >= 0 and start + count <= " +
+                  std::to_string(capacity) + " (the block table's pages)");
+    }
+    total += counts[r];
+  }
+  if (q.size(0) != total) {
+    throw Error(op + ": q has " + std::to_string(q.size(0)) + " rows, the counts add up to " +
+                std::to_string(total));
+  }
+  return total;
+}
+
+}  // namespace
+
+torch::Tensor paged_prefill_attention_reference(
+    const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+    const torch::Tensor& block_tables, const std::vector<int64_t>& starts,
+    const std::vector<int64_t>& counts, double scale, int64_t sliding_window) {
+  check_prefill(q, k_cache, v_cache, block_tables, starts, counts);
+  auto longs = q.options().dtype(torch::kLong);
+  std::vector<torch::Tensor> outs;
+  int64_t offset = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    const int64_t L = starts[r] + counts[r];
+    auto k = gather_pages(k_cache, block_tables[static_cast<int64_t>(r)], L);
+    auto v = gather_pages(v_cache, block_tables[static_cast<int64_t>(r)], L);
+    auto o = attention_partials(q.narrow(0, offset, counts[r]), k, v, torch::arange(L, longs),
+                                torch::arange(starts[r], L, longs), scale, sliding_window)
+                 .first;
+    outs.push_back(o.to(q.scalar_type()));
+    offset += counts[r];
+  }
+  return torch::cat(outs);
+}
+
+torch::Tensor paged_prefill_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                      const torch::Tensor& v_cache,
+                                      const torch::Tensor& block_tables,
+                                      const std::vector<int64_t>& starts,
+                                      const std::vector<int64_t>& counts, double scale,
+                                      int64_t sliding_window) {
+  if (backend_for(q, k_cache, v_cache) != Backend::kCpu) {
+    return paged_prefill_attention_reference(q, k_cache, v_cache, block_tables, starts, counts,
+                                             scale, sliding_window);
+  }
+  const int64_t N = check_prefill(q, k_cache, v_cache, block_tables, starts, counts);
+  const auto R = static_cast<int64_t>(counts.size());
+  // One sequence per row; its query rows are its tokens, each at its own position.
+  std::vector<int64_t> lens(R), row_offsets(R + 1, 0), rows(N), qpos(N);
+  int64_t max_rows = 0, max_len = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    lens[r] = starts[r] + counts[r];
+    row_offsets[r + 1] = row_offsets[r] + counts[r];
+    for (int64_t t = 0; t < counts[r]; ++t) {
+      rows[row_offsets[r] + t] = row_offsets[r] + t;
+      qpos[row_offsets[r] + t] = starts[r] + t;
+    }
+    max_rows = std::max(max_rows, counts[r]);
+    max_len = std::max(max_len, lens[r]);
+  }
+  const auto device = q.device();
+  Pass pass;
+  pass.pages = block_tables.stride(1) == 1 ? block_tables : block_tables.contiguous();
+  pass.lens = device_ints(lens, device);
+  pass.row_offsets = device_ints(row_offsets, device);
+  pass.rows = device_ints(rows, device);
+  pass.max_rows = max_rows;
+  pass.max_len = max_len;
+  // One split per row: the partials stay [N, H, 1, D] however long the context, and a row's
+  // chunks of queries give the threads enough work items.
+  pass.one_split = true;
+  std::vector<Pass> passes{pass};
+  return run_kernels(q, k_cache, v_cache, passes, device_ints(qpos, device), scale, sliding_window);
 }
 
 namespace {

@@ -1,4 +1,5 @@
-// Decode attention (one new token per row) over the paged KV cache, plain and shared-prefix.
+// Attention over the paged KV cache: decode (one new token per row), plain and shared-prefix,
+// and prefill chunks.
 // The numerics are model/attention.cc's: scores (q k^T) * scale, softmax in fp32, probs v; query
 // head j reads KV head j / (H / Hkv). The *_reference functions are plain LibTorch (any device);
 // the undecorated functions run the CUDA kernels (paged_attention.cu) for CUDA tensors when this
@@ -13,6 +14,9 @@
 #pragma once
 
 #include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
 
 namespace align {
 
@@ -38,6 +42,25 @@ torch::Tensor paged_decode_attention_reference(const torch::Tensor& q, const tor
                                                const torch::Tensor& block_tables,
                                                const torch::Tensor& context_lens, double scale,
                                                int64_t sliding_window = 0);
+
+// Prefill chunks: R rows, row r with counts[r] >= 1 new tokens at positions
+// [starts[r], starts[r] + counts[r]) whose keys and values are already in the cache (pages
+// block_tables[r]); their queries are q's rows packed back to back (row r's first at the sum of
+// the earlier counts). Query t of row r attends to the keys at positions <= starts[r] + t
+// (causal), within the sliding window. The CPU twin serves CPU tensors without gradients (the
+// keys read in place, each tile once for the whole GQA group and up to 21 of the row's tokens);
+// CUDA and the rest run the reference (pages gathered, model/attention.cc's numerics per row).
+// Returns [N, H, D] in q's dtype.
+torch::Tensor paged_prefill_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                      const torch::Tensor& v_cache,
+                                      const torch::Tensor& block_tables,
+                                      const std::vector<int64_t>& starts,
+                                      const std::vector<int64_t>& counts, double scale,
+                                      int64_t sliding_window = 0);
+torch::Tensor paged_prefill_attention_reference(
+    const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+    const torch::Tensor& block_tables, const std::vector<int64_t>& starts,
+    const std::vector<int64_t>& counts, double scale, int64_t sliding_window = 0);
 
 // Shared prefix ("cascade"): G groups of rows, the rows of group g forked from one prefix whose
 // pages they share. Row b's context is the prefix of its group followed by its own suffix:

@@ -30,7 +30,10 @@ struct PagedAttentionPartialsParams {
   const int32_t* row_offsets = nullptr;  // [num_seqs + 1]
   const int32_t* rows = nullptr;         // [num_rows] row ids b in [0, B)
   int max_rows_per_seq = 0;              // max over s of the row count, sizes the grid
-  const int32_t* query_pos = nullptr;    // [B] position of row b's query (for the window)
+  // [B] position of row b's query: keys past it are masked (causal; the CPU kernels, which also
+  // run prefill chunks; the CUDA kernels serve decode rows only, whose keys never are) and so are
+  // keys outside the window.
+  const int32_t* query_pos = nullptr;
 
   float scale = 1.f;
   int sliding_window = 0;  // > 0: keys with query_pos - key_pos >= sliding_window are masked

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel_support.h"
@@ -405,6 +407,72 @@ TEST(PagedAttentionCpuKernel, StridedQueryAndPageSizeOne) {
 
 TEST(PagedAttentionCpuKernel, SharedPrefixMatchesReference) {
   check_shared_prefix_matches_reference(torch::kCPU);
+}
+
+// Prefill chunks: the CPU kernel (this is a CPU test: no gradients) and the reference against
+// model/attention.cc's causal attention over each row's dense keys.
+TEST(PagedPrefillAttention, KernelAndReferenceMatchDenseCausalAttention) {
+  torch::manual_seed(7);
+  const std::vector<int64_t> starts = {0, 0, 15, 300, 5, 16};
+  const std::vector<int64_t> counts = {1, 37, 20, 70, 1, 16};
+  std::vector<int64_t> lens;
+  for (size_t r = 0; r < starts.size(); ++r)
+    lens.push_back(starts[r] + counts[r]);
+  const int64_t N = std::accumulate(counts.begin(), counts.end(), int64_t{0});
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (int64_t D : {16, 64, 80}) {
+      for (auto [H, Hkv] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {12, 4}}) {
+        for (int64_t window : {0, 7}) {
+          PagedKv kv = make_paged_kv(lens, 16, Hkv, D, dtype);
+          auto q = torch::randn({N, H, D}, torch::TensorOptions().dtype(dtype));
+          const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+          torch::NoGradGuard no_grad;
+          const torch::Tensor got = paged_prefill_attention(
+              q, kv.k_cache, kv.v_cache, table(kv.pages), starts, counts, scale, window);
+          const torch::Tensor ref = paged_prefill_attention_reference(
+              q, kv.k_cache, kv.v_cache, table(kv.pages), starts, counts, scale, window);
+          ASSERT_EQ(got.sizes(), q.sizes());
+          ASSERT_EQ(got.scalar_type(), dtype);
+          int64_t offset = 0;
+          for (size_t r = 0; r < counts.size(); ++r) {
+            const int64_t n = counts[r], L = lens[r];
+            auto slots = torch::arange(starts[r], L, torch::kLong).view({1, n});
+            auto allowed = attention_mask(slots, L, window, torch::Tensor());
+            auto want = attention(q.narrow(0, offset, n).unsqueeze(0),
+                                  kv.k[r].permute({1, 0, 2}).unsqueeze(0),
+                                  kv.v[r].permute({1, 0, 2}).unsqueeze(0), allowed, scale)
+                            .view({n, H, D});
+            for (const auto* t : {&got, &ref}) {
+              EXPECT_LE(rel_err(t->narrow(0, offset, n), want), tol_for(dtype))
+                  << (t == &got ? "kernel " : "reference ") << c10::toString(dtype) << " D " << D
+                  << " H " << H << " Hkv " << Hkv << " window " << window << " row " << r;
+            }
+            offset += n;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(PagedPrefillAttention, RejectsBadInputs) {
+  PagedKv kv = make_paged_kv({20}, 16, 2, 16, torch::kFloat32);
+  auto q = torch::randn({4, 4, 16});
+  // The error message of a call, "" when it succeeds.
+  auto error = [&](std::vector<int64_t> starts, std::vector<int64_t> counts) -> std::string {
+    torch::NoGradGuard no_grad;
+    try {
+      paged_prefill_attention(q, kv.k_cache, kv.v_cache, table(kv.pages, 0), starts, counts, 0.25);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error({16}, {4}), "");
+  EXPECT_NE(error({16, 0}, {4}).find("2 starts for 1 counts"), std::string::npos);
+  EXPECT_NE(error({30}, {4}).find("start + count <= 32"), std::string::npos);
+  EXPECT_NE(error({0}, {3}).find("the counts add up to 3"), std::string::npos);
+  EXPECT_NE(error({0}, {0}).find("count >= 1"), std::string::npos);
 }
 
 }  // namespace
