@@ -17,8 +17,19 @@ bool cuda_kernels_built() {
 #endif
 }
 
+namespace {
+thread_local bool references_only = false;
+}  // namespace
+
+ReferenceOpsScope::ReferenceOpsScope() : previous_(references_only) {
+  references_only = true;
+}
+ReferenceOpsScope::~ReferenceOpsScope() {
+  references_only = previous_;
+}
+
 bool use_kernel(std::initializer_list<const at::Tensor*> tensors) {
-  if (tensors.size() == 0 || !cuda_kernels_built()) return false;
+  if (tensors.size() == 0 || references_only || !cuda_kernels_built()) return false;
   const at::Tensor& first = **tensors.begin();
   if (!first.is_cuda()) return false;
   const auto dtype = first.scalar_type();
@@ -27,6 +38,14 @@ bool use_kernel(std::initializer_list<const at::Tensor*> tensors) {
   for (const at::Tensor* t : tensors) {
     if (t->scalar_type() != dtype) return false;
     if (grad_mode && t->requires_grad()) return false;
+  }
+  return true;
+}
+
+bool use_cpu_kernel(std::initializer_list<const at::Tensor*> tensors) {
+  if (tensors.size() == 0 || references_only || c10::GradMode::is_enabled()) return false;
+  for (const at::Tensor* t : tensors) {
+    if (!t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   }
   return true;
 }

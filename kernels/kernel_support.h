@@ -8,6 +8,7 @@
 //   NAME_cuda(...)       the kernel behind its checks (throws without a GPU build)
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 
 namespace at {
@@ -29,6 +30,32 @@ bool cuda_kernels_built();
 // CUDA, the kernels are built, all share one dtype that is fp32 or bf16, and no gradient is wanted
 // (grad mode is off or none requires grad: the kernels have no backward).
 bool use_kernel(std::initializer_list<const at::Tensor*> tensors);
+
+// Whether a CPU twin (elementwise_cpu.h) serves a call: every tensor is on the CPU in fp32 and grad
+// mode is off (inference: the engine, scoring; a training forward keeps the references throughout,
+// whichever of its tensors want gradients). bf16 keeps the references, which round each
+// intermediate as LibTorch (and so transformers) does.
+bool use_cpu_kernel(std::initializer_list<const at::Tensor*> tensors);
+
+// While one is alive on this thread, use_kernel and use_cpu_kernel answer false: every op runs its
+// reference. For a forward without gradients that must equal its recompute with gradients
+// (model/activation_checkpoint.cc), where a kernel would round differently from the reference.
+class ReferenceOpsScope {
+ public:
+  ReferenceOpsScope();
+  ~ReferenceOpsScope();
+  ReferenceOpsScope(const ReferenceOpsScope&) = delete;
+  ReferenceOpsScope& operator=(const ReferenceOpsScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Rows per task when a CPU twin splits rows of `cols` values over threads: about 16k values, so a
+// small call (one decode row) runs on the calling thread without waking the others.
+inline int64_t cpu_rows_per_task(int64_t cols) {
+  return cols >= 16384 ? 1 : 16384 / (cols > 0 ? cols : 1);
+}
 
 // The kernel dtype of `t` (fp32 or bf16); throws align::Error naming `op` for any other dtype.
 kernels::DType kernel_dtype(const at::Tensor& t, const char* op);

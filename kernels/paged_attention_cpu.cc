@@ -6,6 +6,8 @@
 #include <limits>
 #include <memory>
 
+#include "kernels/cpu_math.h"
+
 namespace align::kernels {
 namespace {
 
@@ -32,10 +34,6 @@ int chunks_per_seq(const PagedAttentionPartialsParams& p) {
   return (p.max_rows_per_seq * group + kCpuMaxQueries - 1) / kCpuMaxQueries;
 }
 
-// 16 floats: one AVX-512 register, two AVX2 ones (GCC's vector extension, lowered for each clone).
-// Only used as locals and through pointers into the scratch buffers, never passed by value.
-using vfloat = float __attribute__((vector_size(64)));
-using vint = int32_t __attribute__((vector_size(64)));
 static_assert(sizeof(vfloat) == kTile * sizeof(float), "one vector holds one tile's keys");
 
 constexpr int kBlock = 4;             // query vectors whose scores one pass computes
@@ -57,33 +55,6 @@ struct Scratch {
   float m[kMaxBlocked], l[kMaxBlocked], corr[kBlock];
   int row[kMaxBlocked], head[kMaxBlocked], qpos[kMaxBlocked];
 };
-
-// exp(x) for x <= 0 (x = -inf gives 0) in plain arithmetic: x = n ln2 + r with |r| <= ln2 / 2,
-// exp(r) by its Taylor polynomial to degree 7 (truncation below 2e-8 relative), 2^n put into the
-// exponent bits. Relative error about 2 ulp of fp32 (tests/kernels compare the kernel with the
-// reference at 1e-5). The tile's probabilities use the same steps on a vector (run_item).
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f, kLn2Lo = 2.12194440e-4f;  // ln2 in two parts (Cody-Waite)
-constexpr float kRound = 12582912.0f;   // 1.5 * 2^23: adding and subtracting it rounds to even
-constexpr float kMinExponent = -87.0f;  // exp(-87) ~ 1.6e-38, the smallest normal float's range
-
-inline float exp_nonpositive(float x) {
-  x = std::max(x, kMinExponent);
-  const float n = std::nearbyint(x * kLog2e);
-  const float r = x - n * kLn2Hi + n * kLn2Lo;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
 
 // A row of 16 floats at any 4-byte alignment (cache rows, query rows).
 using vfloat_u = float __attribute__((vector_size(64), aligned(4)));
@@ -285,22 +256,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void run_item(
           w.corr[a] = 1.f;
           continue;
         }
-        w.corr[a] = w.m[i] == kNegInf ? 0.f : exp_nonpositive(w.m[i] - m_new);
-        // exp(score - m_new) on the vector, as exp_nonpositive does it per lane.
-        vfloat x = score - m_new;
-        x = x < kMinExponent ? zero + kMinExponent : x;
-        const vfloat nr = (x * kLog2e + kRound) - kRound;
-        const vfloat r = x - nr * kLn2Hi + nr * kLn2Lo;
-        vfloat e = zero + 1.0f / 5040.0f;
-        e = e * r + 1.0f / 720.0f;
-        e = e * r + 1.0f / 120.0f;
-        e = e * r + 1.0f / 24.0f;
-        e = e * r + 1.0f / 6.0f;
-        e = e * r + 0.5f;
-        e = e * r + 1.0f;
-        e = e * r + 1.0f;
-        const vint bits = (__builtin_convertvector(nr, vint) + 127) << 23;
-        e *= __builtin_bit_cast(vfloat, bits);
+        float corr = w.m[i] - m_new;
+        exp_nonpositive(corr);
+        w.corr[a] = w.m[i] == kNegInf ? 0.f : corr;
+        vfloat e = score - m_new;
+        exp_nonpositive(e);
         e = hidden ? zero : e;
         *probs = e;
         float sum = 0.f;

@@ -1,8 +1,10 @@
 #include "kernels/residual_rms_norm_op.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "common/error.h"
+#include "kernels/elementwise_cpu.h"
 #include "kernels/kernel_support.h"
 
 #ifdef ALIGN_WITH_CUDA
@@ -19,7 +21,33 @@ std::pair<torch::Tensor, torch::Tensor> residual_rms_norm(const torch::Tensor& x
   if (use_kernel({&x, &residual, &weight})) {
     return residual_rms_norm_cuda(x, residual, weight, eps);
   }
+  if (use_cpu_kernel({&x, &residual, &weight}) && x.dim() > 0 && x.sizes() == residual.sizes() &&
+      weight.dim() == 1 && weight.size(0) == x.size(-1)) {
+    return residual_rms_norm_cpu(x, residual, weight, eps);
+  }
   return residual_rms_norm_reference(x, residual, weight, eps);
+}
+
+std::pair<torch::Tensor, torch::Tensor> residual_rms_norm_cpu(const torch::Tensor& x,
+                                                              const torch::Tensor& residual,
+                                                              const torch::Tensor& weight,
+                                                              double eps) {
+  const int64_t cols = x.size(-1);
+  auto rows_of = [cols](const torch::Tensor& t) {
+    torch::Tensor rows = t.reshape({-1, cols});
+    return rows.stride(1) == 1 ? rows : rows.contiguous();
+  };
+  const torch::Tensor xs = rows_of(x), rs = rows_of(residual), w = weight.contiguous();
+  torch::Tensor h = torch::empty({xs.size(0), cols}, x.options());
+  torch::Tensor out = torch::empty_like(h);
+  const float *xp = xs.data_ptr<float>(), *rp = rs.data_ptr<float>(), *wp = w.data_ptr<float>();
+  float *hp = h.data_ptr<float>(), *op = out.data_ptr<float>();
+  const int64_t x_stride = xs.stride(0), r_stride = rs.stride(0);
+  at::parallel_for(0, xs.size(0), cpu_rows_per_task(cols), [&](int64_t begin, int64_t end) {
+    kernels::residual_rms_norm_cpu(xp, x_stride, rp, r_stride, wp, hp, op, cols,
+                                   static_cast<float>(eps), begin, end);
+  });
+  return {h.view(x.sizes()), out.view(x.sizes())};
 }
 
 std::pair<torch::Tensor, torch::Tensor> residual_rms_norm_reference(const torch::Tensor& x,

@@ -13,7 +13,7 @@ namespace align {
 //   h   = x + residual                 (in the model dtype, the Phi3 layer's `h + attn_out`)
 //   out = rms_norm(h, weight, eps)     (Hugging Face Phi3RMSNorm: fp32 normalise, cast, * weight)
 // Runs the fused kernel for CUDA fp32/bf16 tensors of one dtype when no gradient is wanted, the
-// reference otherwise.
+// CPU twin for CPU fp32 ones, the reference otherwise.
 std::pair<torch::Tensor, torch::Tensor> residual_rms_norm(const torch::Tensor& x,
                                                           const torch::Tensor& residual,
                                                           const torch::Tensor& weight, double eps);
@@ -24,6 +24,13 @@ std::pair<torch::Tensor, torch::Tensor> residual_rms_norm_reference(const torch:
                                                                     const torch::Tensor& residual,
                                                                     const torch::Tensor& weight,
                                                                     double eps);
+
+// The CPU twin (kernels/elementwise_cpu.h): x, residual [..., C] of one shape, fp32 on the CPU;
+// weight [C] fp32. Returns new contiguous (h, out).
+std::pair<torch::Tensor, torch::Tensor> residual_rms_norm_cpu(const torch::Tensor& x,
+                                                              const torch::Tensor& residual,
+                                                              const torch::Tensor& weight,
+                                                              double eps);
 
 // The kernel. x, residual: [..., C] of one shape, fp32 or bf16 on one CUDA device, last dim
 // contiguous (rows may be strided); weight: [C], same dtype and device. Returns new contiguous

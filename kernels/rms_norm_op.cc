@@ -1,8 +1,10 @@
 #include "kernels/rms_norm_op.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "common/error.h"
+#include "kernels/elementwise_cpu.h"
 #include "kernels/kernel_support.h"
 
 #ifdef ALIGN_WITH_CUDA
@@ -15,7 +17,27 @@ namespace align {
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   if (use_kernel({&x, &weight})) return rms_norm_cuda(x, weight, eps);
+  if (use_cpu_kernel({&x, &weight}) && x.dim() > 0 && weight.dim() == 1 &&
+      weight.size(0) == x.size(-1)) {
+    return rms_norm_cpu(x, weight, eps);
+  }
   return rms_norm_reference(x, weight, eps);
+}
+
+torch::Tensor rms_norm_cpu(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  const int64_t cols = x.size(-1);
+  torch::Tensor rows = x.reshape({-1, cols});
+  if (rows.stride(1) != 1) rows = rows.contiguous();
+  const torch::Tensor w = weight.contiguous();
+  torch::Tensor out = torch::empty({rows.size(0), cols}, x.options());
+  const float* xp = rows.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t stride = rows.stride(0);
+  at::parallel_for(0, rows.size(0), cpu_rows_per_task(cols), [&](int64_t begin, int64_t end) {
+    kernels::rms_norm_cpu(xp, stride, wp, op, cols, static_cast<float>(eps), begin, end);
+  });
+  return out.view(x.sizes());
 }
 
 torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& weight, double eps) {

@@ -1,9 +1,11 @@
 #include "kernels/silu_gate_op.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/StringUtil.h>
 
 #include "common/error.h"
+#include "kernels/elementwise_cpu.h"
 #include "kernels/kernel_support.h"
 
 #ifdef ALIGN_WITH_CUDA
@@ -18,7 +20,26 @@ torch::Tensor silu_gate(const torch::Tensor& gate_up) {
   if (use_kernel({&gate_up})) {
     return silu_gate_cuda(gate_up);
   }
+  if (use_cpu_kernel({&gate_up}) && gate_up.dim() > 0 && gate_up.size(-1) % 2 == 0) {
+    return silu_gate_cpu(gate_up);
+  }
   return silu_gate_reference(gate_up);
+}
+
+torch::Tensor silu_gate_cpu(const torch::Tensor& gate_up) {
+  const int64_t cols = gate_up.size(-1) / 2;
+  torch::Tensor rows = gate_up.reshape({-1, 2 * cols});
+  if (rows.stride(1) != 1) rows = rows.contiguous();
+  std::vector<int64_t> out_sizes = gate_up.sizes().vec();
+  out_sizes.back() = cols;
+  torch::Tensor out = torch::empty(out_sizes, gate_up.options());
+  const float* gp = rows.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t stride = rows.stride(0);
+  at::parallel_for(0, rows.size(0), cpu_rows_per_task(2 * cols), [&](int64_t begin, int64_t end) {
+    kernels::silu_gate_cpu(gp, stride, op, cols, begin, end);
+  });
+  return out;
 }
 
 torch::Tensor silu_gate_reference(const torch::Tensor& gate_up) {

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <utility>
 
+#include "kernels/kernel_support.h"
+
 namespace align {
 namespace {
 
@@ -77,6 +79,10 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     saved.insert(saved.end(), params.begin(), params.end());
     ctx->save_for_backward(saved);  // inputs only: also checks nothing wrote into them since
     ctx->saved_data["closure"] = c10::IValue::make_capsule(closure);
+    // The references, here and in the recompute: a fused kernel serving only one of the two
+    // (this pass wants no gradient) would round differently, and the layer the backward
+    // differentiates would not be the one that ran.
+    const ReferenceOpsScope references;
     return closure->fn(input);
   }
 
@@ -95,6 +101,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     {
       ReplayRng replay(*closure);
       torch::AutoGradMode enable_grad(true);
+      const ReferenceOpsScope references;  // as in forward
       y = closure->fn(x);
     }
     variable_list wrt;
