@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/util/StringUtil.h>
 
+#include <vector>
+
 #include "common/error.h"
 #include "kernels/kernel_support.h"
 
@@ -79,13 +81,27 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
                          const torch::Tensor& sin) {
   const int64_t rotary = cos.size(-1);
   const int64_t half = rotary / 2;
-  auto c = cos.unsqueeze(2);  // [B, T, 1, R]
-  auto s = sin.unsqueeze(2);
+  auto c = cos.unsqueeze(-2);  // [..., 1, R]
+  auto s = sin.unsqueeze(-2);
   auto rot = x.narrow(-1, 0, rotary);
   auto rotated = at::cat({-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)}, -1);
   auto out = rot * c + rotated * s;
   if (rotary == x.size(-1)) return out;
   return at::cat({out, x.narrow(-1, rotary, x.size(-1) - rotary)}, -1);
+}
+
+RotatedQkv rope_qkv(const torch::Tensor& qkv, const torch::Tensor& cos, const torch::Tensor& sin,
+                    int64_t kv_heads, int64_t head_dim) {
+  const int64_t kv_width = kv_heads * head_dim;
+  const int64_t q_width = qkv.size(-1) - 2 * kv_width;
+  auto heads = [&](int64_t start, int64_t width) {
+    std::vector<int64_t> shape(qkv.sizes().begin(), qkv.sizes().end() - 1);
+    shape.push_back(width / head_dim);
+    shape.push_back(head_dim);
+    return qkv.narrow(-1, start, width).view(shape);
+  };
+  return {apply_rope(heads(0, q_width), cos, sin), apply_rope(heads(q_width, kv_width), cos, sin),
+          heads(q_width + kv_width, kv_width)};
 }
 
 torch::Tensor rope_kv_write(const torch::Tensor& qkv, const torch::Tensor& cos,
@@ -101,21 +117,24 @@ torch::Tensor rope_kv_write_reference(const torch::Tensor& qkv, const torch::Ten
                                       const torch::Tensor& sin, const torch::Tensor& slots,
                                       const torch::Tensor& k_cache, const torch::Tensor& v_cache) {
   const Dims d = check_inputs("rope_kv_write", qkv, cos, sin, slots, k_cache, v_cache);
-  const int64_t n = d.tokens, h = d.heads, hkv = d.kv_heads, hd = d.head_dim;
-  auto parts = qkv.split_with_sizes({h * hd, hkv * hd, hkv * hd}, -1);
-  auto c = cos.reshape({1, n, d.rotary_dim});
-  auto s = sin.reshape({1, n, d.rotary_dim});
-  auto q = apply_rope(parts[0].reshape({1, n, h, hd}), c, s).reshape({n, h, hd});
-  auto k = apply_rope(parts[1].reshape({1, n, hkv, hd}), c, s).reshape({n, hkv, hd});
-  auto v = parts[2].reshape({n, hkv, hd});
-  if (n > 0 && slots.max().item<int64_t>() >= d.num_slots) {
-    throw Error(c10::str("rope_kv_write: slot ", slots.max().item<int64_t>(),
-                         " is past the cache's ", d.num_slots, " slots"));
+  const int64_t n = d.tokens, hkv = d.kv_heads, hd = d.head_dim;
+  auto [q, k, v] = rope_qkv(qkv, cos.reshape({n, d.rotary_dim}), sin.reshape({n, d.rotary_dim}),
+                            hkv, hd);  // [N, *, D]
+  auto flat_k = k_cache.view({d.num_slots, hkv, hd});
+  auto flat_v = v_cache.view({d.num_slots, hkv, hd});
+  if (n == 0) return q;
+  const auto [lowest, highest] = at::aminmax(slots);
+  if (highest.item<int64_t>() >= d.num_slots) {
+    throw Error(c10::str("rope_kv_write: slot ", highest.item<int64_t>(), " is past the cache's ",
+                         d.num_slots, " slots"));
+  }
+  if (lowest.item<int64_t>() >= 0) {  // no padding slots (the engine's calls)
+    flat_k.index_copy_(0, slots, k);
+    flat_v.index_copy_(0, slots, v);
+    return q;
   }
   auto keep = slots >= 0;
   auto index = slots.masked_select(keep);
-  auto flat_k = k_cache.view({d.num_slots, hkv, hd});
-  auto flat_v = v_cache.view({d.num_slots, hkv, hd});
   flat_k.index_put_({index}, k.index({keep}));
   flat_v.index_put_({index}, v.index({keep}));
   return q;

@@ -12,13 +12,23 @@
 
 namespace align {
 
-// The rotation of Hugging Face's Phi3 attention (apply_rotary_pos_emb), for the model's attention
-// and this op's reference: the first R = cos.size(-1) dims of each head become
-// x * cos + rotate_half(x) * sin with rotate_half(y) = cat(-y[R/2:], y[:R/2]) (dim d pairs with
-// d + R/2, NeoX style); dims [R, D) pass through (partial rotary). x [B, T, heads, D]; cos, sin
-// [B, T, R] in x's dtype (model/rope.h makes them). Returns a new tensor [B, T, heads, D].
+// The rotation of Hugging Face's Phi3 attention (apply_rotary_pos_emb), the only one: the model's
+// attention and this op's reference use it (the kernel is tested against it). The first
+// R = cos.size(-1) dims of each head become x * cos + rotate_half(x) * sin with
+// rotate_half(y) = cat(-y[R/2:], y[:R/2]) (dim d pairs with d + R/2, NeoX style); dims [R, D) pass
+// through (partial rotary). x [..., heads, D]; cos, sin [..., R] in x's dtype (model/rope.h makes
+// them). Returns a new tensor [..., heads, D].
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
                          const torch::Tensor& sin);
+
+// The fused projection output split into heads, q and k rotated: qkv [..., H*D + 2*Hkv*D]
+// (columns Q | K | V, H read from the width), cos, sin [..., R] ->
+// {q [..., H, D], k [..., Hkv, D]} new tensors and v [..., Hkv, D], a view of qkv.
+struct RotatedQkv {
+  torch::Tensor q, k, v;
+};
+RotatedQkv rope_qkv(const torch::Tensor& qkv, const torch::Tensor& cos, const torch::Tensor& sin,
+                    int64_t kv_heads, int64_t head_dim);
 
 // qkv [N, H*D + 2*Hkv*D] (the fused projection output, columns Q | K | V; rows may be strided);
 // cos, sin [N, R] (or any shape of N*R elements, e.g. Rope::cos_sin's [B, T, R] with B*T = N) in
@@ -32,8 +42,8 @@ torch::Tensor rope_kv_write(const torch::Tensor& qkv, const torch::Tensor& cos,
                             const torch::Tensor& sin, const torch::Tensor& slots,
                             const torch::Tensor& k_cache, const torch::Tensor& v_cache);
 
-// Plain LibTorch, any device and dtype: apply_rope on q and k, then index_put_ of k and v at the
-// non-negative slots. Also rejects slots >= num_pages * page_size.
+// Plain LibTorch, any device and dtype: rope_qkv, then k and v copied to the non-negative slots.
+// Also rejects slots >= num_pages * page_size.
 torch::Tensor rope_kv_write_reference(const torch::Tensor& qkv, const torch::Tensor& cos,
                                       const torch::Tensor& sin, const torch::Tensor& slots,
                                       const torch::Tensor& k_cache, const torch::Tensor& v_cache);

@@ -1,29 +1,37 @@
-// Causal grouped-query attention for a forward call without a cache (training, scoring), in two
-// implementations of one contract:
+// Causal grouped-query attention, in two implementations of one contract:
 //   attention()       the reference (Hugging Face's "eager" numerics: scores = (q k^T) * scale in
 //                     the model dtype, masked, softmax in fp32, cast back, then probs v in the
 //                     model dtype). It materialises the [B, H, T, S] scores and autograd keeps
-//                     them; the tests, the rollout engine's CPU path and the fused kernels compare
-//                     against it.
+//                     them. The one attention reference of the tests: dense_attention, the paged
+//                     decode kernels' references and the engine are checked against it. The
+//                     rollout engine's prefill chunks attend through it over keys gathered from
+//                     the pages (rollout/paged_forward_attention.h).
 //   dense_attention() LibTorch's scaled_dot_product_attention (a flash kernel on CPU,
-//   FlashAttention
-//                     or memory-efficient kernels on CUDA): nothing O(T x S) is kept for backward.
-//                     Packed rows (segments) run one causal call per document, so no mask exists
-//                     at all; the plan is built once per forward call and shared by every layer.
+//                     FlashAttention or memory-efficient kernels on CUDA) for a call without a
+//                     cache (training, scoring): nothing O(T x S) is kept for backward. Packed
+//                     rows (segments) run one causal call per document, so no mask exists at all;
+//                     the plan is built once per forward call and shared by every layer.
 // Both give the same result up to the summation order (and, in bf16, where the scores round).
+// The decoder layer reaches them through DenseAttentionBackend (model/decoder_layer.h).
 #pragma once
 
 #include <torch/types.h>
 
+#include <cmath>
 #include <vector>
 
 namespace align {
 
 // Which implementation a forward call without a cache uses (ForwardInput::attention).
-enum class AttentionBackend {
+enum class AttentionImpl {
   kDense,      // dense_attention(): scaled_dot_product_attention, the default
   kReference,  // attention(): Hugging Face's eager numerics, materialised scores
 };
+
+// The softmax scale of Phi-3's attention, D^-0.5 as Python's head_dim**-0.5 computes it.
+inline double attention_scale(int64_t head_dim) {
+  return std::pow(static_cast<double>(head_dim), -0.5);
+}
 
 // Which key slots each query may attend to, shared by all layers of one forward call.
 //   query_slots [B, T] int64: the cache slot each new token occupies (cached length + t);

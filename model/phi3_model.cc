@@ -3,17 +3,13 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <cmath>
-#include <map>
 #include <memory>
 #include <tuple>
+#include <utility>
 
 #include "common/error.h"
 #include "kernels/rms_norm_op.h"
-#include "kernels/rope_kv_write_op.h"
-#include "kernels/silu_gate_op.h"
 #include "model/activation_checkpoint.h"
-#include "model/attention.h"
 #include "model/checkpoint.h"
 #include "model/init.h"
 #include "model/linear.h"
@@ -86,18 +82,6 @@ torch::Tensor long_factor_mask(const ModelConfig& config, const ForwardInput& in
 }
 
 }  // namespace
-
-LinearWeight& LayerWeights::projection(const std::string& module) {
-  if (module == "qkv_proj") return qkv;
-  if (module == "o_proj") return o;
-  if (module == "gate_up_proj") return gate_up;
-  if (module == "down_proj") return down;
-  throw InputError("unknown LoRA target module '" + module + "'");
-}
-
-const LinearWeight& LayerWeights::projection(const std::string& module) const {
-  return const_cast<LayerWeights*>(this)->projection(module);
-}
 
 std::string layer_name(int64_t layer, const char* suffix) {
   return "model.layers." + std::to_string(layer) + "." + suffix;
@@ -211,72 +195,22 @@ torch::Tensor Phi3Model::logits(const torch::Tensor& hidden) const {
 
 namespace {
 
-// What every layer of one forward call shares.
-struct CallState {
-  std::vector<int64_t> valid;  // [B] real tokens per row
-  torch::Tensor cos, sin;      // [B, T, R] model dtype
-  AttentionBackend backend = AttentionBackend::kDense;
-  DenseAttentionPlan dense;  // kDense: how the calls split
-  torch::Tensor allowed;     // kReference: [B, T, T] bool, which keys each query sees
-};
-
-CallState prepare_call(const ModelConfig& c, const Rope& rope, const ForwardInput& in,
-                       torch::ScalarType dtype, torch::Device device) {
+// The cos and sin of every token of the call, [B, T, R] in `dtype`.
+std::pair<torch::Tensor, torch::Tensor> call_cos_sin(const ModelConfig& c, const Rope& rope,
+                                                     const ForwardInput& in,
+                                                     const std::vector<int64_t>& valid,
+                                                     torch::ScalarType dtype,
+                                                     torch::Device device) {
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1);
-  CallState s;
-  s.valid = in.valid.empty() ? std::vector<int64_t>(static_cast<size_t>(B), T) : in.valid;
-
   auto steps = at::arange(T, at::kLong).view({1, T});
-  auto slots = steps.expand({B, T}).to(device);  // [B, T] each token's index in its row
-  auto positions = in.positions.defined() ? in.positions.to(device) : slots;
-  auto segments = in.segments.defined() ? in.segments.to(device) : torch::Tensor();
-
+  auto positions =
+      in.positions.defined() ? in.positions.to(device) : steps.expand({B, T}).to(device);
   torch::Tensor use_long;  // [B, T] bool
   if (c.rope_type == RopeType::kLongrope) {
-    auto valid_mask = (steps < at::tensor(s.valid, at::kLong).view({B, 1})).to(device);
+    auto valid_mask = (steps < at::tensor(valid, at::kLong).view({B, 1})).to(device);
     use_long = long_factor_mask(c, in, positions, valid_mask);
   }
-  std::tie(s.cos, s.sin) = rope.cos_sin(positions, use_long, dtype);
-  s.backend = in.attention;
-  if (s.backend == AttentionBackend::kDense) {
-    s.dense = plan_dense_attention(B, T, c.sliding_window, segments, dtype, device);
-  } else {
-    s.allowed = attention_mask(slots, T, c.sliding_window, segments);
-  }
-  return s;
-}
-
-// h + attention(rms_norm(h)) W_o^T.
-torch::Tensor attention_block(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
-                              const torch::Tensor& h, const CallState& s) {
-  const int64_t B = h.size(0), T = h.size(1);
-  auto x = rms_norm(h, w.input_norm, c.rms_norm_eps);
-  auto qkv = lora_linear(x, w.qkv, w.lora.qkv, lora);  // [B, T, H*D + 2*Hkv*D]
-  auto q = qkv.narrow(-1, 0, c.q_size).view({B, T, c.num_heads, c.head_dim});
-  auto k = qkv.narrow(-1, c.q_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
-  auto v = qkv.narrow(-1, c.q_size + c.kv_size, c.kv_size).view({B, T, c.num_kv_heads, c.head_dim});
-  q = apply_rope(q, s.cos, s.sin);
-  k = apply_rope(k, s.cos, s.sin);
-  const double scale = std::pow(static_cast<double>(c.head_dim), -0.5);  // Python's D**-0.5
-  auto attn = s.backend == AttentionBackend::kDense
-                  ? dense_attention(q, k, v, s.dense, scale)
-                  : attention(q, k.transpose(1, 2), v.transpose(1, 2), s.allowed, scale);
-  attn = attn.reshape({B, T, c.q_size});
-  return h + lora_linear(attn, w.o, w.lora.o, lora);
-}
-
-// h + swiglu(rms_norm(h) W_gate_up^T) W_down^T.
-torch::Tensor mlp_block(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
-                        const torch::Tensor& h) {
-  auto x = rms_norm(h, w.post_norm, c.rms_norm_eps);
-  auto gate_up = lora_linear(x, w.gate_up, w.lora.gate_up, lora);
-  return h + lora_linear(silu_gate_reference(gate_up), w.down, w.lora.down, lora);
-}
-
-// One decoder layer: h [B, T, C] -> [B, T, C].
-torch::Tensor decoder_layer(const ModelConfig& c, const LayerWeights& w, const LoraApply& lora,
-                            const torch::Tensor& h, const CallState& s) {
-  return mlp_block(c, w, lora, attention_block(c, w, lora, h, s));
+  return rope.cos_sin(positions, use_long, dtype);
 }
 
 // Every tensor of a layer that may require grad: the base weights and the LoRA A and B.
@@ -300,26 +234,31 @@ ForwardOutput Phi3Model::forward(const ForwardInput& in) const {
   check_inputs(in);
   const ModelConfig& c = config_;
   const int64_t B = in.tokens.size(0), T = in.tokens.size(1), C = c.hidden_size;
-  const CallState s = prepare_call(c, rope_, in, dtype(), device());
+  const std::vector<int64_t> valid =
+      in.valid.empty() ? std::vector<int64_t>(static_cast<size_t>(B), T) : in.valid;
+  auto [cos, sin] = call_cos_sin(c, rope_, in, valid, dtype(), device());
+  // Shared by every layer; the recompute in backward outlives this call, so closures own it.
+  const auto attention = std::make_shared<const DenseAttentionBackend>(
+      c, std::move(cos), std::move(sin), in.attention,
+      in.segments.defined() ? in.segments.to(device()) : torch::Tensor());
 
   auto tokens = in.tokens.to(device()).reshape(-1);
   auto h = weights_.embed.index_select(0, tokens).view({B, T, C});  // [B, T, C]
   const LoraApply lora = lora_apply();
   if (in.checkpoint_layers && torch::GradMode::is_enabled()) {
-    // The recompute in backward outlives this call: the closure owns what it reads.
     auto config = std::make_shared<const ModelConfig>(c);
-    auto state = std::make_shared<const CallState>(s);
     for (size_t l = 0; l < weights_.layers.size(); ++l) {
       const LayerWeights& w = weights_.layers[l];
+      const auto layer = static_cast<int64_t>(l);
       h = checkpoint(
-          [config, state, w, lora](const torch::Tensor& x) {
-            return decoder_layer(*config, w, lora, x, *state);
+          [config, attention, w, lora, layer](const torch::Tensor& x) {
+            return decoder_layer(*config, w, lora, x, layer, *attention);
           },
           h, layer_tensors(w));
     }
   } else {
     for (size_t l = 0; l < weights_.layers.size(); ++l)
-      h = decoder_layer(c, weights_.layers[l], lora, h, s);
+      h = decoder_layer(c, weights_.layers[l], lora, h, static_cast<int64_t>(l), *attention);
   }
   h = rms_norm(h, weights_.norm, c.rms_norm_eps);
 
@@ -331,7 +270,7 @@ ForwardOutput Phi3Model::forward(const ForwardInput& in) const {
     if (in.logits == LogitsAt::kLast) {
       std::vector<int64_t> last;
       for (int64_t b = 0; b < B; ++b)
-        last.push_back(b * T + s.valid[static_cast<size_t>(b)] - 1);
+        last.push_back(b * T + valid[static_cast<size_t>(b)] - 1);
       index = at::tensor(last, at::kLong);
     }
     out.logits = logits(h.reshape({B * T, C}).index_select(0, index.to(device())));

@@ -3,10 +3,8 @@
 // Dimensions: B batch rows, T new tokens per row, S key slots, C hidden, H query heads, Hkv KV
 // heads, D head dim, R rotary dims, I intermediate, V vocab, L layers.
 //
-// Per layer (pre-norm, fused projections kept fused as in the checkpoint):
-//   x = rms_norm(h); q|k|v = split(x W_qkv^T, [H*D, Hkv*D, Hkv*D]); RoPE on q and k (positions);
-//   h += attention(q, k, v) W_o^T;  x = rms_norm(h);  h += swiglu(x W_gate_up^T) W_down^T.
-// Then rms_norm(h) and logits = h W_lm_head^T (W_lm_head = W_embed when tied).
+// h = embed(tokens); L decoder layers (model/decoder_layer.h, the one layer every caller runs);
+// then rms_norm(h) and logits = h W_lm_head^T (W_lm_head = W_embed when tied).
 // Works in fp32 or bf16 on CPU or CUDA: the dtype and device are the weights'.
 //
 // Training: LoRA adapters (model/lora.h) can be attached to the four projections of every layer;
@@ -25,27 +23,13 @@
 
 #include "model/attention.h"
 #include "model/config.h"
+#include "model/decoder_layer.h"
 #include "model/linear.h"
 #include "model/lora.h"
 #include "model/nf4.h"
 #include "model/rope.h"
 
 namespace align {
-
-// The four projections are LinearWeights (model/linear.h): dense, or frozen NF4 under QLoRA.
-struct LayerWeights {
-  torch::Tensor input_norm;  // [C]
-  LinearWeight qkv;          // [H*D + 2*Hkv*D, C], rows Q | K | V
-  LinearWeight o;            // [C, H*D]
-  torch::Tensor post_norm;   // [C]
-  LinearWeight gate_up;      // [2I, C], rows gate | up
-  LinearWeight down;         // [C, I]
-  LayerLora lora;            // optional adapters on qkv, o, gate_up, down (fp32)
-
-  // The projection a LoRA target module names ("qkv_proj", ...); throws InputError otherwise.
-  LinearWeight& projection(const std::string& module);
-  const LinearWeight& projection(const std::string& module) const;
-};
 
 struct ModelWeights {
   torch::Tensor embed;  // [V, C]
@@ -90,7 +74,7 @@ struct ForwardInput {
   bool checkpoint_layers = false;
   // kDense: scaled_dot_product_attention (nothing O(T^2) kept); kReference: the eager reference
   // (bf16 results bit-identical to transformers' attn_implementation="eager").
-  AttentionBackend attention = AttentionBackend::kDense;
+  AttentionImpl attention = AttentionImpl::kDense;
 };
 
 struct ForwardOutput {
@@ -113,7 +97,8 @@ class Phi3Model {
                         const std::optional<Nf4Options>& quantize = std::nullopt);
 
   // One forward pass over B rows of T tokens: token t of a row attends to tokens [0, t] of its
-  // row (and segment). (The rollout engine's cached forward is rollout/paged_forward.h.)
+  // row (and segment), through DenseAttentionBackend. (The rollout engine's cached forward,
+  // rollout/paged_forward.h, runs the same layers with a paged backend.)
   // Throws InputError for malformed inputs.
   ForwardOutput forward(const ForwardInput& input) const;
 
@@ -121,6 +106,7 @@ class Phi3Model {
   torch::Tensor logits(const torch::Tensor& hidden) const;
 
   const ModelConfig& config() const { return config_; }
+  const Rope& rope() const { return rope_; }
   const ModelWeights& weights() const { return weights_; }
   ModelWeights& mutable_weights() { return weights_; }
   torch::ScalarType dtype() const { return weights_.embed.scalar_type(); }

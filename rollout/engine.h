@@ -28,8 +28,8 @@
 //
 // Draws depend only on (seed, step) and the row's logits (kernels/sampling_op.h), so a request
 // gives the same samples alone or batched with others, up to rounding: on the CPU, decode rows
-// forked from one prefix read it together (rollout/paged_forward_fused.h), so which rows share a
-// step changes the order of the fp32 sums (~1e-5 on log-probs).
+// forked from one prefix read it together (rollout/paged_forward_attention.h), so which rows share
+// a step changes the order of the fp32 sums (~1e-5 on log-probs).
 //
 // Longrope models (Phi-4-mini), as transformers' generate() runs one sequence alone
 // (docs/longrope.md): a prompt longer than original_max_position_embeddings is prefilled with the

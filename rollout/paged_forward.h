@@ -2,14 +2,13 @@
 // batching: each row is one sequence of the cache plus its new tokens (a prefill chunk of any
 // length, or one decode token), all rows in one call.
 //
-// Per layer this is Phi3Model's layer (model/phi3_model.h) with the model's own weights and the
-// reference ops (rms_norm, lora_linear, Rope::cos_sin + apply_rope, swiglu, attention): the new
-// tokens of all rows are packed into one [N, C] activation; their keys and values are written into
-// the pages at their slots; then each row's queries attend to the row's whole cached sequence
-// (gathered from the pages into dense [Hkv, S, D] per row, the same numerics as model/attention.cc:
-// causal, sliding window when the config has one). Logits are formed only at each row's last new
-// token. On CUDA (no LoRA, fp32/bf16, a build with the kernels) fused kernels replace the
-// reference ops where they apply: rollout/paged_forward_fused.h.
+// The new tokens of all rows are packed into one [N, C] activation and run through the model's
+// own decoder layers (model/decoder_layer.h) with a paged attention backend: each layer's rotated
+// keys and values are written into the pages at the tokens' slots (rope_kv_write), then each
+// row's queries attend to the row's whole cached sequence (rollout/paged_forward_attention.h: the
+// same numerics as model/attention.cc, causal, sliding window when the config has one). Logits
+// are formed only at each row's last new token. The element-wise ops pick their fused CUDA
+// kernels themselves (kernels/kernel_support.h), as in every forward.
 //
 // Longrope models (docs/longrope.md): a row's new keys and queries are rotated with the factor set
 // of its sequence (PagedKvCache::long_rope), so every key of a sequence shares one set. A row
@@ -39,24 +38,5 @@ struct PagedRow {
 // A sequence may appear in at most one row. No gradients are kept.
 torch::Tensor paged_forward(const Phi3Model& model, PagedKvCache& cache,
                             const std::vector<PagedRow>& rows);
-
-// One row of a paged attention call: queries [offset, offset + count) of the packed batch are the
-// tokens at positions [start, start + count) of a sequence whose keys (all start + count of them,
-// already written) lie at `slots`.
-struct PagedAttentionRow {
-  int64_t offset = 0;
-  int64_t count = 0;
-  int64_t start = 0;
-  torch::Tensor slots;  // [start + count] int64 flat slots, on the cache's device (paged_forward
-                        // leaves it undefined for decode rows the decode-attention op serves)
-};
-
-// q [N, H, D] (after RoPE); k_cache, v_cache [num_pages, page_size, Hkv, D] -> [N, H, D] in q's
-// dtype. Rows with a single query are batched together (keys gathered and right-padded, padding
-// masked); longer rows run one at a time.
-torch::Tensor paged_attention_reference(const torch::Tensor& q, const torch::Tensor& k_cache,
-                                        const torch::Tensor& v_cache,
-                                        const std::vector<PagedAttentionRow>& rows, double scale,
-                                        int64_t sliding_window);
 
 }  // namespace align

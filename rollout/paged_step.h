@@ -1,8 +1,10 @@
 // One paged_forward call in two parts, so the engine can tell host work from model compute:
 //   plan_paged_step   host work: appends each row's tokens to its sequence (pages, copy-on-write),
-//                     picks the fused ops, builds token ids, positions, slots, the rows' attention
-//                     metadata (block tables, shared prefixes) and moves them to the device;
-//   run_paged_step    the model's layers over the cache, logits at each row's last new token.
+//                     builds token ids, positions, slots, the rows' attention metadata (gathered
+//                     slots, or block tables and shared prefixes for rows that read the pages in
+//                     place) and moves them to the device;
+//   run_paged_step    the model's decoder layers over the cache, logits at each row's last new
+//                     token.
 // paged_forward (rollout/paged_forward.h) is the two in a row.
 #pragma once
 
@@ -12,21 +14,21 @@
 
 #include "model/phi3_model.h"
 #include "rollout/paged_forward.h"
-#include "rollout/paged_forward_fused.h"
+#include "rollout/paged_forward_attention.h"
 #include "rollout/paged_kv_cache.h"
 
 namespace align {
 
 struct PagedStep {
-  FusedPagedOps fused;
-  int64_t num_tokens = 0;                    // N, the new tokens of all rows
-  torch::Tensor tokens;                      // [N] int64
-  torch::Tensor positions;                   // [1, N] int64
-  torch::Tensor long_mask;                   // [1, N] bool (longrope models), else undefined
-  torch::Tensor slots;                       // [N] int64 flat cache slots of the new tokens
-  torch::Tensor logits_at;                   // [rows with logits] int64, undefined when none
-  std::vector<PagedAttentionRow> attn_rows;  // per row
-  PagedDecodeBatch decode;                   // the decode rows, when fused.decode_attention
+  int64_t num_tokens = 0;   // N, the new tokens of all rows
+  torch::Tensor tokens;     // [N] int64
+  torch::Tensor positions;  // [1, N] int64
+  torch::Tensor long_mask;  // [1, N] bool (longrope models), else undefined
+  torch::Tensor slots;      // [N] int64 flat cache slots of the new tokens
+  torch::Tensor logits_at;  // [rows with logits] int64, undefined when none
+  // Every row is in exactly one of the two (rollout/paged_forward_attention.h):
+  std::vector<PagedAttentionRow> gathered;  // rows attended by paged_attention_reference
+  PagedDecodeBatch decode;                  // decode rows that read the pages in place
 };
 
 // Checks the rows (InputError as paged_forward documents) and appends their tokens.

@@ -31,7 +31,7 @@ constexpr double kBf16Tolerance = 0.02;
 
 // Per-token log-probs of one row through `backend`: [T] fp32, entry 0 left at 0.
 torch::Tensor row_logprobs(const Phi3Model& model, const std::vector<int64_t>& ids,
-                           AttentionBackend backend) {
+                           AttentionImpl backend) {
   ForwardInput in;
   in.tokens = testing::token_row(ids);
   in.logits = LogitsAt::kAll;
@@ -52,11 +52,11 @@ torch::Tensor row_logprobs(const Phi3Model& model, const std::vector<int64_t>& i
 // eager attention is the reference backend's twin; in bf16 the dense backend is checked against
 // transformers' sdpa (the same LibTorch kernel), in fp32 against eager (they agree to ~1e-6).
 double golden_logprob_error(const std::string& name, torch::ScalarType dtype,
-                            AttentionBackend backend) {
+                            AttentionImpl backend) {
   const Phi3Model model = Phi3Model::load(testing::golden_model_dir(name), dtype, torch::kCPU);
   const auto record = testing::golden_record(name);
   std::string key = dtype == torch::kFloat ? "logprobs_fp32" : "logprobs_bf16";
-  if (dtype != torch::kFloat && backend == AttentionBackend::kDense) key += "_sdpa";
+  if (dtype != torch::kFloat && backend == AttentionImpl::kDense) key += "_sdpa";
   torch::NoGradGuard no_grad;
   double worst = 0;
   for (const auto& seq : record["sequences"]) {
@@ -64,7 +64,7 @@ double golden_logprob_error(const std::string& name, torch::ScalarType dtype,
     auto expected = seq[key].get<std::vector<double>>();
     auto got = row_logprobs(model, ids, backend);
     EXPECT_EQ(got.size(0), static_cast<int64_t>(ids.size()));
-    if (backend == AttentionBackend::kDense) {
+    if (backend == AttentionImpl::kDense) {
       // token_logprobs (what training and scoring call) runs the dense backend.
       EXPECT_LT(testing::max_abs_diff(got, token_logprobs(model, testing::token_row(ids))[0]),
                 1e-6);
@@ -76,7 +76,7 @@ double golden_logprob_error(const std::string& name, torch::ScalarType dtype,
   return worst;
 }
 
-class GoldenForward : public ::testing::TestWithParam<AttentionBackend> {};
+class GoldenForward : public ::testing::TestWithParam<AttentionImpl> {};
 
 TEST_P(GoldenForward, Phi4TinyMatchesTransformersFp32) {
   const double err = golden_logprob_error("phi4_tiny", torch::kFloat, GetParam());
@@ -192,9 +192,9 @@ TEST(Forward, MiniTinyScoresPastTheSwitchAsTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GoldenForward,
-                         ::testing::Values(AttentionBackend::kDense, AttentionBackend::kReference),
-                         [](const ::testing::TestParamInfo<AttentionBackend>& p) {
-                           return p.param == AttentionBackend::kDense ? "Dense" : "Reference";
+                         ::testing::Values(AttentionImpl::kDense, AttentionImpl::kReference),
+                         [](const ::testing::TestParamInfo<AttentionImpl>& p) {
+                           return p.param == AttentionImpl::kDense ? "Dense" : "Reference";
                          });
 
 TEST(Forward, TiedModelSharesTheEmbedding) {

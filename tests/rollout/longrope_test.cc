@@ -185,8 +185,8 @@ TEST(LongropeEngine, GreedyMatchesTransformersGenerateAcrossTheSwitch) {
 }
 
 // bf16: the engine rounds where transformers' eager bf16 path does (bf16 CPU models keep the
-// reference attention, rollout/paged_forward_fused.h); measured 4e-6 (AMX GEMMs) and 5e-8 (AVX2,
-// the goldens' kernels). 0.02 is the model's bf16 parity tolerance (forward_test.cc).
+// reference attention, rollout/paged_forward_attention.h); measured 4e-6 (AMX GEMMs) and 5e-8
+// (AVX2, the goldens' kernels). 0.02 is the model's bf16 parity tolerance (forward_test.cc).
 TEST(LongropeEngine, Bf16GreedyMatchesTransformersGenerateAcrossTheSwitch) {
   const Phi3Model model = mini(torch::kBFloat16);
   const auto record = testing::golden_record("mini_tiny");

@@ -1,11 +1,12 @@
-// GPU test: paged_forward with the fused kernels on CUDA (rollout/paged_forward_fused.h) against
-// the reference ops on the CPU, on small random models whose head dims have a compiled attention
-// kernel (64, 128 with partial rotary and a sliding window) and one whose head dim does not (16,
-// where the decode-attention op takes its own reference), and a longrope one (Phi-4-mini's partial
-// rotary, switch at 12 tokens: the schedule runs long-factor sequences, the engine's prompts
-// cross the switch while decoding or start past it). Prefill chunks, a fork sharing pages
-// (copy-on-write), mixed prefill + decode steps and several decode steps; then the engine's greedy
-// tokens and log-probs. Skipped (with a message) when no GPU is present.
+// GPU test: paged_forward with the fused kernels on CUDA (the element-wise ops' own dispatch, and
+// the decode rows' paged attention: rollout/paged_forward_attention.h) against the CPU, on small
+// random models whose head dims have a compiled attention kernel (64, 128 with partial rotary and a
+// sliding window) and one whose head dim does not (16, where the decode-attention op takes its own
+// reference), and a longrope one (Phi-4-mini's partial rotary, switch at 12 tokens: the schedule
+// runs long-factor sequences, the engine's prompts cross the switch while decoding or start past
+// it). Prefill chunks, a fork sharing pages (copy-on-write), mixed prefill + decode steps and
+// several decode steps; then the engine's greedy tokens and log-probs. Skipped (with a message)
+// when no GPU is present.
 //
 // Tolerances are tied to the dtype: fp32 logits within 1e-4 of the largest |logit| (the two
 // devices differ only in accumulation order); bf16 logits must be within 2x the CPU bf16 run's own
@@ -22,7 +23,7 @@
 #include "model/init.h"
 #include "rollout/engine.h"
 #include "rollout/paged_forward.h"
-#include "rollout/paged_forward_fused.h"
+#include "rollout/paged_forward_attention.h"
 #include "tests/gpu_test_util.h"
 
 namespace align {
@@ -116,8 +117,7 @@ TEST_P(PagedForwardGpuTest, Fp32FusedMatchesCpuReference) {
   const ModelConfig c = config_named(GetParam());
   const Phi3Model cpu = random_model(c, 7, torch::kFloat);
   const Phi3Model gpu = random_model(c, 7, torch::kFloat, torch::kCUDA);
-  const FusedPagedOps ops = fused_paged_ops(gpu);
-  EXPECT_TRUE(ops.rope_kv_write && ops.residual_rms_norm && ops.silu_gate && ops.decode_attention);
+  EXPECT_TRUE(decode_reads_pages(PagedKvCache(c, 4, 4, torch::kFloat, torch::kCUDA)));
   const auto want = run_schedule(cpu);
   const auto got = run_schedule(gpu);
   ASSERT_EQ(got.size(), want.size());
@@ -200,28 +200,22 @@ INSTANTIATE_TEST_SUITE_P(Configs, PagedForwardGpuTest,
                          ::testing::Values("d64", "d128_partial_window", "tiny_d16",
                                            "d64_longrope"));
 
-// Without a GPU this still checks the dispatch: CPU models never take a fused op.
-TEST(PagedForwardFused, CpuModelsUseTheAttentionKernelAndTheReferenceOpsOtherwise) {
-  const Phi3Model cpu = random_model(config_named("d64"), 1, torch::kFloat);
-  const FusedPagedOps ops = fused_paged_ops(cpu);
-  EXPECT_FALSE(ops.rope_kv_write || ops.residual_rms_norm || ops.silu_gate);
-  EXPECT_TRUE(ops.decode_attention);  // the op's CPU kernel
+// Without a GPU this still checks the choice: CPU decode rows read the pages in place in fp32 only
+// (bf16 keeps the reference's bf16 rounding).
+TEST(PagedForwardAttention, Fp32CpuDecodeReadsThePagesInPlace) {
+  const ModelConfig c = config_named("d64");
+  EXPECT_TRUE(decode_reads_pages(PagedKvCache(c, 4, 4, torch::kFloat, torch::kCPU)));
+  EXPECT_FALSE(decode_reads_pages(PagedKvCache(c, 4, 4, torch::kBFloat16, torch::kCPU)));
 }
 
-// The decode rows of one step, as paged_forward builds them after appending one token to each.
+// The decode rows of one step, as plan_paged_step builds them after appending one token to each.
 PagedDecodeBatch decode_step(PagedKvCache& cache, const std::vector<int64_t>& seqs) {
-  std::vector<PagedRow> rows;
-  std::vector<PagedAttentionRow> attn;
+  std::vector<int64_t> offsets;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    PagedAttentionRow a;
-    a.offset = static_cast<int64_t>(i);
-    a.count = 1;
-    a.start = cache.length(seqs[i]);
     cache.append(seqs[i], 1);
-    rows.push_back(PagedRow{seqs[i], {1}, true});
-    attn.push_back(a);
+    offsets.push_back(static_cast<int64_t>(i));
   }
-  return paged_decode_batch(cache, rows, attn);
+  return paged_decode_batch(cache, seqs, offsets);
 }
 
 std::vector<int32_t> int_values(const torch::Tensor& t) {
@@ -229,7 +223,7 @@ std::vector<int32_t> int_values(const torch::Tensor& t) {
   return {c.data_ptr<int32_t>(), c.data_ptr<int32_t>() + c.numel()};
 }
 
-TEST(PagedForwardFused, ForksReadTheirSharedPagesAsOnePrefix) {
+TEST(PagedForwardAttention, ForksReadTheirSharedPagesAsOnePrefix) {
   const ModelConfig c = config_named("d64");
   PagedKvCache cache(c, 64, 4, torch::kFloat, torch::kCPU);
   const int64_t parent = cache.create();

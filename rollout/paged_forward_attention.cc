@@ -1,4 +1,4 @@
-#include "rollout/paged_forward_fused.h"
+#include "rollout/paged_forward_attention.h"
 
 #include <ATen/ATen.h>
 
@@ -6,33 +6,76 @@
 #include <map>
 
 #include "kernels/kernel_support.h"
-#include "kernels/paged_attention_op.h"
+#include "model/attention.h"
 
 namespace align {
 namespace {
 
-// What every fused kernel needs: the kernels' own predicate on the model's weights (a CUDA model
-// in a kernel dtype, a build with the kernels; sampling wants no gradient) and no LoRA.
-bool fused_base(const Phi3Model& model) {
-  const torch::Tensor weight = model.weights().embed.detach();
-  return use_kernel({&weight}) && !model.has_lora();
+torch::Tensor long_tensor(const std::vector<int64_t>& v, torch::Device device) {
+  return at::tensor(v, at::kLong).to(device);
 }
 
 }  // namespace
 
-FusedPagedOps fused_paged_ops(const Phi3Model& model) {
-  const ModelConfig& c = model.config();
-  const bool base = fused_base(model);
-  FusedPagedOps ops;
-  ops.rope_kv_write =
-      base && c.rotary_dim > 0 && c.rotary_dim % 2 == 0 && c.rotary_dim <= c.head_dim;
-  ops.residual_rms_norm = base;
-  ops.silu_gate = base;
-  const auto dtype = model.dtype();
-  // On the CPU for fp32 only: in bf16 the reference rounds scores and probabilities to bf16 as
-  // transformers does, and greedy decoding follows it token for token; the kernel keeps fp32.
-  ops.decode_attention = base || (model.device().is_cpu() && dtype == at::kFloat);
-  return ops;
+torch::Tensor paged_attention_reference(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                        const torch::Tensor& v_cache,
+                                        const std::vector<PagedAttentionRow>& rows, double scale,
+                                        int64_t sliding_window) {
+  const int64_t N = q.size(0), H = q.size(1), D = q.size(2);
+  const int64_t Hkv = k_cache.size(2);
+  const auto device = q.device();
+  auto k_flat = k_cache.view({-1, Hkv, D});  // [num_pages * page_size, Hkv, D]
+  auto v_flat = v_cache.view({-1, Hkv, D});
+  auto out = at::empty({N, H, D}, q.options());
+  // Decode rows (one query each): one padded batch.
+  std::vector<const PagedAttentionRow*> single;
+  for (const auto& row : rows) {
+    if (row.count == 1) single.push_back(&row);
+  }
+  if (!single.empty()) {
+    const int64_t B = static_cast<int64_t>(single.size());
+    int64_t S = 0;
+    for (const auto* row : single)
+      S = std::max(S, row->start + 1);
+    std::vector<torch::Tensor> index;
+    std::vector<int64_t> offsets, query_slots;
+    for (const auto* row : single) {
+      const int64_t n = row->start + 1;
+      auto slots = row->slots;
+      if (n < S) slots = at::cat({slots, slots.narrow(0, 0, 1).expand({S - n})});
+      index.push_back(slots);
+      offsets.push_back(row->offset);
+      query_slots.push_back(row->start);
+    }
+    auto idx = at::stack(index).view(-1);                                          // [B * S]
+    auto keys = k_flat.index_select(0, idx).view({B, S, Hkv, D}).transpose(1, 2);  // [B, Hkv, S, D]
+    auto values = v_flat.index_select(0, idx).view({B, S, Hkv, D}).transpose(1, 2);
+    auto off = long_tensor(offsets, device);
+    auto queries = q.index_select(0, off).view({B, 1, H, D});
+    auto allowed = attention_mask(long_tensor(query_slots, device).view({B, 1}), S, sliding_window,
+                                  torch::Tensor());
+    out.index_copy_(0, off, attention(queries, keys, values, allowed, scale).view({B, H, D}));
+  }
+  // Prefill rows: one at a time.
+  for (const auto& row : rows) {
+    if (row.count == 1) continue;
+    const int64_t S = row.start + row.count;
+    auto keys = k_flat.index_select(0, row.slots).view({1, S, Hkv, D}).transpose(1, 2);
+    auto values = v_flat.index_select(0, row.slots).view({1, S, Hkv, D}).transpose(1, 2);
+    auto queries = q.narrow(0, row.offset, row.count).view({1, row.count, H, D});
+    auto query_slots =
+        at::arange(row.start, S, at::TensorOptions().dtype(at::kLong).device(device));
+    auto allowed =
+        attention_mask(query_slots.view({1, row.count}), S, sliding_window, torch::Tensor());
+    out.narrow(0, row.offset, row.count)
+        .copy_(attention(queries, keys, values, allowed, scale).view({row.count, H, D}));
+  }
+  return out;
+}
+
+bool decode_reads_pages(const PagedKvCache& cache) {
+  const torch::Tensor& k = cache.k.front();
+  return use_kernel({&k}) || (k.device().is_cpu() && k.scalar_type() == at::kFloat);
 }
 
 namespace {
@@ -41,7 +84,7 @@ namespace {
 // rows share a full page.
 std::optional<SharedPrefixBatch> shared_prefix_batch(const PagedKvCache& cache,
                                                      const std::vector<int64_t>& seqs) {
-  if (!cache.k.front().device().is_cpu()) return std::nullopt;  // see paged_forward_fused.h
+  if (!cache.k.front().device().is_cpu()) return std::nullopt;  // see paged_forward_attention.h
   const int64_t ps = cache.page_size(), B = static_cast<int64_t>(seqs.size());
   std::map<int64_t, int64_t> group_of_page;      // first page id -> group
   std::vector<int64_t> group_of_row(B), shared;  // shared: common full pages per group
@@ -108,36 +151,27 @@ std::optional<SharedPrefixBatch> shared_prefix_batch(const PagedKvCache& cache,
 
 }  // namespace
 
-PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector<PagedRow>& rows,
-                                    const std::vector<PagedAttentionRow>& attn_rows) {
-  std::vector<int64_t> seqs, offsets;
+PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector<int64_t>& seqs,
+                                    const std::vector<int64_t>& offsets) {
   PagedDecodeBatch batch;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    if (attn_rows[r].count != 1) continue;
-    seqs.push_back(rows[r].seq);
-    offsets.push_back(attn_rows[r].offset);
-    batch.max_context_len = std::max(batch.max_context_len, cache.length(rows[r].seq));
-  }
   if (seqs.empty()) return batch;
+  for (int64_t seq : seqs)
+    batch.max_context_len = std::max(batch.max_context_len, cache.length(seq));
   const auto device = cache.k.front().device();
-  batch.offsets = at::tensor(offsets, at::kLong).to(device);
+  batch.offsets = long_tensor(offsets, device);
   batch.block_tables = cache.block_tables(seqs);
   batch.context_lens = cache.lengths(seqs);
   batch.shared = shared_prefix_batch(cache, seqs);
   return batch;
 }
 
-torch::Tensor paged_attention_fused(const torch::Tensor& q, const torch::Tensor& k_cache,
-                                    const torch::Tensor& v_cache,
-                                    const std::vector<PagedAttentionRow>& rows,
-                                    const PagedDecodeBatch& decode, double scale,
-                                    int64_t sliding_window) {
-  std::vector<PagedAttentionRow> prefill;
-  for (const auto& row : rows) {
-    if (row.count != 1) prefill.push_back(row);
-  }
-  // [N, H, D]; the reference fills the prefill rows (none: just the allocation).
-  auto out = paged_attention_reference(q, k_cache, v_cache, prefill, scale, sliding_window);
+torch::Tensor paged_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
+                              const torch::Tensor& v_cache,
+                              const std::vector<PagedAttentionRow>& gathered,
+                              const PagedDecodeBatch& decode, double scale,
+                              int64_t sliding_window) {
+  // [N, H, D]; the reference fills the gathered rows (none: just the allocation).
+  auto out = paged_attention_reference(q, k_cache, v_cache, gathered, scale, sliding_window);
   if (decode.max_context_len > 0) {
     auto queries = q.index_select(0, decode.offsets);
     auto decoded = decode.shared
