@@ -77,8 +77,8 @@ class PagedAttentionBackend final : public AttentionBackend {
   torch::Tensor attend(int64_t layer, const torch::Tensor& qkv) const override {
     const auto l = static_cast<size_t>(layer);
     auto q = rope_kv_write(qkv, cos_, sin_, step_.slots, cache_.k[l], cache_.v[l]);  // [N, H, D]
-    auto out = paged_attention(q, cache_.k[l], cache_.v[l], step_.gathered, step_.decode, scale_,
-                               sliding_window_);
+    auto out = paged_attention(q, cache_.k[l], cache_.v[l], step_.gathered, step_.decode,
+                               step_.prefill, scale_, sliding_window_);
     return out.view({step_.num_tokens, -1});
   }
 
@@ -98,10 +98,12 @@ PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
   check_rows(c, cache, rows);
   const auto device = model.device();
   const bool in_place = decode_reads_pages(cache);
+  const bool prefill_in_place = prefill_reads_pages(cache);
   PagedStep step;
 
   // Slots, positions and the attention rows of the packed batch.
   std::vector<int64_t> tokens, positions, slots, last, decode_seqs, decode_offsets;
+  std::vector<int64_t> prefill_seqs, prefill_offsets, prefill_counts;
   std::vector<uint8_t> use_long;  // per token: the sequence's keys use the long factors
   for (const PagedRow& row : rows) {
     const int64_t start = cache.length(row.seq);
@@ -120,6 +122,12 @@ PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
     if (in_place && count == 1) {
       decode_seqs.push_back(row.seq);
       decode_offsets.push_back(offset);
+      continue;
+    }
+    if (prefill_in_place && count > 1) {
+      prefill_seqs.push_back(row.seq);
+      prefill_offsets.push_back(offset);
+      prefill_counts.push_back(count);
       continue;
     }
     PagedAttentionRow a;
@@ -145,6 +153,7 @@ PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
                          .view({1, step.num_tokens});
   }
   step.decode = paged_decode_batch(cache, decode_seqs, decode_offsets);
+  step.prefill = paged_prefill_batch(cache, prefill_seqs, prefill_offsets, prefill_counts);
   return step;
 }
 

@@ -165,11 +165,33 @@ PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector
   return batch;
 }
 
+bool prefill_reads_pages(const PagedKvCache& cache) {
+  const torch::Tensor& k = cache.k.front();
+  return k.device().is_cpu() && k.scalar_type() == at::kFloat;
+}
+
+PagedPrefillBatch paged_prefill_batch(const PagedKvCache& cache, const std::vector<int64_t>& seqs,
+                                      const std::vector<int64_t>& offsets,
+                                      const std::vector<int64_t>& counts) {
+  PagedPrefillBatch batch;
+  if (seqs.empty()) return batch;
+  std::vector<int64_t> index;
+  for (size_t r = 0; r < seqs.size(); ++r) {
+    batch.starts.push_back(cache.length(seqs[r]) - counts[r]);
+    for (int64_t t = 0; t < counts[r]; ++t)
+      index.push_back(offsets[r] + t);
+  }
+  batch.counts = counts;
+  batch.index = long_tensor(index, cache.k.front().device());
+  batch.block_tables = cache.block_tables(seqs);
+  return batch;
+}
+
 torch::Tensor paged_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
                               const torch::Tensor& v_cache,
                               const std::vector<PagedAttentionRow>& gathered,
-                              const PagedDecodeBatch& decode, double scale,
-                              int64_t sliding_window) {
+                              const PagedDecodeBatch& decode, const PagedPrefillBatch& prefill,
+                              double scale, int64_t sliding_window) {
   // [N, H, D]; the reference fills the gathered rows (none: just the allocation).
   auto out = paged_attention_reference(q, k_cache, v_cache, gathered, scale, sliding_window);
   if (decode.max_context_len > 0) {
@@ -181,6 +203,12 @@ torch::Tensor paged_attention(const torch::Tensor& q, const torch::Tensor& k_cac
                                                 decode.context_lens, decode.max_context_len, scale,
                                                 sliding_window);
     out.index_copy_(0, decode.offsets, decoded);
+  }
+  if (!prefill.counts.empty()) {
+    auto queries = q.index_select(0, prefill.index);
+    out.index_copy_(0, prefill.index,
+                    paged_prefill_attention(queries, k_cache, v_cache, prefill.block_tables,
+                                            prefill.starts, prefill.counts, scale, sliding_window));
   }
   return out;
 }

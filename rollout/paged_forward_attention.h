@@ -10,7 +10,10 @@
 //     reads those pages once for all of them. Not yet on CUDA: the op's checks of that form copy
 //     its lengths to the host on every call (a device sync per layer), and whether it pays there
 //     is unmeasured.
-//   every other row (prefill chunks, and decode rows of other caches): paged_attention_reference,
+//   prefill chunks on an fp32 CPU cache: the paged_prefill_attention op's CPU kernel (causal, K/V
+//     read in place, a key tile loaded once for up to 21 of the row's tokens and their GQA heads);
+//   every other row (prefill chunks elsewhere, and decode rows of other caches):
+//   paged_attention_reference,
 //     which gathers the row's keys and values through its slots and runs model/attention.h's
 //     attention(). bf16 CPU caches keep it for decode too: it rounds scores and probabilities to
 //     bf16 as transformers does, and greedy decoding follows it token for token; the kernel keeps
@@ -68,12 +71,31 @@ struct PagedDecodeBatch {
 PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector<int64_t>& seqs,
                                     const std::vector<int64_t>& offsets);
 
+// Whether prefill rows (several new tokens) over this cache read its pages in place: the
+// paged_prefill_attention op's CPU kernel, on an fp32 CPU cache (else the reference gathers them).
+bool prefill_reads_pages(const PagedKvCache& cache);
+
+// The prefill rows of one step, as paged_prefill_attention reads them (host lengths; built after
+// the rows' tokens were appended).
+struct PagedPrefillBatch {
+  torch::Tensor index;         // [T] int64, the rows' queries in the packed batch, row after row
+  torch::Tensor block_tables;  // [R, max_pages] int32
+  std::vector<int64_t> starts, counts;  // [R] cached tokens before the row's, its new tokens
+};
+
+// seqs [R]: the prefill rows' sequences; offsets [R]: their first query in the packed batch;
+// counts [R]: their new tokens (already appended).
+PagedPrefillBatch paged_prefill_batch(const PagedKvCache& cache, const std::vector<int64_t>& seqs,
+                                      const std::vector<int64_t>& offsets,
+                                      const std::vector<int64_t>& counts);
+
 // The attention of a whole step: q [N, H, D] -> [N, H, D], the `gathered` rows by
-// paged_attention_reference, the `decode` rows by the paged_decode_attention op (together they
-// are every row of the step).
+// paged_attention_reference, the `decode` rows by the paged_decode_attention op, the `prefill`
+// rows by paged_prefill_attention (together they are every row of the step).
 torch::Tensor paged_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
                               const torch::Tensor& v_cache,
                               const std::vector<PagedAttentionRow>& gathered,
-                              const PagedDecodeBatch& decode, double scale, int64_t sliding_window);
+                              const PagedDecodeBatch& decode, const PagedPrefillBatch& prefill,
+                              double scale, int64_t sliding_window);
 
 }  // namespace align

@@ -26,9 +26,10 @@ struct PagedStep {
   torch::Tensor long_mask;  // [1, N] bool (longrope models), else undefined
   torch::Tensor slots;      // [N] int64 flat cache slots of the new tokens
   torch::Tensor logits_at;  // [rows with logits] int64, undefined when none
-  // Every row is in exactly one of the two (rollout/paged_forward_attention.h):
+  // Every row is in exactly one of the three (rollout/paged_forward_attention.h):
   std::vector<PagedAttentionRow> gathered;  // rows attended by paged_attention_reference
   PagedDecodeBatch decode;                  // decode rows that read the pages in place
+  PagedPrefillBatch prefill;                // prefill rows that read the pages in place
 };
 
 // Checks the rows (InputError as paged_forward documents) and appends their tokens.
