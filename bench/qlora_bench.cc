@@ -103,12 +103,12 @@ align::ModelConfig bench_config(const Args& a) {
   return c;
 }
 
-// kB of VmHWM (peak resident set) or VmRSS from /proc/self/status.
+// VmHWM (peak resident set) or VmRSS from /proc/self/status (kB there), in GB (1e9 bytes).
 double status_gb(const char* key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key) + 1)) / 1048576.0;
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::strlen(key) + 1)) * 1024 / 1e9;
   }
   return -1;
 }
@@ -220,15 +220,20 @@ void dequant_rows(const align::ModelConfig& config, torch::ScalarType dtype) {
       static_cast<double>(q.nbytes()) +
       static_cast<double>(q.numel()) * static_cast<double>(c10::elementSize(dtype));
   const torch::Tensor fast = align::nf4_dequantize(q, dtype);
-  const double t_fast = best_seconds(3, [&] { align::nf4_dequantize(q, dtype); });
+  const double t_fresh = best_seconds(3, [&] { align::nf4_dequantize(q, dtype); });
+  torch::Tensor reused = torch::empty(q.shape, dtype);  // as project() does
+  const double t_reused = best_seconds(3, [&] { align::nf4_dequantize_rows(q, 0, reused); });
   torch::Tensor ref;
   const double t_ref = best_seconds(1, [&] { ref = align::nf4_dequantize_reference(q, dtype); });
+  const bool equal = torch::equal(fast, ref) && torch::equal(reused, ref);
   std::printf(
-      "dequant gate_up [%lld, %lld] -> %s: CPU path %.1f ms (%.2f GB/s), reference %.1f ms "
-      "(%.2f GB/s), %.1fx, equal: %s\n",
+      "dequant gate_up [%lld, %lld] -> %s (%s): into a reused buffer %.1f ms (%.2f GB/s), "
+      "fresh buffer %.1f ms (%.2f GB/s), reference %.1f ms (%.2f GB/s); equal: %s\n",
       static_cast<long long>(q.shape[0]), static_cast<long long>(q.shape[1]),
-      dtype == torch::kBFloat16 ? "bf16" : "fp32", t_fast * 1e3, bytes / t_fast / 1e9, t_ref * 1e3,
-      bytes / t_ref / 1e9, t_ref / t_fast, torch::equal(fast, ref) ? "yes" : "NO");
+      dtype == torch::kBFloat16 ? "bf16" : "fp32",
+      align::kernels::nf4_dequant_cpu_vectorized() ? "AVX2" : "plain", t_reused * 1e3,
+      bytes / t_reused / 1e9, t_fresh * 1e3, bytes / t_fresh / 1e9, t_ref * 1e3,
+      bytes / t_ref / 1e9, equal ? "yes" : "NO");
 }
 
 }  // namespace
