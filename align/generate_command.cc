@@ -1,6 +1,7 @@
 // align generate --model DIR (--prompt TEXT | --input FILE.jsonl) [--chat] [--num-samples N]
 //   [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--seed S]
-//   [--stop STR]... --output FILE.jsonl [--dtype] [--device] [--kv-budget-tokens N]
+//   [--stop STR]... --output FILE.jsonl [--dtype] [--device] [--quantize nf4 [--double-quant B]]
+//   [--kv-budget-tokens N]
 // One output line per sample: prompt_index, sample_index, token_ids (generated only), text,
 // logprobs (of the sampled tokens under the model's unmodified distribution: temperature 1, no
 // truncation), finish_reason ("stop" or "length").
@@ -9,6 +10,7 @@
 
 #include "align/commands.h"
 #include "align/launch.h"
+#include "align/quantize_flags.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/hub_cache.h"
@@ -24,6 +26,7 @@ namespace {
 struct GenerateOptions {
   std::string model, prompt, input, output;
   std::string dtype = "auto", device = "auto";
+  QuantizeFlags quantize;
   bool chat = false;
   std::string chat_format = "auto";
   int64_t num_samples = 1, max_new_tokens = 256, top_k = 0, kv_budget_tokens = 1 << 16;
@@ -41,7 +44,8 @@ void run_generate(const GenerateOptions& opt) {
   if (opt.top_k < 0) throw InputError("--top-k must be >= 0 (0 = off)");
   const torch::Device device = parse_device(opt.device);
   const std::string model_dir = resolve_model_dir(opt.model, "--model").dir;
-  const Phi3Model model = Phi3Model::load(model_dir, parse_dtype_flag(opt.dtype, device), device);
+  const Phi3Model model = Phi3Model::load(model_dir, parse_dtype_flag(opt.dtype, device), device,
+                                          quantize_options(opt.quantize));
   const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(model_dir);
   if (!tokenizer && (!opt.prompt.empty() || !opt.stop.empty())) {
     throw InputError(opt.model +
@@ -137,6 +141,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--output", opt->output, "JSONL output (written atomically)")->required();
   cmd->add_option("--dtype", opt->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16");
   cmd->add_option("--device", opt->device, "auto, cpu or cuda");
+  add_quantize_flags(cmd, opt->quantize);
   cmd->add_option("--kv-budget-tokens", opt->kv_budget_tokens, "KV cache budget in tokens");
   cmd->callback([opt, prompt, input] {
     require_single_process("generate");

@@ -1,7 +1,9 @@
 // align logprobs --model DIR --input FILE.jsonl --output FILE.jsonl [--dtype] [--device] [--chat]
+//   [--quantize nf4 [--double-quant B]]
 // Teacher-forced scoring: each output line has "token_ids" and "logprobs", where logprobs[i] is
 // log p(token i | tokens before i) under the model and logprobs[0] is null (nothing precedes it).
 #include "align/commands.h"
+#include "align/quantize_flags.h"
 #include "align/token_input.h"
 #include "common/error.h"
 #include "common/hub_cache.h"
@@ -17,6 +19,7 @@ namespace {
 struct LogprobsOptions {
   std::string model, input, output;
   std::string dtype = "auto", device = "auto";
+  QuantizeFlags quantize;
   bool chat = false;
   std::string chat_format = "auto";
 };
@@ -25,7 +28,7 @@ void run_logprobs(const LogprobsOptions& opt) {
   const torch::Device device = parse_device(opt.device);
   const torch::ScalarType dtype = parse_dtype_flag(opt.dtype, device);
   const std::string model_dir = resolve_model_dir(opt.model, "--model").dir;
-  const Phi3Model model = Phi3Model::load(model_dir, dtype, device);
+  const Phi3Model model = Phi3Model::load(model_dir, dtype, device, quantize_options(opt.quantize));
   const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(model_dir);
   const int64_t vocab = model.config().vocab_size;
   const LazyChatFormat format(model_dir, tokenizer ? &*tokenizer : nullptr,
@@ -76,6 +79,7 @@ void add_logprobs_command(CLI::App& app) {
   cmd->add_option("--output", opt->output, "JSONL output (written atomically)")->required();
   cmd->add_option("--dtype", opt->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16");
   cmd->add_option("--device", opt->device, "auto, cpu or cuda");
+  add_quantize_flags(cmd, opt->quantize);
   cmd->add_flag("--chat", opt->chat, "Wrap \"text\" as a user turn in the chat format");
   cmd->add_option("--chat-format", opt->chat_format,
                   "auto (the model's chat template), phi4 or phi3 (docs/chat_formats.md)");

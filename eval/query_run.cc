@@ -25,7 +25,7 @@ std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& o
   return read_queries(data.path, chat, oracle, options);
 }
 
-QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
+QueryRun open_query_run(const QueryModelSection& model, const QueryDataSection& data,
                         const nlohmann::json& oracle, int64_t max_new_tokens,
                         int64_t kv_budget_tokens, const std::string& source) {
   std::unique_ptr<Oracle> grader = make_oracle(oracle, source);
@@ -33,7 +33,8 @@ QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
   const torch::Device device = resolve_device(model.device, "model.device");
   Tokenizer tokenizer = Tokenizer::load(dir);
   ChatFormat chat = select_chat_format(dir, tokenizer, model.chat_format, "model.chat_format");
-  Phi3Model loaded = Phi3Model::load(dir, resolve_dtype(model.dtype, device), device);
+  Phi3Model loaded = Phi3Model::load(dir, resolve_dtype(model.dtype, device), device,
+                                     quantize_options(model.quantize, model.double_quant));
   check_tokenizer_fits(loaded.config(), tokenizer.vocab_size(), "model.path " + model.path);
   std::vector<Query> queries =
       read_query_data(data, *grader, chat, loaded.config(), max_new_tokens, kv_budget_tokens);

@@ -35,7 +35,7 @@ std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& o
 // `source` names the config file in messages (the oracle section's errors included). Every
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
 // `kv_budget_tokens`.
-QueryRun open_query_run(const ModelSection& model, const QueryDataSection& data,
+QueryRun open_query_run(const QueryModelSection& model, const QueryDataSection& data,
                         const nlohmann::json& oracle, int64_t max_new_tokens,
                         int64_t kv_budget_tokens, const std::string& source);
 

@@ -1,8 +1,9 @@
 // The run-config sections align eval and align pts share, each defined once
-// (common/config_fields.h): the model to sample (model/device_options.h's ModelSection), the query
-// set, the oracle that grades it (its own section, read by make_oracle), how completions are
-// sampled, the engine (rollout/engine.h's EngineOptions) and the output folder. Both commands read
-// their config with read_fields and check these sections with check_query_sections.
+// (common/config_fields.h): the model to sample (model/device_options.h's ModelSection, plus how
+// its base loads: QueryModelSection), the query set, the oracle that grades it (its own section,
+// read by make_oracle), how completions are sampled, the engine (rollout/engine.h's EngineOptions)
+// and the output folder. Both commands read their config with read_fields and check these sections
+// with check_query_sections.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +12,27 @@
 
 #include "kernels/sampling_op.h"
 #include "model/device_options.h"
+#include "model/nf4.h"
 #include "rollout/engine.h"
 
 namespace align {
+
+// The model section of a sampling config: the model, and whether its frozen projections load in
+// NF4 (docs/qlora.md: PTS and eval on a quantised base, as bitsandbytes' load_in_4bit does).
+struct QueryModelSection : ModelSection {
+  QuantizeChoice quantize = QuantizeChoice::kNone;
+  bool double_quant = true;
+
+  template <typename V>
+  void fields(V& v) {
+    ModelSection::fields(v);
+    v("quantize", quantize,
+      "nf4: load the four projections of every layer in 4-bit NormalFloat (bitsandbytes' "
+      "scheme, as lora.quantize); embeddings, norms and lm_head in the model dtype");
+    v("double_quant", double_quant,
+      "with nf4: also quantise the absmax of each block to 8 bits (bnb_4bit_use_double_quant)");
+  }
+};
 
 struct QueryDataSection {
   std::string path;
@@ -59,7 +78,7 @@ struct OutputDirSection {
 // (align eval adds num_samples and seed); a command's config derives from it and adds its own.
 template <typename Sampling>
 struct QueryConfig {
-  ModelSection model;
+  QueryModelSection model;
   QueryDataSection data;
   nlohmann::json oracle;  // the oracle section as given (make_oracle reads it strictly)
   Sampling sampling;

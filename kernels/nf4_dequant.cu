@@ -35,6 +35,7 @@ __global__ void nf4_dequant_kernel(Nf4DequantParams p) {
 }  // namespace
 
 cudaError_t launch_nf4_dequant(const Nf4DequantParams& params, DType dtype, cudaStream_t stream) {
+  if (params.out_first != 0) return cudaErrorInvalidValue;  // whole weights only
   if (params.n == 0) return cudaSuccess;
   const int64_t bytes = (params.n + 1) / 2;
   int64_t blocks = (bytes + kThreads - 1) / kThreads;

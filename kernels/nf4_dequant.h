@@ -16,23 +16,12 @@
 #include <cstdint>
 
 #include "kernels/kernel_support.h"  // kernels::DType
+#include "kernels/nf4_dequant_params.h"
 
 namespace align::kernels {
 
-struct Nf4DequantParams {
-  const uint8_t* packed = nullptr;     // [(n + 1) / 2] two codes per byte, first in the high nibble
-  const float* absmax_f32 = nullptr;   // [blocks] fp32 (plain), or nullptr with double quantisation
-  const uint8_t* absmax_u8 = nullptr;  // [blocks] 8-bit codes of absmax - offset (double quant)
-  const float* absmax2 = nullptr;      // [ceil(blocks / 256)] fp32 scale of each 256 absmax codes
-  const float* code2 = nullptr;        // [256] fp32 the 8-bit dynamic map
-  float offset = 0;                    // mean of the fp32 absmax (double quantisation)
-  const float* levels = nullptr;       // [16] fp32 the NF4 levels
-  void* out = nullptr;                 // [n] T
-  int64_t n = 0;
-  int64_t blocksize = 64;  // elements per absmax, even
-};
-
-// Enqueues the kernel on `stream`; returns the launch status (cudaSuccess when enqueued).
+// Enqueues the kernel on `stream` (params.out_first must be 0); returns the launch status
+// (cudaSuccess when enqueued).
 cudaError_t launch_nf4_dequant(const Nf4DequantParams& params, DType dtype, cudaStream_t stream);
 
 }  // namespace align::kernels

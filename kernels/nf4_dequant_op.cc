@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "kernels/kernel_support.h"
+#include "kernels/nf4_dequant_cpu.h"
 
 #ifdef ALIGN_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
@@ -115,22 +116,52 @@ torch::Tensor nf4_dequantize_reference(const Nf4Tensor& q, torch::ScalarType dty
 
 namespace {
 
-// The CPU loop of the same fp32 operations as the kernel (one pass, no temporaries).
-template <typename T>
-void dequantize_cpu(const Nf4Tensor& q, const float* absmax, T* out) {
-  const uint8_t* packed = q.packed.data_ptr<uint8_t>();
-  const auto& levels = nf4_levels();
-  const int64_t n = q.numel(), bs = q.blocksize;
-  at::parallel_for(0, q.blocks(), 16, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const float scale = absmax[b];
-      const int64_t stop = std::min(n, (b + 1) * bs);
-      for (int64_t i = b * bs; i < stop; i += 2) {
-        const uint8_t byte = packed[i / 2];
-        out[i] = static_cast<T>(levels[byte >> 4] * scale);
-        if (i + 1 < stop) out[i + 1] = static_cast<T>(levels[byte & 0xF] * scale);
-      }
-    }
+// q's tensors contiguous on `device` (the kernels read raw pointers; a no-op when they are).
+Nf4Tensor contiguous_on(const Nf4Tensor& q, torch::Device device) {
+  Nf4Tensor c = q;
+  for (torch::Tensor* t : {&c.packed, &c.absmax, &c.absmax2, &c.code2}) {
+    if (t->defined()) *t = t->to(device).contiguous();
+  }
+  return c;
+}
+
+// The kernels' params over q (contiguous, on one device) and `levels` [16] fp32 on that device.
+kernels::Nf4DequantParams params_of(const Nf4Tensor& q, const torch::Tensor& levels, void* out,
+                                    int64_t out_first) {
+  kernels::Nf4DequantParams p;
+  p.packed = q.packed.data_ptr<uint8_t>();
+  if (q.double_quant()) {
+    p.absmax_u8 = q.absmax.data_ptr<uint8_t>();
+    p.absmax2 = q.absmax2.data_ptr<float>();
+    p.code2 = q.code2.data_ptr<float>();
+    p.offset = q.offset;
+  } else {
+    p.absmax_f32 = q.absmax.data_ptr<float>();
+  }
+  p.levels = levels.data_ptr<float>();
+  p.out = out;
+  p.out_first = out_first;
+  p.n = q.numel();
+  p.blocksize = q.blocksize;
+  return p;
+}
+
+bool cpu_path(const Nf4Tensor& q, torch::ScalarType dtype) {
+  return q.packed.defined() && q.packed.is_cpu() && (dtype == at::kFloat || dtype == at::kBFloat16);
+}
+
+// Elements [first, first + out.numel()) of q (on the CPU) into out (contiguous, fp32 or bf16):
+// the CPU kernel over LibTorch's threads, ~32K elements a task.
+void dequantize_cpu(const Nf4Tensor& q, int64_t first, torch::Tensor& out, kernels::CpuPath path) {
+  if (out.numel() == 0) return;
+  const Nf4Tensor c = contiguous_on(q, torch::kCPU);
+  const torch::Tensor levels = levels_tensor(torch::kCPU);
+  const kernels::Nf4DequantParams p = params_of(c, levels, out.data_ptr(), first);
+  const auto dtype = out.scalar_type() == at::kFloat ? kernels::DType::F32 : kernels::DType::BF16;
+  const int64_t bs = q.blocksize, last = first + out.numel();
+  const int64_t grain = std::max<int64_t>(1, 32768 / bs);
+  at::parallel_for(first / bs, (last + bs - 1) / bs, grain, [&](int64_t begin, int64_t end) {
+    kernels::nf4_dequant_cpu(p, dtype, std::max(first, begin * bs), std::min(last, end * bs), path);
   });
 }
 
@@ -141,21 +172,35 @@ torch::Tensor nf4_dequantize(const Nf4Tensor& q, torch::ScalarType dtype) {
       (dtype == at::kFloat || dtype == at::kBFloat16)) {
     return nf4_dequantize_cuda(q, dtype);
   }
-  if (q.packed.defined() && q.packed.is_cpu() && (dtype == at::kFloat || dtype == at::kBFloat16)) {
-    check_storage(q, "nf4_dequantize");
-    const torch::Tensor absmax = nf4_block_absmax(q).contiguous();  // fp32 [blocks], small
-    auto out = at::empty(q.shape, at::TensorOptions(dtype));
-    if (q.numel() == 0) return out;
-    auto packed_q = q;
-    packed_q.packed = q.packed.contiguous();
-    if (dtype == at::kFloat) {
-      dequantize_cpu(packed_q, absmax.data_ptr<float>(), out.data_ptr<float>());
-    } else {
-      dequantize_cpu(packed_q, absmax.data_ptr<float>(), out.data_ptr<at::BFloat16>());
-    }
-    return out;
+  if (!cpu_path(q, dtype)) return nf4_dequantize_reference(q, dtype);
+  return nf4_dequantize_cpu(q, dtype);
+}
+
+torch::Tensor nf4_dequantize_cpu(const Nf4Tensor& q, torch::ScalarType dtype,
+                                 kernels::CpuPath path) {
+  check_storage(q, "nf4_dequantize_cpu");
+  if (!cpu_path(q, dtype)) {
+    throw Error(c10::str("nf4_dequantize_cpu: needs a CPU weight and an fp32/bf16 output, got ",
+                         q.device(), " and ", dtype));
   }
-  return nf4_dequantize_reference(q, dtype);
+  auto out = at::empty(q.shape, at::TensorOptions(dtype));
+  dequantize_cpu(q, 0, out, path);
+  return out;
+}
+
+void nf4_dequantize_rows(const Nf4Tensor& q, int64_t row0, torch::Tensor& out) {
+  check_storage(q, "nf4_dequantize_rows");
+  if (q.shape.size() != 2) throw Error("nf4_dequantize_rows: the weight must be [out, in]");
+  const int64_t in = q.shape[1];
+  if (!cpu_path(q, out.scalar_type()) || !out.is_cpu() || !out.is_contiguous() || out.dim() != 2 ||
+      out.size(1) != in || row0 < 0 || row0 + out.size(0) > q.shape[0]) {
+    throw Error(
+        c10::str("nf4_dequantize_rows: needs a CPU weight and a contiguous CPU fp32/bf16 "
+                 "out [rows, ",
+                 in, "] within its ", q.shape[0], " rows, got ", out.sizes(), " ",
+                 out.scalar_type(), " at row ", row0));
+  }
+  dequantize_cpu(q, row0 * in, out, kernels::CpuPath::Best);
 }
 
 #ifdef ALIGN_WITH_CUDA
@@ -168,29 +213,12 @@ torch::Tensor nf4_dequantize_cuda(const Nf4Tensor& q, torch::ScalarType dtype) {
   const auto device = q.device();
   auto out = at::empty(q.shape, at::TensorOptions(dtype).device(device));
   if (q.numel() == 0) return out;
-  auto packed = q.packed.contiguous();
-  auto absmax = q.absmax.to(device).contiguous();
-  auto levels = levels_tensor(device);
-  torch::Tensor absmax2, code2;
-  kernels::Nf4DequantParams p;
-  p.packed = packed.data_ptr<uint8_t>();
-  if (q.double_quant()) {
-    absmax2 = q.absmax2.to(device).contiguous();
-    code2 = q.code2.to(device).contiguous();
-    p.absmax_u8 = absmax.data_ptr<uint8_t>();
-    p.absmax2 = absmax2.data_ptr<float>();
-    p.code2 = code2.data_ptr<float>();
-    p.offset = q.offset;
-  } else {
-    p.absmax_f32 = absmax.data_ptr<float>();
-  }
-  p.levels = levels.data_ptr<float>();
-  p.out = out.data_ptr();
-  p.n = q.numel();
-  p.blocksize = q.blocksize;
+  const Nf4Tensor c = contiguous_on(q, device);
+  const torch::Tensor levels = levels_tensor(device);
   const auto kdtype = dtype == at::kFloat ? kernels::DType::F32 : kernels::DType::BF16;
-  const cudaError_t status = kernels::launch_nf4_dequant(
-      p, kdtype, c10::cuda::getCurrentCUDAStream(device.index()).stream());
+  const cudaError_t status =
+      kernels::launch_nf4_dequant(params_of(c, levels, out.data_ptr(), 0), kdtype,
+                                  c10::cuda::getCurrentCUDAStream(device.index()).stream());
   if (status != cudaSuccess) {
     throw Error(std::string("nf4_dequantize_cuda: launch failed: ") + cudaGetErrorString(status));
   }

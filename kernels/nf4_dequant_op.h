@@ -1,6 +1,7 @@
 // The Torch layer over the NF4 dequantisation kernel (kernels/nf4_dequant.h): the storage of one
 // NF4-quantised weight as bitsandbytes keeps it (quantize_4bit with quant_type="nf4"), and its
-// dequantisation: the kernel for CUDA fp32/bf16 outputs, a plain LibTorch reference otherwise.
+// dequantisation: the kernel for CUDA fp32/bf16 outputs, its CPU twin for CPU ones, a plain
+// LibTorch reference otherwise.
 // Quantisation, and where the levels come from, is model/nf4.h.
 #pragma once
 
@@ -9,6 +10,8 @@
 #include <array>
 #include <cstdint>
 #include <vector>
+
+#include "kernels/nf4_dequant_cpu.h"  // kernels::CpuPath
 
 namespace align {
 
@@ -37,9 +40,20 @@ struct Nf4Tensor {
 const std::array<float, 16>& nf4_levels();
 
 // The dense weight [shape] in `dtype`: the kernel for a CUDA weight and an fp32/bf16 output in a
-// build with the kernels, a one-pass CPU loop of the same fp32 operations for a CPU weight and an
-// fp32/bf16 output, the reference otherwise.
+// build with the kernels, its CPU twin (kernels/nf4_dequant_cpu.h: a table per block, AVX2 where
+// the CPU has it, over at::parallel_for) for a CPU weight and an fp32/bf16 output, the reference
+// otherwise. Every path gives the reference's values bit for bit.
 torch::Tensor nf4_dequantize(const Nf4Tensor& q, torch::ScalarType dtype);
+
+// The CPU twin on a CPU weight, fp32 or bf16 (throws Error otherwise); `path` Plain skips the
+// vector code (the tests compare both with the reference).
+torch::Tensor nf4_dequantize_cpu(const Nf4Tensor& q, torch::ScalarType dtype,
+                                 kernels::CpuPath path = kernels::CpuPath::Best);
+
+// Rows [row0, row0 + out.size(0)) of the dense weight [out, in] written into `out` ([rows, in],
+// contiguous, fp32 or bf16) by the CPU path, the same values as nf4_dequantize's rows: for
+// products taken a slice of rows at a time. q on the CPU; throws Error otherwise.
+void nf4_dequantize_rows(const Nf4Tensor& q, int64_t row0, torch::Tensor& out);
 
 // Plain LibTorch, any device: bitsandbytes' dequantize_blockwise (absmax) and dequantize_4bit as
 // fp32 products cast to `dtype` once.

@@ -11,6 +11,26 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The dense weight of an NF4 projection for one product, in `dtype`. On the CPU it is dequantised
+// into a per-thread workspace that every product reuses (sized to the largest projection seen and
+// kept for the thread's life): a fresh buffer each product pays a page fault per 4 KiB page, which
+// cost more than the dequantisation itself (docs/PERFORMANCE.md, "QLoRA memory"). Valid until the
+// thread's next call; the caller's GEMM reads it and drops it.
+torch::Tensor dense_for_product(const Nf4Tensor& q, torch::ScalarType dtype) {
+  if (!q.packed.is_cpu() || (dtype != torch::kFloat && dtype != torch::kBFloat16)) {
+    return nf4_dequantize(q, dtype);
+  }
+  thread_local torch::Tensor workspace;  // [bytes] uint8
+  const int64_t bytes = q.numel() * static_cast<int64_t>(c10::elementSize(dtype));
+  if (!workspace.defined() || workspace.numel() < bytes) {
+    workspace = torch::Tensor();  // release the smaller one first
+    workspace = at::empty({bytes}, at::kByte);
+  }
+  torch::Tensor w = workspace.narrow(0, 0, bytes).view(dtype).view(q.shape);
+  nf4_dequantize_rows(q, 0, w);
+  return w;
+}
+
 struct Nf4Holder : torch::CustomClassHolder {
   explicit Nf4Holder(Nf4Tensor w) : weight(std::move(w)) {}
   Nf4Tensor weight;
@@ -22,7 +42,7 @@ class Nf4LinearFunction : public torch::autograd::Function<Nf4LinearFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                c10::intrusive_ptr<Nf4Holder> holder) {
-    auto out = at::linear(x, nf4_dequantize(holder->weight, x.scalar_type()));
+    auto out = at::linear(x, dense_for_product(holder->weight, x.scalar_type()));
     ctx->saved_data["weight"] = c10::IValue::make_capsule(std::move(holder));
     return out;
   }
@@ -31,7 +51,7 @@ class Nf4LinearFunction : public torch::autograd::Function<Nf4LinearFunction> {
     auto holder =
         c10::static_intrusive_pointer_cast<Nf4Holder>(ctx->saved_data["weight"].toCapsule());
     const torch::Tensor& g = grad_outputs[0];
-    return {at::matmul(g, nf4_dequantize(holder->weight, g.scalar_type())), torch::Tensor()};
+    return {at::matmul(g, dense_for_product(holder->weight, g.scalar_type())), torch::Tensor()};
   }
 };
 
@@ -94,7 +114,7 @@ torch::Tensor project(const torch::Tensor& x, const LinearWeight& weight) {
   if (torch::GradMode::is_enabled() && x.requires_grad()) {
     return Nf4LinearFunction::apply(x, c10::make_intrusive<Nf4Holder>(weight.nf4()));
   }
-  return at::linear(x, nf4_dequantize(weight.nf4(), x.scalar_type()));
+  return at::linear(x, dense_for_product(weight.nf4(), x.scalar_type()));
 }
 
 }  // namespace align

@@ -5,9 +5,12 @@
 // rollout engine) applies it through project():
 //   dense  [out, in] in the model dtype (trainable);
 //   NF4    frozen 4-bit NormalFloat (model/nf4.h, QLoRA), dequantised to the model dtype on the fly
-//          for each product (the reference path: dequantise, then one GEMM), never kept dense. Its
-//          backward (the input gradient of LoRA training) dequantises again instead of saving the
-//          dense weight, as bitsandbytes' MatMul4Bit does.
+//          for each product (dequantise, then one GEMM), never kept dense. Its backward (the input
+//          gradient of LoRA training) dequantises again instead of saving the dense weight, as
+//          bitsandbytes' MatMul4Bit does. On the CPU the dequantised weight goes into one
+//          per-thread buffer every product reuses (the largest projection's size, kept for the
+//          thread's life): at most one projection is dense at a time, and no fresh allocation
+//          pays its page faults per product.
 #pragma once
 
 #include <torch/types.h>

@@ -56,6 +56,13 @@ torch::Tensor dynamic_map_signed() {
   return at::tensor(data, at::kFloat);
 }
 
+std::optional<Nf4Options> quantize_options(QuantizeChoice choice, bool double_quant) {
+  if (choice == QuantizeChoice::kNone) return std::nullopt;
+  Nf4Options o;
+  o.double_quant = double_quant;
+  return o;
+}
+
 Nf4Tensor nf4_quantize(const torch::Tensor& weight, const Nf4Options& options) {
   const int64_t bs = options.blocksize;
   if (bs <= 0 || bs % 2 != 0) {

@@ -17,6 +17,11 @@
 
 #include <torch/types.h>
 
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "common/enum_names.h"
 #include "kernels/nf4_dequant_op.h"
 
 namespace align {
@@ -25,6 +30,21 @@ struct Nf4Options {
   int64_t blocksize = 64;    // elements per absmax (bitsandbytes' default for 4-bit)
   bool double_quant = true;  // bnb_4bit_use_double_quant: 8-bit absmax in blocks of 256
 };
+
+// How a frozen base stores its projections, as configs and flags spell it: lora.quantize (align
+// sft, align dpo: QLoRA), model.quantize (align eval, align pts), --quantize (align generate,
+// align logprobs); each beside a double_quant switch.
+enum class QuantizeChoice { kNone, kNf4 };
+
+template <>
+struct EnumNames<QuantizeChoice> {
+  static constexpr std::pair<QuantizeChoice, const char*> table[] = {
+      {QuantizeChoice::kNone, "none"}, {QuantizeChoice::kNf4, "nf4"}};
+};
+
+// The load options of a choice (Phi3Model::load's `quantize`): NF4 with `double_quant` for kNf4,
+// nullopt for kNone.
+std::optional<Nf4Options> quantize_options(QuantizeChoice choice, bool double_quant);
 
 // Quantises `weight` (any shape and floating dtype, any device; computed on the CPU) into NF4 on
 // the CPU. Throws InputError for a non-finite weight or an odd blocksize.

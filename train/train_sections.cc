@@ -46,9 +46,7 @@ void check_train_sections(TrainSections& s, const std::string& source) {
   check(s.output.keep_last > 0, "output.keep_last", "must be positive");
   check(s.output.max_shard_size > 0, "output.max_shard_size", "must be positive");
   check(!s.output.merge_lora || s.lora.enabled, "output.merge_lora", "needs lora.enabled");
-  check(s.lora.quantize == "none" || s.lora.quantize == "nf4", "lora.quantize",
-        "expected \"none\" or \"nf4\", found \"" + s.lora.quantize + "\"");
-  check(s.lora.quantize == "none" || s.lora.enabled, "lora.quantize",
+  check(s.lora.quantize == QuantizeChoice::kNone || s.lora.enabled, "lora.quantize",
         "nf4 needs lora.enabled (the quantised base is frozen: QLoRA trains adapters on it)");
   for (const std::string& sink : s.output.report_to) {
     check(sink == "jsonl" || sink == "tensorboard", "output.report_to",
@@ -57,10 +55,7 @@ void check_train_sections(TrainSections& s, const std::string& source) {
 }
 
 std::optional<Nf4Options> base_quantization(const LoraSection& lora) {
-  if (lora.quantize != "nf4") return std::nullopt;
-  Nf4Options o;
-  o.double_quant = lora.double_quant;
-  return o;
+  return quantize_options(lora.quantize, lora.double_quant);
 }
 
 }  // namespace align

@@ -88,7 +88,7 @@ struct LoraSection {
   double alpha = 32;
   double dropout = 0.05;
   std::vector<std::string> target_modules = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
-  std::string quantize = "none";
+  QuantizeChoice quantize = QuantizeChoice::kNone;
   bool double_quant = true;
 
   template <typename V>
@@ -100,8 +100,8 @@ struct LoraSection {
     v("target_modules", target_modules,
       "projections that get adapters, or \"all-linear\" (PEFT's: all four)");
     v("quantize", quantize,
-      "none, or nf4: QLoRA, the frozen projections stored in 4-bit NormalFloat (bitsandbytes' "
-      "scheme, quantised at load), embeddings, norms and lm_head in the model dtype");
+      "nf4: QLoRA, the frozen projections stored in 4-bit NormalFloat (bitsandbytes' scheme, "
+      "quantised at load), embeddings, norms and lm_head in the model dtype");
     v("double_quant", double_quant,
       "with nf4: also quantise the absmax of each block to 8 bits (bnb_4bit_use_double_quant)");
   }

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "model/checkpoint.h"
 #include "model/nf4.h"
 #include "model/peft_io.h"
@@ -123,6 +125,110 @@ TEST(Nf4, StorageIsAboutHalfAByteAParameter) {
   const double n = 256.0 * 1024;
   EXPECT_DOUBLE_EQ(plain.nbytes() / n, 0.5 + 4.0 / 64);                          // 0.5625
   EXPECT_NEAR(dq.nbytes() / n, 0.5 + 1.0 / 64 + 4.0 / (64 * 256), 256 * 4 / n);  // ~0.5159
+}
+
+// Awkward NF4 states for the CPU kernel: odd sizes, short last blocks, blocksizes that are not 64
+// (2, 30, 128, 258: the vector code handles 64 elements at a time, the rest is the plain tail),
+// more than 256 blocks (two second-level groups), plain and double-quantised.
+std::vector<std::pair<std::string, Nf4Tensor>> awkward_states() {
+  std::vector<std::pair<std::string, Nf4Tensor>> states;
+  torch::manual_seed(3);
+  const std::vector<std::vector<int64_t>> shapes = {{1, 1},    {7, 9},    {3, 130}, {19, 64},
+                                                    {130, 70}, {5, 1001}, {300, 65}};
+  for (const auto& shape : shapes) {
+    for (int64_t bs : {2, 30, 64, 128, 258}) {
+      for (bool dq : {false, true}) {
+        // Scales over many binades, so bf16 rounding meets every case.
+        auto w = torch::randn(shape) * torch::exp(torch::randn(shape) * 4);
+        states.emplace_back(c10::str(shape[0], "x", shape[1], " bs", bs, dq ? " dq" : ""),
+                            nf4_quantize(w, {bs, dq}));
+      }
+    }
+  }
+  return states;
+}
+
+// The CPU kernel (vector and plain code) against the LibTorch reference: bit for bit, both
+// dtypes. The reference's fp32 products rounded once are exactly what the kernel computes, so
+// the tolerance is zero.
+TEST(Nf4, CpuKernelEqualsTheReference) {
+  std::cout << "vectorised CPU path: " << (kernels::nf4_dequant_cpu_vectorized() ? "AVX2" : "none")
+            << "\n";
+  for (const auto& [name, q] : awkward_states()) {
+    SCOPED_TRACE(name);
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      const torch::Tensor want = nf4_dequantize_reference(q, dtype);
+      EXPECT_TRUE(torch::equal(nf4_dequantize_cpu(q, dtype, kernels::CpuPath::Best), want));
+      EXPECT_TRUE(torch::equal(nf4_dequantize_cpu(q, dtype, kernels::CpuPath::Plain), want));
+      EXPECT_TRUE(torch::equal(nf4_dequantize(q, dtype), want));
+    }
+  }
+}
+
+// Any slice of rows (starting mid-block, and on a low nibble when `in` is odd) is the same rows
+// of the whole; out of range, a wrong width or a non-contiguous out is refused.
+TEST(Nf4, RowsEqualTheWholeWeightsRows) {
+  for (const auto& [name, q] : awkward_states()) {
+    SCOPED_TRACE(name);
+    const int64_t rows = q.shape[0];
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      const torch::Tensor whole = nf4_dequantize_reference(q, dtype);
+      for (const auto& [row0, count] : std::vector<std::pair<int64_t, int64_t>>{
+               {0, rows}, {rows / 3, (rows + 1) / 2}, {rows - 1, 1}, {rows / 2, 0}}) {
+        torch::Tensor out = torch::full({count, q.shape[1]}, 7.0, dtype);
+        nf4_dequantize_rows(q, row0, out);
+        EXPECT_TRUE(torch::equal(out, whole.narrow(0, row0, count))) << row0 << " + " << count;
+      }
+    }
+  }
+  const Nf4Tensor q = nf4_quantize(torch::randn({6, 10}));
+  torch::Tensor out = torch::empty({2, 10});
+  EXPECT_THROW(nf4_dequantize_rows(q, 5, out), Error);
+  torch::Tensor narrow_out = torch::empty({2, 9});
+  EXPECT_THROW(nf4_dequantize_rows(q, 0, narrow_out), Error);
+  torch::Tensor strided = torch::empty({10, 2}).t();
+  EXPECT_THROW(nf4_dequantize_rows(q, 0, strided), Error);
+  torch::Tensor half = torch::empty({2, 10}, torch::kHalf);
+  EXPECT_THROW(nf4_dequantize_rows(q, 0, half), Error);
+}
+
+// A non-finite scale (a state not from nf4_quantize, which refuses non-finite weights) gives NaN
+// or infinity where the reference does, in every path.
+TEST(Nf4, NonFiniteScalesFollowTheReference) {
+  Nf4Tensor q = nf4_quantize(torch::randn({4, 64}), {64, false});
+  q.absmax = torch::tensor({std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(), 1e38f, 3.0f});
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const torch::Tensor want = nf4_dequantize_reference(q, dtype).to(torch::kFloat);
+    for (auto path : {kernels::CpuPath::Best, kernels::CpuPath::Plain}) {
+      const torch::Tensor got = nf4_dequantize_cpu(q, dtype, path).to(torch::kFloat);
+      EXPECT_TRUE(torch::equal(got.isnan(), want.isnan()));
+      EXPECT_TRUE(torch::equal(got.nan_to_num(0), want.nan_to_num(0)));
+    }
+  }
+}
+
+// On the CPU every product dequantises into one reused per-thread buffer: products of different
+// sizes and dtypes in any order, forward and backward, give what dequantise-then-matmul gives.
+TEST(Nf4, ProductsThroughTheReusedBufferEqualTheReference) {
+  torch::manual_seed(5);
+  const LinearWeight big(nf4_quantize(torch::randn({96, 130})), torch::kFloat);
+  const LinearWeight small(nf4_quantize(torch::randn({9, 96})), torch::kBFloat16);
+  const auto x = torch::randn({3, 130}).requires_grad_();
+  const auto h = project(x, big);                         // fp32 [3, 96]
+  const auto y = project(h.to(torch::kBFloat16), small);  // bf16 [3, 9]
+  const auto wb = nf4_dequantize_reference(big.nf4(), torch::kFloat);
+  const auto ws = nf4_dequantize_reference(small.nf4(), torch::kBFloat16);
+  const auto x2 = x.detach().clone().requires_grad_();
+  const auto h2 = at::linear(x2, wb);
+  const auto y2 = at::linear(h2.to(torch::kBFloat16), ws);
+  EXPECT_TRUE(torch::equal(h, h2));
+  EXPECT_TRUE(torch::equal(y, y2));
+  const auto g = torch::randn({3, 9}).to(torch::kBFloat16);
+  y.backward(g);
+  y2.backward(g);
+  EXPECT_TRUE(torch::equal(x.grad(), x2.grad()));
+  EXPECT_TRUE(torch::equal(project(x.detach(), big), h2.detach()));  // after the small one
 }
 
 Phi3Model quantized_golden(torch::ScalarType dtype, bool double_quant = true) {
