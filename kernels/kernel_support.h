@@ -2,9 +2,10 @@
 // (Torch's tensor type is only named here, never defined).
 //
 // A fused op NAME is three functions in NAME_op.h:
-//   NAME(...)            dispatch: the kernel when use_kernel() says so, the reference otherwise
-//   NAME_reference(...)  plain LibTorch, any device and dtype, differentiable: what the kernel is
-//                        tested against and what CPU runs
+//   NAME(...)            dispatch: the kernel when use_kernel() says so, a CPU twin (NAME_cpu,
+//                        where one exists) when use_cpu_kernel() does, the reference otherwise
+//   NAME_reference(...)  plain LibTorch, any device and dtype, differentiable: what the kernels
+//                        are tested against and what training runs
 //   NAME_cuda(...)       the kernel behind its checks (throws without a GPU build)
 #pragma once
 

@@ -48,9 +48,9 @@ torch::Tensor paged_decode_attention_reference(const torch::Tensor& q, const tor
 // block_tables[r]); their queries are q's rows packed back to back (row r's first at the sum of
 // the earlier counts). Query t of row r attends to the keys at positions <= starts[r] + t
 // (causal), within the sliding window. The CPU twin serves CPU tensors without gradients (the
-// keys read in place, each tile once for the whole GQA group and up to 21 of the row's tokens);
-// CUDA and the rest run the reference (pages gathered, model/attention.cc's numerics per row).
-// Returns [N, H, D] in q's dtype.
+// keys read in place, each tile once for up to 64 query vectors: a GQA group of H / Hkv heads of 64
+// / (H / Hkv) tokens); CUDA and the rest run the reference (pages gathered, model/attention.cc's
+// numerics per row). Returns [N, H, D] in q's dtype.
 torch::Tensor paged_prefill_attention(const torch::Tensor& q, const torch::Tensor& k_cache,
                                       const torch::Tensor& v_cache,
                                       const torch::Tensor& block_tables,

@@ -11,7 +11,7 @@
 //     its lengths to the host on every call (a device sync per layer), and whether it pays there
 //     is unmeasured.
 //   prefill chunks on an fp32 CPU cache: the paged_prefill_attention op's CPU kernel (causal, K/V
-//     read in place, a key tile loaded once for up to 21 of the row's tokens and their GQA heads);
+//     read in place, a key tile loaded once for up to 64 query vectors: tokens x GQA heads);
 //   every other row (prefill chunks elsewhere, and decode rows of other caches):
 //   paged_attention_reference,
 //     which gathers the row's keys and values through its slots and runs model/attention.h's
