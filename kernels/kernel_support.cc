@@ -1,8 +1,10 @@
 #include "kernels/kernel_support.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
+#include <atomic>
 #include <string>
 
 #include "common/error.h"
@@ -48,6 +50,12 @@ bool use_cpu_kernel(std::initializer_list<const at::Tensor*> tensors) {
     if (!t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   }
   return true;
+}
+
+int64_t cpu_parallel_width(int64_t items) {
+  std::atomic<int64_t> calls{0};
+  at::parallel_for(0, items, 1, [&](int64_t, int64_t) { calls.fetch_add(1); });
+  return calls.load();
 }
 
 kernels::DType kernel_dtype(const at::Tensor& t, const char* op) {

@@ -58,6 +58,12 @@ inline int64_t cpu_rows_per_task(int64_t cols) {
   return cols >= 16384 ? 1 : 16384 / (cols > 0 ? cols : 1);
 }
 
+// How many threads an at::parallel_for in kernels/ spreads `items` work items over: at most
+// at::get_num_threads() and `items`. at::parallel_for is a header template over
+// `#pragma omp parallel`, so code built without OpenMP runs it on the calling thread alone and
+// this answers 1 (kernels/ build with -fopenmp; tests/kernels hold it to that).
+int64_t cpu_parallel_width(int64_t items);
+
 // The kernel dtype of `t` (fp32 or bf16); throws align::Error naming `op` for any other dtype.
 kernels::DType kernel_dtype(const at::Tensor& t, const char* op);
 

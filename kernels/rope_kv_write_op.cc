@@ -1,12 +1,14 @@
 #include "kernels/rope_kv_write_op.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/StringUtil.h>
 
 #include <vector>
 
 #include "common/error.h"
 #include "kernels/kernel_support.h"
+#include "kernels/rope_kv_write_cpu.h"
 
 #ifdef ALIGN_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
@@ -110,6 +112,9 @@ torch::Tensor rope_kv_write(const torch::Tensor& qkv, const torch::Tensor& cos,
   if (use_kernel({&qkv, &cos, &sin})) {
     return rope_kv_write_cuda(qkv, cos, sin, slots, k_cache, v_cache);
   }
+  if (use_cpu_kernel({&qkv, &cos, &sin, &k_cache, &v_cache})) {
+    return rope_kv_write_cpu(qkv, cos, sin, slots, k_cache, v_cache);
+  }
   return rope_kv_write_reference(qkv, cos, sin, slots, k_cache, v_cache);
 }
 
@@ -137,6 +142,45 @@ torch::Tensor rope_kv_write_reference(const torch::Tensor& qkv, const torch::Ten
   auto index = slots.masked_select(keep);
   flat_k.index_put_({index}, k.index({keep}));
   flat_v.index_put_({index}, v.index({keep}));
+  return q;
+}
+
+torch::Tensor rope_kv_write_cpu(const torch::Tensor& qkv, const torch::Tensor& cos,
+                                const torch::Tensor& sin, const torch::Tensor& slots,
+                                const torch::Tensor& k_cache, const torch::Tensor& v_cache) {
+  const Dims d = check_inputs("rope_kv_write_cpu", qkv, cos, sin, slots, k_cache, v_cache);
+  if (!qkv.is_cpu() || qkv.scalar_type() != torch::kFloat32) {
+    throw Error(c10::str("rope_kv_write_cpu: expected fp32 CPU tensors, got ", qkv.scalar_type(),
+                         " on ", qkv.device()));
+  }
+  torch::Tensor q = torch::empty({d.tokens, d.heads, d.head_dim}, qkv.options());
+  if (d.tokens == 0) return q;
+  const torch::Tensor rows = qkv.stride(1) == 1 ? qkv : qkv.contiguous();
+  const torch::Tensor c = cos.reshape({d.tokens, d.rotary_dim}).contiguous();
+  const torch::Tensor s = sin.reshape({d.tokens, d.rotary_dim}).contiguous();
+  const torch::Tensor slot = slots.contiguous();
+  const int64_t* slot_ptr = slot.data_ptr<int64_t>();
+  for (int64_t n = 0; n < d.tokens; ++n) {
+    if (slot_ptr[n] >= d.num_slots) {
+      throw Error(c10::str("rope_kv_write: slot ", slot_ptr[n], " is past the cache's ",
+                           d.num_slots, " slots"));
+    }
+  }
+  kernels::RopeKvWriteCpu p;
+  p.qkv = rows.data_ptr<float>();
+  p.qkv_stride = rows.stride(0);
+  p.cos = c.data_ptr<float>();
+  p.sin = s.data_ptr<float>();
+  p.slots = slot_ptr;
+  p.q_out = q.data_ptr<float>();
+  p.k_cache = k_cache.data_ptr<float>();
+  p.v_cache = v_cache.data_ptr<float>();
+  p.heads = d.heads;
+  p.kv_heads = d.kv_heads;
+  p.head_dim = d.head_dim;
+  p.rotary_dim = d.rotary_dim;
+  at::parallel_for(0, d.tokens, cpu_rows_per_task(qkv.size(1)),
+                   [&](int64_t begin, int64_t end) { kernels::rope_kv_write_cpu(p, begin, end); });
   return q;
 }
 

@@ -1,6 +1,7 @@
 // The thin Torch layer over the RoPE + paged KV write kernel (kernels/rope_kv_write.h):
-// checks the tensors, picks the dtype, launches on the current stream; a plain LibTorch reference
-// serves CPU tensors, builds without nvcc and calls that need a gradient.
+// checks the tensors, picks the dtype, launches on the current stream; a CPU twin
+// (kernels/rope_kv_write_cpu.h) serves fp32 CPU calls without gradients, a plain LibTorch
+// reference everything else (bf16 CPU tensors, builds without nvcc, calls that need a gradient).
 //
 // Paged KV cache layout (shared with model/kernels/paged_attention* and the rollout engine), per
 // layer: k_cache, v_cache [num_pages, page_size, Hkv, D] in the model dtype, contiguous. New token
@@ -37,7 +38,8 @@ RotatedQkv rope_qkv(const torch::Tensor& qkv, const torch::Tensor& cos, const to
 // rotate_half on the first R dims, dims >= R pass through), writes rotated k and v into the
 // caches at the slots (in place: the caches are handles to the storage), returns rotated q
 // [N, H, D]. Runs the fused kernel for CUDA fp32/bf16 when no gradient is wanted, the reference
-// otherwise. Throws align::Error on inconsistent shapes, dtypes or devices.
+// otherwise; the CPU twin for fp32 CPU calls that want no gradient (use_cpu_kernel). Throws
+// align::Error on inconsistent shapes, dtypes or devices.
 torch::Tensor rope_kv_write(const torch::Tensor& qkv, const torch::Tensor& cos,
                             const torch::Tensor& sin, const torch::Tensor& slots,
                             const torch::Tensor& k_cache, const torch::Tensor& v_cache);
@@ -47,6 +49,12 @@ torch::Tensor rope_kv_write(const torch::Tensor& qkv, const torch::Tensor& cos,
 torch::Tensor rope_kv_write_reference(const torch::Tensor& qkv, const torch::Tensor& cos,
                                       const torch::Tensor& sin, const torch::Tensor& slots,
                                       const torch::Tensor& k_cache, const torch::Tensor& v_cache);
+
+// The CPU twin (kernels/rope_kv_write_cpu.h), bit-identical to the reference: all tensors fp32 on
+// the CPU, caches contiguous; slots are checked against the cache as the reference checks them.
+torch::Tensor rope_kv_write_cpu(const torch::Tensor& qkv, const torch::Tensor& cos,
+                                const torch::Tensor& sin, const torch::Tensor& slots,
+                                const torch::Tensor& k_cache, const torch::Tensor& v_cache);
 
 // The kernel: all tensors on one CUDA device, fp32 or bf16 (slots int64), caches contiguous.
 // Slots >= num_pages * page_size are not checked here (that would synchronise the stream); the
