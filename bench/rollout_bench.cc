@@ -12,14 +12,18 @@
 //                 [--layers N] [--save-config FILE] [--device cpu|cuda] [--dtype fp32|bf16]
 //                 [--prefixes 8] [--samples 64] [--completion 512] [--new-tokens 256]
 //                 [--kv-budget-tokens N (default: what the PTS-shaped load needs at once)]
+//                 [--decode-buckets] [--cuda-graphs]
 // --preset / --config build a random model of that shape in-process (no checkpoint on disk: a
 // Phi-4-shaped one is 29 GB); --layers keeps the first N layers; --save-config writes the shape
 // used as a Hugging Face config.json, for bench/rollout_transformers.py --config.
+// --decode-buckets / --cuda-graphs: EngineOptions' decode_buckets / cuda_graphs (decode steps on
+// persistent padded buffers; on CUDA captured and replayed as graphs).
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "model/config.h"
@@ -35,6 +39,7 @@ struct Args {
   int64_t prefixes = 8, samples = 64, completion = 512, new_tokens = 256;
   int64_t kv_budget_tokens = 0;  // 0: what the PTS-shaped load needs (see main)
   double peak_gbs = -1, peak_tflops = -1;
+  bool decode_buckets = false, cuda_graphs = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -72,6 +77,10 @@ Args parse(int argc, char** argv) {
       a.new_tokens = std::stoll(next());
     else if (k == "--kv-budget-tokens")
       a.kv_budget_tokens = std::stoll(next());
+    else if (k == "--decode-buckets")
+      a.decode_buckets = true;
+    else if (k == "--cuda-graphs")
+      a.cuda_graphs = true;
     else if (k == "--peak-gbs")
       a.peak_gbs = std::stod(next());
     else if (k == "--peak-tflops")
@@ -110,8 +119,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const Args a = parse(argc, argv);
+static int run_bench(const Args& a) {
   const torch::Device device = a.device == "cuda" ? torch::kCUDA : torch::kCPU;
   const auto dtype = a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   const align::Phi3Model model = load_or_init(a, dtype, device);
@@ -121,6 +129,8 @@ int main(int argc, char** argv) {
   const double peak_gbs = a.peak_gbs > 0 ? a.peak_gbs : (device.is_cuda() ? 3000 : -1);
   const double peak_tflops = a.peak_tflops > 0 ? a.peak_tflops : (device.is_cuda() ? 800 : -1);
   align::EngineOptions opt;
+  opt.decode_buckets = a.decode_buckets;
+  opt.cuda_graphs = a.cuda_graphs;
   // By default the KV cache holds the PTS-shaped load at once: the prompts (shared by their
   // samples) plus every sample's new tokens, a page of slack each. A fixed large budget would not
   // fit: a million tokens of Phi-4's cache is 200 GB.
@@ -149,8 +159,12 @@ int main(int argc, char** argv) {
     r.prompt.assign(completion.begin(), completion.begin() + std::min<int64_t>(16, a.completion));
     r.max_new_tokens = a.new_tokens;
     r.sampling.temperature = 0;
-    engine.generate({r});  // warm-up
-    align::Engine timed(model, nullptr, opt);
+    engine.generate({r});  // warm-up (with --cuda-graphs: captures the 1-row graph)
+    // Timed on a fresh engine (a cold prefix cache); with --cuda-graphs on the warm one, whose
+    // graph is captured (its prompt then comes from the prefix cache: 16 tokens).
+    std::optional<align::Engine> fresh;
+    if (!a.cuda_graphs) fresh.emplace(model, nullptr, opt);
+    align::Engine& timed = fresh ? *fresh : engine;
     const auto start = std::chrono::steady_clock::now();
     const auto out = timed.generate({r});
     const double s = seconds_since(start);
@@ -200,6 +214,23 @@ int main(int argc, char** argv) {
     std::printf("engine host time per step: %.3f ms (%.1f%% of the load's time)\n",
                 1e3 * st.host_seconds / static_cast<double>(std::max<int64_t>(1, st.steps)),
                 100 * st.host_seconds / s);
+    if (opt.decode_buckets || opt.cuda_graphs) {
+      std::printf(
+          "decode steps on bucket buffers: %lld of %lld, CUDA graphs captured: %lld "
+          "(capture inside the timed run)\n",
+          static_cast<long long>(engine.bucketed_steps()), static_cast<long long>(st.steps),
+          static_cast<long long>(engine.graphs_captured()));
+    }
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  try {
+    return run_bench(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rollout_bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -368,16 +368,14 @@ torch::Tensor paged_decode_attention(const torch::Tensor& q, const torch::Tensor
     // key splits are sized by the caller's max_context_len. CPU: the lengths are checked first
     // (the host has them at no cost).
     if (backend == Backend::kCpu) host_lens(op, "context_lens", context_lens, 1, max_context_len);
-    std::vector<int64_t> offsets(B + 1), rows(B);
-    for (int64_t b = 0; b < B; ++b) {
-      offsets[b + 1] = b + 1;
-      rows[b] = b;
-    }
+    // One query row per sequence: offsets 0..B and rows 0..B-1, made on the device (no host copy,
+    // so a CUDA graph can capture the call: rollout/decode_graphs.h).
+    const auto ints = q.options().dtype(torch::kInt32);
     Pass pass;
     pass.pages = block_tables.stride(1) == 1 ? block_tables : block_tables.contiguous();
     pass.lens = context_lens.contiguous();
-    pass.row_offsets = device_ints(offsets, q.device());
-    pass.rows = device_ints(rows, q.device());
+    pass.row_offsets = torch::arange(B + 1, ints);
+    pass.rows = torch::arange(B, ints);
     pass.max_rows = B > 0 ? 1 : 0;
     pass.max_len = max_context_len;
     std::vector<Pass> passes{pass};

@@ -23,7 +23,9 @@ Engine::Engine(const Phi3Model& model, const Tokenizer* tokenizer, EngineOptions
                  ? std::max<int64_t>(1, options_.kv_budget_tokens / options_.page_size)
                  : 1,
              std::max<int64_t>(1, options_.page_size), model.dtype(), model.device()),
-      prefixes_(cache_, static_cast<size_t>(std::max<int64_t>(0, options_.max_cached_prefixes))) {
+      prefixes_(cache_, static_cast<size_t>(std::max<int64_t>(0, options_.max_cached_prefixes))),
+      runner_(std::make_unique<ModelRunner>(
+          model, cache_, ModelRunner::Options{options_.decode_buckets, options_.cuda_graphs})) {
   const auto& o = options_;
   if (o.page_size <= 0 || o.kv_budget_tokens < o.page_size || o.max_batch <= 0 ||
       o.prefill_chunk <= 0) {
@@ -34,6 +36,15 @@ Engine::Engine(const Phi3Model& model, const Tokenizer* tokenizer, EngineOptions
         ", max_batch " + std::to_string(o.max_batch) + ", prefill_chunk " +
         std::to_string(o.prefill_chunk));
   }
+}
+
+Engine::~Engine() = default;
+
+int64_t Engine::bucketed_steps() const {
+  return runner_->bucketed_steps();
+}
+int64_t Engine::graphs_captured() const {
+  return runner_->graphs_captured();
 }
 
 std::vector<std::vector<GeneratedSample>> Engine::generate(
@@ -85,7 +96,7 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
   }
 
   Scheduler scheduler(c, options_, cache_, prefixes_, requests, results, std::move(waiting));
-  ModelRunner runner(model_, cache_);
+  ModelRunner& runner = *runner_;
   const StopChecker stops(tokenizer_);
   int64_t generated = 0;
   using Clock = std::chrono::steady_clock;

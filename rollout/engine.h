@@ -57,6 +57,8 @@
 
 namespace align {
 
+class ModelRunner;  // rollout/model_runner.h
+
 struct GenerationRequest {
   std::vector<TokenId> prompt;            // token ids (chat template already applied by the caller)
   int64_t num_samples = 1;                // forks of the prefilled prompt sharing its pages
@@ -83,6 +85,13 @@ struct EngineOptions {
   bool reuse_prefixes = true;                // keep prompts and finished samples as cached prefixes
   int64_t max_cached_prefixes = 1024;        // prefix-cache entries (LRU)
   std::function<void(int64_t)> on_progress;  // optional: tokens generated so far in this call
+  // Decode steps of at most 256 rows run on persistent buffers, one set per bucket of 1, 2, 4,
+  // ..., 256 rows, padded (rollout/decode_graphs.h). Costs the padding rows' compute; what
+  // CUDA graphs need, and tested on the CPU for that.
+  bool decode_buckets = false;
+  // CUDA models: capture each bucket's decode step as a CUDA graph and replay it (implies
+  // decode_buckets; prefill stays eager). InputError for a CPU model.
+  bool cuda_graphs = false;
 
   // The "rollout" section of align eval and align pts configs (common/config_fields.h).
   template <typename V>
@@ -92,6 +101,7 @@ struct EngineOptions {
     v("max_batch", max_batch, "samples decoded together at most");
     v("prefill_chunk", prefill_chunk, "prompt tokens per step, over all prefilling requests");
     v("max_cached_prefixes", max_cached_prefixes, "prefix-cache entries kept (LRU)");
+    v("cuda_graphs", cuda_graphs, "capture the decode step per batch bucket as a CUDA graph");
   }
 };
 
@@ -99,6 +109,7 @@ class Engine {
  public:
   // `model` (and `tokenizer`, may be null without stop strings) must outlive the engine.
   Engine(const Phi3Model& model, const Tokenizer* tokenizer, EngineOptions options);
+  ~Engine();
 
   // All requests, continuously batched; returns results[request][sample]. Throws InputError for a
   // malformed request (empty prompt, token outside the vocabulary, stop strings without a
@@ -120,6 +131,9 @@ class Engine {
     double host_seconds = 0;
   };
   const Stats& stats() const { return stats_; }
+  // Decode steps run on the bucket buffers, and CUDA graphs captured, over the engine's life.
+  int64_t bucketed_steps() const;
+  int64_t graphs_captured() const;
   void reset_stats() { stats_ = Stats(); }
   // Drops every cached prefix (their pages return to the free list).
   const PagedKvCache& kv_cache() const { return cache_; }
@@ -129,7 +143,8 @@ class Engine {
   const Tokenizer* tokenizer_;
   EngineOptions options_;
   PagedKvCache cache_;
-  PrefixCache prefixes_;  // after cache_: releases its sequences first
+  PrefixCache prefixes_;                 // after cache_: releases its sequences first
+  std::unique_ptr<ModelRunner> runner_;  // after cache_; its buffers live as long as the engine
   Stats stats_;
 };
 

@@ -17,10 +17,19 @@ double seconds_since(Clock::time_point start) {
 
 }  // namespace
 
+ModelRunner::ModelRunner(const Phi3Model& model, PagedKvCache& cache, Options options)
+    : model_(model), cache_(cache) {
+  if (options.decode_buckets || options.cuda_graphs) {
+    graphs_ = std::make_unique<DecodeGraphs>(model, cache, options.cuda_graphs);
+  }
+}
+
 torch::Tensor ModelRunner::run(const std::vector<PagedRow>& rows) {
   const PagedStep step = plan_paged_step(model_, cache_, rows);
   const auto start = Clock::now();
-  torch::Tensor logits = run_paged_step(model_, cache_, step);
+  const bool bucketed = graphs_ && graphs_->serves(step);
+  bucketed_steps_ += bucketed ? 1 : 0;
+  torch::Tensor logits = bucketed ? graphs_->run(step) : run_paged_step(model_, cache_, step);
   compute_seconds_ += seconds_since(start);
   return logits;
 }

@@ -13,6 +13,10 @@
 #   4. sft       bench/sft_bench: LoRA r16 SFT step, Phi-4 shape, 1 x 2048 tokens, activation
 #                checkpointing: tokens/s and MFU
 #   5. dpo       bench/dpo_bench: token-pair DPO step, Phi-4 shape (8 layers), chains vs sequences
+#   6. graphs    bench/rollout_bench --cuda-graphs: batch-1 decode with the decode step captured as
+#                CUDA graphs per batch bucket (EngineOptions::cuda_graphs) and a smaller PTS-shaped
+#                load (capture inside its time); last, so it takes only what the budget has left.
+#                The dry run takes --decode-buckets instead (the same padded buffers, eager).
 # Then one table on stdout and in $OUT/summary.md; the logs are $OUT/<step>.log ($OUT defaults to
 # runs/gpu_check).
 #
@@ -63,7 +67,9 @@ if [ "$mode" = cpu ]; then
   rollout_load=(--prefixes 2 --samples 4 --completion 64 --new-tokens 16)
   sft_load=(--rows 1 --seq 128 --steps 1 --lora-rank 16 --checkpointing)
   dpo_load=(--layers 2 --completions 2 --pivots 4 --prompt 16 --completion 32 --steps 1)
-  caps=(build:1800 tests:300 rollout_align:120 rollout_transformers:120 sft:120 dpo:120)
+  graphs=(--decode-buckets --prefixes 1 --samples 4 --completion 3 --new-tokens 16)
+  caps=(build:1800 tests:300 rollout_align:120 rollout_transformers:120 sft:120 dpo:120
+        rollout_graphs:120)
   budget=3600
 else
   build="${BUILD_DIR:-build-gpu}"
@@ -73,7 +79,9 @@ else
   rollout_load=(--prefixes 8 --samples 64 --completion 512 --new-tokens 256)
   sft_load=(--rows 1 --seq 2048 --steps 3 --lora-rank 16 --checkpointing)
   dpo_load=(--layers 8 --completions 4 --pivots 8 --prompt 256 --completion 512 --steps 3)
-  caps=(build:270 tests:60 rollout_align:75 rollout_transformers:90 sft:45 dpo:30)
+  graphs=(--cuda-graphs --prefixes 2 --samples 64 --completion 512 --new-tokens 64)
+  caps=(build:270 tests:60 rollout_align:75 rollout_transformers:90 sft:45 dpo:30
+        rollout_graphs:40)
   budget=540
   export PKG_CONFIG_PATH="$root/.device/root/usr/lib/x86_64-linux-gnu/pkgconfig:$root/.device/root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   if [ -d .device/root ]; then export PKG_CONFIG_SYSROOT_DIR="$root/.device/root"; fi
@@ -129,6 +137,7 @@ if [ "${status[build]}" = ok ]; then
   fi
   step sft "$bin/sft_bench" --preset "$preset" "${dev[@]}" "${sft_load[@]}"
   step dpo "$bin/dpo_bench" --preset "$preset" "${dev[@]}" "${dpo_load[@]}"
+  step rollout_graphs "$bin/rollout_bench" --preset "$preset" "${dev[@]}" "${graphs[@]}"
 fi
 
 # The table: one row per step, with the figures each log ends with.
@@ -141,13 +150,16 @@ decode_a=$(field rollout_align '^batch-1 decode' 4)
 decode_roof=$(field rollout_align '^batch-1 decode' 7)
 pts_a=$(field rollout_align '^PTS ' 6)
 decode_t=$(field rollout_transformers '^batch-1 decode' 4)
+decode_g=$(field rollout_graphs '^batch-1 decode' 4)
+decode_g_roof=$(field rollout_graphs '^batch-1 decode' 7)
+captured=$(field rollout_graphs '^decode steps on bucket buffers' 12)
 pts_t=$(field rollout_transformers '^PTS ' 6)
 ratio() {
   if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; else echo -; fi
 }
-sft_tps=$(field sft '^lora' 3)
-sft_tflops=$(field sft '^lora' 4)
-sft_mfu=$(field sft '^lora' 5)
+sft_tps=$(field sft '^lora' 4)  # 'lora r16' is two fields
+sft_tflops=$(field sft '^lora' 5)
+sft_mfu=$(field sft '^lora' 6)
 dpo_speedup=$(field dpo '^speed-up' 3)
 {
   echo "# GPU check ($mode): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -156,7 +168,7 @@ dpo_speedup=$(field dpo '^speed-up' 3)
   echo
   echo "| step | status | seconds |"
   echo "|---|---|---|"
-  for name in build tests rollout_align rollout_transformers sft dpo; do
+  for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs; do
     echo "| $name | ${status[$name]:-not run} | ${seconds[$name]:--} |"
   done
   echo
@@ -166,14 +178,15 @@ dpo_speedup=$(field dpo '^speed-up' 3)
   echo "| PTS-shaped load tokens/s (${rollout_load[*]}) | ${pts_a:--} | ${pts_t:--} | $(ratio "$pts_a" "$pts_t") |"
   echo "| LoRA SFT (${sft_load[*]}) | ${sft_tps:--} tokens/s, ${sft_tflops:--} TFLOP/s, MFU ${sft_mfu:--} | | |"
   echo "| token-pair DPO, chains vs sequences (pairs/s) | ${dpo_speedup:--} | | |"
+  echo "| batch-1 decode tokens/s, ${graphs[0]#--} (graphs captured: ${captured:--}) | ${decode_g:--} (${decode_g_roof:-n/a} of the roofline) | ${decode_t:--} | $(ratio "$decode_g" "$decode_t") |"
   echo
   echo "total: $((SECONDS - start)) s"
 } | tee "$out/summary.md"
 
 # Exit status: 0 only when every step ran and every figure of the table was found.
-for name in build tests rollout_align rollout_transformers sft dpo; do
+for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs; do
   [ "${status[$name]:-}" = ok ] || exit 1
 done
-for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup"; do
+for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup" "$decode_g"; do
   [ -n "$figure" ] || { echo "gpu_check: a figure is missing from the logs in $out" >&2; exit 1; }
 done

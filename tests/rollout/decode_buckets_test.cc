@@ -1,4 +1,4 @@
-// Decode-step bucketing: bucket sizes by hand, padding rows that write nothing and read one key.
+// Decode-step bucket sizes by hand (the padded steps themselves: decode_graphs_test.cc).
 #include "rollout/decode_buckets.h"
 
 #include <gtest/gtest.h>
@@ -19,29 +19,6 @@ TEST(DecodeBuckets, RoundsUpToThePowersOfTwoUpTo256) {
   EXPECT_EQ(decode_bucket(256), 256);
   EXPECT_EQ(decode_bucket(257), 257);  // past the largest bucket: not bucketed
   EXPECT_THROW(decode_bucket(0), InputError);
-}
-
-TEST(DecodeBuckets, PaddingRowsWriteNothingAndAreMasked) {
-  const PaddedDecodeRows p = pad_decode_rows({40, 7, 12}, {9, 0, 30});
-  EXPECT_EQ(p.rows, 3);
-  EXPECT_EQ(p.bucket, 4);
-  EXPECT_EQ(p.slots, (std::vector<int64_t>{40, 7, 12, -1}));
-  EXPECT_EQ(p.positions, (std::vector<int64_t>{9, 0, 30, 0}));
-  EXPECT_EQ(p.context_lens, (std::vector<int64_t>{10, 1, 31, 1}));
-  EXPECT_EQ(p.valid, (std::vector<bool>{true, true, true, false}));
-}
-
-TEST(DecodeBuckets, ExactBucketHasNoPadding) {
-  const PaddedDecodeRows p = pad_decode_rows({1, 2}, {3, 4});
-  EXPECT_EQ(p.bucket, 2);
-  EXPECT_EQ(p.valid, (std::vector<bool>{true, true}));
-}
-
-TEST(DecodeBuckets, RejectsBadInputs) {
-  EXPECT_THROW(pad_decode_rows({}, {}), InputError);
-  EXPECT_THROW(pad_decode_rows({1, 2}, {3}), InputError);
-  EXPECT_THROW(pad_decode_rows({-1}, {3}), InputError);
-  EXPECT_THROW(pad_decode_rows({1}, {-3}), InputError);
 }
 
 }  // namespace
