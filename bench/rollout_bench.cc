@@ -12,12 +12,13 @@
 //                 [--layers N] [--save-config FILE] [--device cpu|cuda] [--dtype fp32|bf16]
 //                 [--prefixes 8] [--samples 64] [--completion 512] [--new-tokens 256]
 //                 [--kv-budget-tokens N (default: what the PTS-shaped load needs at once)]
-//                 [--decode-buckets] [--cuda-graphs]
+//                 [--decode-buckets] [--cuda-graphs] [--cascade-decode]
 // --preset / --config build a random model of that shape in-process (no checkpoint on disk: a
 // Phi-4-shaped one is 29 GB); --layers keeps the first N layers; --save-config writes the shape
 // used as a Hugging Face config.json, for bench/rollout_transformers.py --config.
 // --decode-buckets / --cuda-graphs: EngineOptions' decode_buckets / cuda_graphs (decode steps on
-// persistent padded buffers; on CUDA captured and replayed as graphs).
+// persistent padded buffers; on CUDA captured and replayed as graphs). --cascade-decode:
+// EngineOptions::cascade_decode (CUDA: forks of one prompt decode in the shared-prefix form).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -39,7 +40,7 @@ struct Args {
   int64_t prefixes = 8, samples = 64, completion = 512, new_tokens = 256;
   int64_t kv_budget_tokens = 0;  // 0: what the PTS-shaped load needs (see main)
   double peak_gbs = -1, peak_tflops = -1;
-  bool decode_buckets = false, cuda_graphs = false;
+  bool decode_buckets = false, cuda_graphs = false, cascade_decode = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -81,6 +82,8 @@ Args parse(int argc, char** argv) {
       a.decode_buckets = true;
     else if (k == "--cuda-graphs")
       a.cuda_graphs = true;
+    else if (k == "--cascade-decode")
+      a.cascade_decode = true;
     else if (k == "--peak-gbs")
       a.peak_gbs = std::stod(next());
     else if (k == "--peak-tflops")
@@ -131,6 +134,7 @@ static int run_bench(const Args& a) {
   align::EngineOptions opt;
   opt.decode_buckets = a.decode_buckets;
   opt.cuda_graphs = a.cuda_graphs;
+  opt.cascade_decode = a.cascade_decode;
   // By default the KV cache holds the PTS-shaped load at once: the prompts (shared by their
   // samples) plus every sample's new tokens, a page of slack each. A fixed large budget would not
   // fit: a million tokens of Phi-4's cache is 200 GB.

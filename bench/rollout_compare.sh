@@ -20,7 +20,7 @@ args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --config|--preset|--layers|--kv-budget-tokens|--peak-gbs|--peak-tflops|--model) shift 2 ;;
-    --decode-buckets|--cuda-graphs) shift ;;
+    --decode-buckets|--cuda-graphs|--cascade-decode) shift ;;
     *) args+=("$1"); shift ;;
   esac
 done

@@ -489,8 +489,9 @@ struct SharedPrefixHost {
   std::vector<int64_t> group_of_row, prefix_lens, suffix_lens;
 };
 
-SharedPrefixHost check_shared_prefix(const torch::Tensor& q, const torch::Tensor& k_cache,
-                                     const torch::Tensor& v_cache, const SharedPrefixBatch& s) {
+// The shapes, dtypes and devices of a shared-prefix call (no lengths read); returns page_size.
+int64_t check_shared_prefix_shapes(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                   const torch::Tensor& v_cache, const SharedPrefixBatch& s) {
   const std::string op = "paged_decode_attention_shared_prefix";
   const int64_t page_size = check_q_and_caches(op.c_str(), q, k_cache, v_cache).second;
   const int64_t B = q.size(0);
@@ -500,6 +501,16 @@ SharedPrefixHost check_shared_prefix(const torch::Tensor& q, const torch::Tensor
   check_index_tensor(op, "group_prefix_pages", s.group_prefix_pages, 2, G, q);
   check_index_tensor(op, "suffix_block_tables", s.suffix_block_tables, 2, B, q);
   check_index_tensor(op, "suffix_lens", s.suffix_lens, 1, B, q);
+  return page_size;
+}
+
+// The shapes, then the lengths read back to the host and checked against the tables.
+SharedPrefixHost check_shared_prefix(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                     const torch::Tensor& v_cache, const SharedPrefixBatch& s) {
+  const std::string op = "paged_decode_attention_shared_prefix";
+  const int64_t page_size = check_shared_prefix_shapes(q, k_cache, v_cache, s);
+  const int64_t B = q.size(0);
+  const int64_t G = s.group_prefix_lens.size(0);
   SharedPrefixHost h;
   h.group_of_row = host_lens(op, "group_of_row", s.group_of_row, 0, G - 1);
   h.prefix_lens = host_lens(op, "group_prefix_lens", s.group_prefix_lens, 0,
@@ -515,6 +526,61 @@ SharedPrefixHost check_shared_prefix(const torch::Tensor& q, const torch::Tensor
 }
 
 }  // namespace
+
+SharedPrefixBatch::Plan shared_prefix_plan(std::vector<int64_t> group_of_row,
+                                           std::vector<int64_t> prefix_lens,
+                                           std::vector<int64_t> suffix_lens,
+                                           const torch::Device& device) {
+  const std::string op = "shared_prefix_plan";
+  const auto B = static_cast<int64_t>(group_of_row.size());
+  const auto G = static_cast<int64_t>(prefix_lens.size());
+  if (static_cast<int64_t>(suffix_lens.size()) != B) {
+    throw Error(op + ": " + std::to_string(suffix_lens.size()) + " suffix lengths for " +
+                std::to_string(B) + " rows");
+  }
+  for (int64_t g = 0; g < G; ++g) {
+    if (prefix_lens[g] < 0) throw Error(op + ": group " + std::to_string(g) + " has P < 0");
+  }
+  // Rows grouped by their group (CSR), the query positions and each suffix's first position.
+  std::vector<int64_t> counts(G, 0), group_offsets(G + 1, 0), group_rows(B), qpos(B), key_off(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t g = group_of_row[b];
+    if (g < 0 || g >= G || suffix_lens[b] < 0 || prefix_lens[g] + suffix_lens[b] < 1) {
+      throw Error(op + ": row " + std::to_string(b) + " has group " + std::to_string(g) + " of " +
+                  std::to_string(G) + " and suffix " + std::to_string(suffix_lens[b]) +
+                  ": expected a group in range and at least one key");
+    }
+    ++counts[g];
+  }
+  for (int64_t g = 0; g < G; ++g)
+    group_offsets[g + 1] = group_offsets[g] + counts[g];
+  std::vector<int64_t> fill(group_offsets.begin(), group_offsets.end() - 1);
+  std::vector<int64_t> row_offsets(B + 1), rows(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t g = group_of_row[b];
+    group_rows[fill[g]++] = b;
+    key_off[b] = prefix_lens[g];
+    qpos[b] = prefix_lens[g] + suffix_lens[b] - 1;
+    row_offsets[b + 1] = b + 1;
+    rows[b] = b;
+  }
+  SharedPrefixBatch::Plan p;
+  p.group_offsets = device_ints(group_offsets, device);
+  p.group_rows = device_ints(group_rows, device);
+  p.key_pos_offset = device_ints(key_off, device);
+  p.row_offsets = device_ints(row_offsets, device);
+  p.rows = device_ints(rows, device);
+  p.query_pos = device_ints(qpos, device);
+  p.max_group_rows = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
+  p.max_prefix_len =
+      prefix_lens.empty() ? 0 : *std::max_element(prefix_lens.begin(), prefix_lens.end());
+  p.max_suffix_len =
+      suffix_lens.empty() ? 0 : *std::max_element(suffix_lens.begin(), suffix_lens.end());
+  p.group_of_row = std::move(group_of_row);
+  p.prefix_lens = std::move(prefix_lens);
+  p.suffix_lens = std::move(suffix_lens);
+  return p;
+}
 
 torch::Tensor paged_decode_attention_shared_prefix_reference(const torch::Tensor& q,
                                                              const torch::Tensor& k_cache,
@@ -569,45 +635,37 @@ torch::Tensor paged_decode_attention_shared_prefix(const torch::Tensor& q,
                                                    const SharedPrefixBatch& batch, double scale,
                                                    int64_t sliding_window) {
   if (backend_for(q, k_cache, v_cache) != Backend::kReference) {
-    const SharedPrefixHost h = check_shared_prefix(q, k_cache, v_cache, batch);
-    const int64_t B = q.size(0), G = static_cast<int64_t>(h.prefix_lens.size());
-    // Rows grouped by their group (CSR), the query positions and each suffix's first position.
-    std::vector<int64_t> counts(G, 0), group_offsets(G + 1, 0), group_rows(B), qpos(B), key_off(B);
-    for (int64_t b = 0; b < B; ++b)
-      ++counts[h.group_of_row[b]];
-    for (int64_t g = 0; g < G; ++g)
-      group_offsets[g + 1] = group_offsets[g] + counts[g];
-    std::vector<int64_t> fill(group_offsets.begin(), group_offsets.end() - 1);
-    std::vector<int64_t> row_offsets(B + 1), rows(B);
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t g = h.group_of_row[b];
-      group_rows[fill[g]++] = b;
-      key_off[b] = h.prefix_lens[g];
-      qpos[b] = h.prefix_lens[g] + h.suffix_lens[b] - 1;
-      row_offsets[b + 1] = b + 1;
-      rows[b] = b;
+    std::optional<SharedPrefixBatch::Plan> made;
+    if (batch.plan) {
+      check_shared_prefix_shapes(q, k_cache, v_cache, batch);
+      if (static_cast<int64_t>(batch.plan->group_of_row.size()) != q.size(0)) {
+        throw Error("paged_decode_attention_shared_prefix: a plan of " +
+                    std::to_string(batch.plan->group_of_row.size()) + " rows for " +
+                    std::to_string(q.size(0)) + " queries");
+      }
+    } else {
+      SharedPrefixHost h = check_shared_prefix(q, k_cache, v_cache, batch);
+      made = shared_prefix_plan(std::move(h.group_of_row), std::move(h.prefix_lens),
+                                std::move(h.suffix_lens), q.device());
     }
-    const auto device = q.device();
+    const SharedPrefixBatch::Plan& plan = batch.plan ? *batch.plan : *made;
     Pass prefix;
     prefix.pages = batch.group_prefix_pages.contiguous();
     prefix.lens = batch.group_prefix_lens.contiguous();
-    prefix.row_offsets = device_ints(group_offsets, device);
-    prefix.rows = device_ints(group_rows, device);
-    prefix.max_rows = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
-    prefix.max_len =
-        h.prefix_lens.empty() ? 0 : *std::max_element(h.prefix_lens.begin(), h.prefix_lens.end());
+    prefix.row_offsets = plan.group_offsets;
+    prefix.rows = plan.group_rows;
+    prefix.max_rows = plan.max_group_rows;
+    prefix.max_len = plan.max_prefix_len;
     Pass suffix;
     suffix.pages = batch.suffix_block_tables.contiguous();
     suffix.lens = batch.suffix_lens.contiguous();
-    suffix.key_pos_offset = device_ints(key_off, device);
-    suffix.row_offsets = device_ints(row_offsets, device);
-    suffix.rows = device_ints(rows, device);
-    suffix.max_rows = B > 0 ? 1 : 0;
-    suffix.max_len =
-        h.suffix_lens.empty() ? 0 : *std::max_element(h.suffix_lens.begin(), h.suffix_lens.end());
+    suffix.key_pos_offset = plan.key_pos_offset;
+    suffix.row_offsets = plan.row_offsets;
+    suffix.rows = plan.rows;
+    suffix.max_rows = q.size(0) > 0 ? 1 : 0;
+    suffix.max_len = plan.max_suffix_len;
     std::vector<Pass> passes{prefix, suffix};
-    return run_kernels(q, k_cache, v_cache, passes, device_ints(qpos, device), scale,
-                       sliding_window);
+    return run_kernels(q, k_cache, v_cache, passes, plan.query_pos, scale, sliding_window);
   }
   return paged_decode_attention_shared_prefix_reference(q, k_cache, v_cache, batch, scale,
                                                         sliding_window);

@@ -15,6 +15,9 @@
 
 #include <torch/types.h>
 
+#include <optional>
+#include <vector>
+
 #include <cstdint>
 #include <vector>
 
@@ -80,7 +83,32 @@ struct SharedPrefixBatch {
   torch::Tensor group_prefix_lens;    // [G] int32, P_g >= 0
   torch::Tensor suffix_block_tables;  // [B, max_suffix_pages] int32
   torch::Tensor suffix_lens;          // [B] int32, S_b >= 0, P_g + S_b >= 1
+
+  // What the kernels read besides the tensors above: the lengths as the host has them and the
+  // rows' metadata, on the device. Optional: the engine's planner fills it once per step
+  // (shared_prefix_plan), from the host lengths it built the tensors from; without it the op
+  // copies the lengths to the host and builds the metadata on every call (on CUDA a device sync
+  // per layer). A plan must describe the tensors it sits beside: the op does not check that.
+  struct Plan {
+    std::vector<int64_t> group_of_row, prefix_lens, suffix_lens;  // host copies
+    torch::Tensor group_offsets;   // [G + 1] int32: group g's rows are group_rows[offsets[g]..)
+    torch::Tensor group_rows;      // [B] int32, rows ordered by group
+    torch::Tensor key_pos_offset;  // [B] int32, P of the row's group (its suffix's first position)
+    torch::Tensor row_offsets;     // [B + 1] int32, 0..B
+    torch::Tensor rows;            // [B] int32, 0..B-1
+    torch::Tensor query_pos;       // [B] int32, P_g + S_b - 1
+    int64_t max_group_rows = 0, max_prefix_len = 0, max_suffix_len = 0;
+  };
+  std::optional<Plan> plan;
 };
+
+// The plan of a shared-prefix batch from its host lengths (group_of_row [B], prefix_lens [G],
+// suffix_lens [B]), its tensors on `device`. Throws align::Error on a row out of [0, G), a
+// negative length or a row without keys.
+SharedPrefixBatch::Plan shared_prefix_plan(std::vector<int64_t> group_of_row,
+                                           std::vector<int64_t> prefix_lens,
+                                           std::vector<int64_t> suffix_lens,
+                                           const torch::Device& device);
 
 torch::Tensor paged_decode_attention_shared_prefix(const torch::Tensor& q,
                                                    const torch::Tensor& k_cache,

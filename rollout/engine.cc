@@ -25,7 +25,9 @@ Engine::Engine(const Phi3Model& model, const Tokenizer* tokenizer, EngineOptions
              std::max<int64_t>(1, options_.page_size), model.dtype(), model.device()),
       prefixes_(cache_, static_cast<size_t>(std::max<int64_t>(0, options_.max_cached_prefixes))),
       runner_(std::make_unique<ModelRunner>(
-          model, cache_, ModelRunner::Options{options_.decode_buckets, options_.cuda_graphs})) {
+          model, cache_,
+          ModelRunner::Options{options_.decode_buckets, options_.cuda_graphs,
+                               options_.cascade_decode})) {
   const auto& o = options_;
   if (o.page_size <= 0 || o.kv_budget_tokens < o.page_size || o.max_batch <= 0 ||
       o.prefill_chunk <= 0) {

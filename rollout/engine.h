@@ -92,6 +92,11 @@ struct EngineOptions {
   // CUDA models: capture each bucket's decode step as a CUDA graph and replay it (implies
   // decode_buckets; prefill stays eager). InputError for a CPU model.
   bool cuda_graphs = false;
+  // CUDA models: decode rows forked from one prompt read its shared pages once, in the
+  // shared-prefix ("cascade") form of the decode kernel, as the CPU always does. Off until a GPU
+  // measurement says it pays (scripts/gpu_check.sh runs the PTS-shaped load both ways).
+  // Bucketed and captured decode steps never take it.
+  bool cascade_decode = false;
 
   // The "rollout" section of align eval and align pts configs (common/config_fields.h).
   template <typename V>
@@ -102,6 +107,8 @@ struct EngineOptions {
     v("prefill_chunk", prefill_chunk, "prompt tokens per step, over all prefilling requests");
     v("max_cached_prefixes", max_cached_prefixes, "prefix-cache entries kept (LRU)");
     v("cuda_graphs", cuda_graphs, "capture the decode step per batch bucket as a CUDA graph");
+    v("cascade_decode", cascade_decode,
+      "CUDA: decode forks of one prompt in the shared-prefix form");
   }
 };
 

@@ -18,14 +18,14 @@ double seconds_since(Clock::time_point start) {
 }  // namespace
 
 ModelRunner::ModelRunner(const Phi3Model& model, PagedKvCache& cache, Options options)
-    : model_(model), cache_(cache) {
+    : model_(model), cache_(cache), cascade_decode_(options.cascade_decode) {
   if (options.decode_buckets || options.cuda_graphs) {
     graphs_ = std::make_unique<DecodeGraphs>(model, cache, options.cuda_graphs);
   }
 }
 
 torch::Tensor ModelRunner::run(const std::vector<PagedRow>& rows) {
-  const PagedStep step = plan_paged_step(model_, cache_, rows);
+  const PagedStep step = plan_paged_step(model_, cache_, rows, cascade_decode_);
   const auto start = Clock::now();
   const bool bucketed = graphs_ && graphs_->serves(step);
   bucketed_steps_ += bucketed ? 1 : 0;

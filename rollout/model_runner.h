@@ -24,6 +24,7 @@ class ModelRunner {
   struct Options {
     bool decode_buckets = false;  // decode steps on persistent per-bucket buffers
     bool cuda_graphs = false;     // ... captured and replayed as CUDA graphs (implies buckets)
+    bool cascade_decode = false;  // CUDA: forks of one prompt decode in the shared-prefix form
   };
   // `model` and `cache` outlive the runner. Throws InputError for cuda_graphs without a CUDA
   // model in a build with the CUDA kernels.
@@ -51,6 +52,7 @@ class ModelRunner {
   const Phi3Model& model_;
   PagedKvCache& cache_;
   std::unique_ptr<DecodeGraphs> graphs_;  // null without decode buckets
+  bool cascade_decode_ = false;
   double compute_seconds_ = 0;
   int64_t bucketed_steps_ = 0;
 };

@@ -93,7 +93,7 @@ class PagedAttentionBackend final : public AttentionBackend {
 }  // namespace
 
 PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
-                          const std::vector<PagedRow>& rows) {
+                          const std::vector<PagedRow>& rows, bool shared_prefix_on_cuda) {
   const ModelConfig& c = model.config();
   check_rows(c, cache, rows);
   const auto device = model.device();
@@ -152,7 +152,7 @@ PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
                          .to(device)
                          .view({1, step.num_tokens});
   }
-  step.decode = paged_decode_batch(cache, decode_seqs, decode_offsets);
+  step.decode = paged_decode_batch(cache, decode_seqs, decode_offsets, shared_prefix_on_cuda);
   step.prefill = paged_prefill_batch(cache, prefill_seqs, prefill_offsets, prefill_counts);
   return step;
 }

@@ -83,8 +83,10 @@ namespace {
 // Rows grouped by their leading page ids (see PagedDecodeBatch::shared), or nothing when no two
 // rows share a full page.
 std::optional<SharedPrefixBatch> shared_prefix_batch(const PagedKvCache& cache,
-                                                     const std::vector<int64_t>& seqs) {
-  if (!cache.k.front().device().is_cpu()) return std::nullopt;  // see paged_forward_attention.h
+                                                     const std::vector<int64_t>& seqs,
+                                                     bool on_cuda) {
+  // See paged_forward_attention.h: on CUDA only when asked for.
+  if (!cache.k.front().device().is_cpu() && !on_cuda) return std::nullopt;
   const int64_t ps = cache.page_size(), B = static_cast<int64_t>(seqs.size());
   std::map<int64_t, int64_t> group_of_page;      // first page id -> group
   std::vector<int64_t> group_of_row(B), shared;  // shared: common full pages per group
@@ -145,14 +147,26 @@ std::optional<SharedPrefixBatch> shared_prefix_batch(const PagedKvCache& cache,
     rows.data_ptr<int32_t>()[b] = static_cast<int32_t>(g);
   }
   const auto device = cache.k.front().device();
-  return SharedPrefixBatch{rows.to(device), prefix_pages.to(device), prefix_lens.to(device),
-                           suffix_pages.to(device), suffix_lens.to(device)};
+  SharedPrefixBatch batch;
+  batch.group_of_row = rows.to(device);
+  batch.group_prefix_pages = prefix_pages.to(device);
+  batch.group_prefix_lens = prefix_lens.to(device);
+  batch.suffix_block_tables = suffix_pages.to(device);
+  batch.suffix_lens = suffix_lens.to(device);
+  // The kernels' row metadata, once per step from the host's lengths (no copy back per layer).
+  const auto host = [](const torch::Tensor& t) {
+    const int32_t* p = t.data_ptr<int32_t>();
+    return std::vector<int64_t>(p, p + t.numel());
+  };
+  batch.plan = shared_prefix_plan(host(rows), host(prefix_lens), host(suffix_lens), device);
+  return batch;
 }
 
 }  // namespace
 
 PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector<int64_t>& seqs,
-                                    const std::vector<int64_t>& offsets) {
+                                    const std::vector<int64_t>& offsets,
+                                    bool shared_prefix_on_cuda) {
   PagedDecodeBatch batch;
   if (seqs.empty()) return batch;
   for (int64_t seq : seqs)
@@ -161,7 +175,7 @@ PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector
   batch.offsets = long_tensor(offsets, device);
   batch.block_tables = cache.block_tables(seqs);
   batch.context_lens = cache.lengths(seqs);
-  batch.shared = shared_prefix_batch(cache, seqs);
+  batch.shared = shared_prefix_batch(cache, seqs, shared_prefix_on_cuda);
   return batch;
 }
 

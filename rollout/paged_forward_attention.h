@@ -7,9 +7,10 @@
 //     cache in fp32/bf16 in a build with the kernels (head dims without a compiled kernel take the
 //     op's own reference), its CPU kernel on an fp32 CPU cache. On the CPU, rows forked from one
 //     prefix (samples of one prompt: the same leading page ids) take the shared-prefix form, which
-//     reads those pages once for all of them. Not yet on CUDA: the op's checks of that form copy
-//     its lengths to the host on every call (a device sync per layer), and whether it pays there
-//     is unmeasured.
+//     reads those pages once for all of them. On CUDA only when asked for
+//     (EngineOptions::cascade_decode): whether it pays there is unmeasured. The step's plan
+//     carries the form's lengths and row metadata (SharedPrefixBatch::plan), so no layer copies
+//     them back from the device.
 //   prefill chunks on an fp32 CPU cache: the paged_prefill_attention op's CPU kernel (causal, K/V
 //     read in place, a key tile loaded once for up to 64 query vectors: tokens x GQA heads);
 //   every other row (prefill chunks elsewhere, and decode rows of other caches):
@@ -61,15 +62,16 @@ struct PagedDecodeBatch {
   torch::Tensor block_tables;   // [B, max_pages] int32
   torch::Tensor context_lens;   // [B] int32, including the new token
   int64_t max_context_len = 0;  // max of context_lens, 0 when B == 0
-  // Defined (CPU caches only) when at least two rows share their first full pages (the same page
-  // ids): rows grouped by those pages, each group's common full pages as its prefix, the rest as
-  // each row's suffix.
+  // Defined (CPU caches; CUDA ones with shared_prefix_on_cuda) when at least two rows share their
+  // first full pages (the same page ids): rows grouped by those pages, each group's common full
+  // pages as its prefix, the rest as each row's suffix; with its plan.
   std::optional<SharedPrefixBatch> shared;
 };
 
 // seqs [B]: the decode rows' sequences; offsets [B]: their queries in the packed batch.
 PagedDecodeBatch paged_decode_batch(const PagedKvCache& cache, const std::vector<int64_t>& seqs,
-                                    const std::vector<int64_t>& offsets);
+                                    const std::vector<int64_t>& offsets,
+                                    bool shared_prefix_on_cuda = false);
 
 // Whether prefill rows (several new tokens) over this cache read its pages in place: the
 // paged_prefill_attention op's CPU kernel, on an fp32 CPU cache (else the reference gathers them).

@@ -33,8 +33,10 @@ struct PagedStep {
 };
 
 // Checks the rows (InputError as paged_forward documents) and appends their tokens.
+// shared_prefix_on_cuda: decode forks of one prompt on a CUDA cache take the shared-prefix form
+// (EngineOptions::cascade_decode; CPU caches always may).
 PagedStep plan_paged_step(const Phi3Model& model, PagedKvCache& cache,
-                          const std::vector<PagedRow>& rows);
+                          const std::vector<PagedRow>& rows, bool shared_prefix_on_cuda = false);
 
 // Logits [rows with logits, V] fp32 (undefined when none). No gradients are kept.
 torch::Tensor run_paged_step(const Phi3Model& model, PagedKvCache& cache, const PagedStep& step);

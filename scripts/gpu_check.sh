@@ -17,6 +17,9 @@
 #                CUDA graphs per batch bucket (EngineOptions::cuda_graphs) and a smaller PTS-shaped
 #                load (capture inside its time); last, so it takes only what the budget has left.
 #                The dry run takes --decode-buckets instead (the same padded buffers, eager).
+#   7. cascade   bench/rollout_bench --cascade-decode: the PTS-shaped load of step 3 with forks of one
+#                prompt decoding in the shared-prefix form (EngineOptions::cascade_decode), against
+#                step 3's eager figure: whether the cascade kernel pays on CUDA.
 # Then one table on stdout and in $OUT/summary.md; the logs are $OUT/<step>.log ($OUT defaults to
 # runs/gpu_check).
 #
@@ -69,7 +72,7 @@ if [ "$mode" = cpu ]; then
   dpo_load=(--layers 2 --completions 2 --pivots 4 --prompt 16 --completion 32 --steps 1)
   graphs=(--decode-buckets --prefixes 1 --samples 4 --completion 3 --new-tokens 16)
   caps=(build:1800 tests:300 rollout_align:120 rollout_transformers:120 sft:120 dpo:120
-        rollout_graphs:120)
+        rollout_graphs:120 rollout_cascade:120)
   budget=3600
 else
   build="${BUILD_DIR:-build-gpu}"
@@ -81,7 +84,7 @@ else
   dpo_load=(--layers 8 --completions 4 --pivots 8 --prompt 256 --completion 512 --steps 3)
   graphs=(--cuda-graphs --prefixes 2 --samples 64 --completion 512 --new-tokens 64)
   caps=(build:270 tests:60 rollout_align:75 rollout_transformers:90 sft:45 dpo:30
-        rollout_graphs:40)
+        rollout_graphs:40 rollout_cascade:75)
   budget=540
   export PKG_CONFIG_PATH="$root/.device/root/usr/lib/x86_64-linux-gnu/pkgconfig:$root/.device/root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   if [ -d .device/root ]; then export PKG_CONFIG_SYSROOT_DIR="$root/.device/root"; fi
@@ -138,6 +141,8 @@ if [ "${status[build]}" = ok ]; then
   step sft "$bin/sft_bench" --preset "$preset" "${dev[@]}" "${sft_load[@]}"
   step dpo "$bin/dpo_bench" --preset "$preset" "${dev[@]}" "${dpo_load[@]}"
   step rollout_graphs "$bin/rollout_bench" --preset "$preset" "${dev[@]}" "${graphs[@]}"
+  step rollout_cascade "$bin/rollout_bench" --preset "$preset" "${dev[@]}" "${rollout_load[@]}" \
+    --cascade-decode
 fi
 
 # The table: one row per step, with the figures each log ends with.
@@ -153,6 +158,7 @@ decode_t=$(field rollout_transformers '^batch-1 decode' 4)
 decode_g=$(field rollout_graphs '^batch-1 decode' 4)
 decode_g_roof=$(field rollout_graphs '^batch-1 decode' 7)
 captured=$(field rollout_graphs '^decode steps on bucket buffers' 12)
+pts_c=$(field rollout_cascade '^PTS ' 6)
 pts_t=$(field rollout_transformers '^PTS ' 6)
 ratio() {
   if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; else echo -; fi
@@ -168,7 +174,7 @@ dpo_speedup=$(field dpo '^speed-up' 3)
   echo
   echo "| step | status | seconds |"
   echo "|---|---|---|"
-  for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs; do
+  for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs rollout_cascade; do
     echo "| $name | ${status[$name]:-not run} | ${seconds[$name]:--} |"
   done
   echo
@@ -178,15 +184,16 @@ dpo_speedup=$(field dpo '^speed-up' 3)
   echo "| PTS-shaped load tokens/s (${rollout_load[*]}) | ${pts_a:--} | ${pts_t:--} | $(ratio "$pts_a" "$pts_t") |"
   echo "| LoRA SFT (${sft_load[*]}) | ${sft_tps:--} tokens/s, ${sft_tflops:--} TFLOP/s, MFU ${sft_mfu:--} | | |"
   echo "| token-pair DPO, chains vs sequences (pairs/s) | ${dpo_speedup:--} | | |"
+  echo "| PTS-shaped load tokens/s, cascade decode vs eager (align) | ${pts_c:--} | ${pts_a:--} | $(ratio "$pts_c" "$pts_a") |"
   echo "| batch-1 decode tokens/s, ${graphs[0]#--} (graphs captured: ${captured:--}) | ${decode_g:--} (${decode_g_roof:-n/a} of the roofline) | ${decode_t:--} | $(ratio "$decode_g" "$decode_t") |"
   echo
   echo "total: $((SECONDS - start)) s"
 } | tee "$out/summary.md"
 
 # Exit status: 0 only when every step ran and every figure of the table was found.
-for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs; do
+for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs rollout_cascade; do
   [ "${status[$name]:-}" = ok ] || exit 1
 done
-for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup" "$decode_g"; do
+for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup" "$decode_g" "$pts_c"; do
   [ -n "$figure" ] || { echo "gpu_check: a figure is missing from the logs in $out" >&2; exit 1; }
 done

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "kernels/kernel_support.h"
 #include "kernels/paged_attention_op.h"
 #include "model/attention.h"
@@ -294,6 +295,11 @@ TEST(PagedAttentionSharedPrefix, RejectsBadInputs) {
   EXPECT_NO_THROW(paged_decode_attention_shared_prefix(q, c.kv.k_cache, c.kv.v_cache, bad, 1.0));
   bad.suffix_lens = ints({1, 0, 4, 0, 5, 8, 1, 7, 3, 3, 0});  // row 3: empty prefix and suffix
   EXPECT_ANY_THROW(paged_decode_attention_shared_prefix(q, c.kv.k_cache, c.kv.v_cache, bad, 1.0));
+  // The plan the engine builds from host lengths checks them as the op does.
+  EXPECT_THROW(shared_prefix_plan({0, 2}, {4, 4}, {1, 1}, torch::kCPU), Error);  // group 2 of 2
+  EXPECT_THROW(shared_prefix_plan({0}, {0}, {0}, torch::kCPU), Error);           // no key
+  EXPECT_THROW(shared_prefix_plan({0}, {-1}, {3}, torch::kCPU), Error);
+  EXPECT_THROW(shared_prefix_plan({0, 0}, {4}, {1}, torch::kCPU), Error);  // lengths for 1 row
 }
 
 // ---- The kernels against the references: CUDA (GPU) and their CPU twins ----------------------
@@ -364,13 +370,24 @@ void check_shared_prefix_matches_reference(const torch::Device& device) {
             torch::Tensor want = paged_decode_attention_shared_prefix_reference(
                 q.to(torch::kFloat32), c.kv.k_cache.to(torch::kFloat32),
                 c.kv.v_cache.to(torch::kFloat32), c.batch, scale, window);
-            SharedPrefixBatch moved{
-                on(c.batch.group_of_row, device), on(c.batch.group_prefix_pages, device),
-                on(c.batch.group_prefix_lens, device), on(c.batch.suffix_block_tables, device),
-                on(c.batch.suffix_lens, device)};
+            SharedPrefixBatch moved;
+            moved.group_of_row = on(c.batch.group_of_row, device);
+            moved.group_prefix_pages = on(c.batch.group_prefix_pages, device);
+            moved.group_prefix_lens = on(c.batch.group_prefix_lens, device);
+            moved.suffix_block_tables = on(c.batch.suffix_block_tables, device);
+            moved.suffix_lens = on(c.batch.suffix_lens, device);
             torch::Tensor got = paged_decode_attention_shared_prefix(
                 on(q, device), on(c.kv.k_cache, device), on(c.kv.v_cache, device), moved, scale,
                 window);
+            // With the plan the engine's planner builds from its host lengths: the same result,
+            // without reading the lengths back.
+            SharedPrefixBatch planned = moved;
+            planned.plan = shared_prefix_plan(c.group_of_row, c.prefix_lens, c.suffix_lens, device);
+            EXPECT_TRUE(torch::equal(paged_decode_attention_shared_prefix(
+                                         on(q, device), on(c.kv.k_cache, device),
+                                         on(c.kv.v_cache, device), planned, scale, window),
+                                     got))
+                << "planned";
             EXPECT_LE(rel_err(got, want), dtype == torch::kFloat32 ? 1e-5 : 1e-2)
                 << c10::toString(dtype) << " D " << D << " H " << H << " aligned " << aligned
                 << " window " << window;

@@ -75,6 +75,57 @@ std::vector<TokenId> tokens(int64_t n, int64_t vocab, int64_t seed) {
   return out;
 }
 
+// Pages of 4 tokens in a 1,024-token cache: prompts span several, forks share and copy pages.
+EngineOptions small_pages() {
+  EngineOptions options;
+  options.page_size = 4;
+  options.kv_budget_tokens = 1024;
+  return options;
+}
+
+// `count` greedy requests: request r has a prompt of prompt + r * prompt_step tokens (seeded
+// seed + r), samples + r * samples_step samples and new_tokens + r * new_step new tokens.
+std::vector<GenerationRequest> greedy_requests(int64_t vocab, int64_t count, int64_t prompt,
+                                               int64_t prompt_step, int64_t samples,
+                                               int64_t samples_step, int64_t new_tokens,
+                                               int64_t new_step, int64_t seed) {
+  std::vector<GenerationRequest> requests;
+  for (int64_t r = 0; r < count; ++r) {
+    GenerationRequest q;
+    q.prompt = tokens(prompt + prompt_step * r, vocab, seed + r);
+    q.num_samples = samples + samples_step * r;
+    q.max_new_tokens = new_tokens + new_step * r;
+    q.sampling.temperature = 0;
+    requests.push_back(q);
+  }
+  return requests;
+}
+
+// Two engines' greedy results on one request list: fp32 tokens equal and log-probs within 1e-3;
+// bf16 (greedy choices may legitimately flip at a near-tie) log-probs within 5e-2 up to the first
+// differing token.
+void expect_engines_agree(const std::vector<std::vector<GeneratedSample>>& got,
+                          const std::vector<std::vector<GeneratedSample>>& want,
+                          torch::ScalarType dtype) {
+  const double tol = dtype == torch::kFloat ? 1e-3 : 5e-2;
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t r = 0; r < want.size(); ++r) {
+    ASSERT_EQ(got[r].size(), want[r].size());
+    for (size_t s = 0; s < want[r].size(); ++s) {
+      const auto& w = want[r][s];
+      const auto& g = got[r][s];
+      if (dtype == torch::kFloat) {
+        EXPECT_EQ(g.tokens, w.tokens) << "request " << r << "/" << s;
+      }
+      for (size_t i = 0; i < std::min(w.tokens.size(), g.tokens.size()); ++i) {
+        if (g.tokens[i] != w.tokens[i]) break;
+        EXPECT_NEAR(g.logprobs[i], w.logprobs[i], tol)
+            << c10::toString(dtype) << " request " << r << "/" << s << " token " << i;
+      }
+    }
+  }
+}
+
 // A fixed schedule of paged_forward calls; returns the logits of every call on the CPU, in fp32.
 std::vector<torch::Tensor> run_schedule(const Phi3Model& model) {
   const ModelConfig& c = model.config();
@@ -146,18 +197,8 @@ TEST_P(PagedForwardGpuTest, Bf16FusedWithinTwiceTheCpuBf16Error) {
 TEST_P(PagedForwardGpuTest, EngineGreedyTokensAndLogprobsMatchCpu) {
   REQUIRE_GPU();
   const ModelConfig c = config_named(GetParam());
-  EngineOptions options;
-  options.page_size = 4;
-  options.kv_budget_tokens = 1024;
-  std::vector<GenerationRequest> requests;
-  for (int64_t r = 0; r < 3; ++r) {
-    GenerationRequest q;
-    q.prompt = tokens(3 + 5 * r, c.vocab_size, 100 + r);
-    q.num_samples = 2;
-    q.max_new_tokens = 12;
-    q.sampling.temperature = 0;
-    requests.push_back(q);
-  }
+  const EngineOptions options = small_pages();
+  const auto requests = greedy_requests(c.vocab_size, 3, 3, 5, 2, 0, 12, 0, 100);
   for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
     const Phi3Model cpu_model = random_model(c, 11, dtype);
     const Phi3Model gpu_model = random_model(c, 11, dtype, torch::kCUDA);
@@ -165,84 +206,58 @@ TEST_P(PagedForwardGpuTest, EngineGreedyTokensAndLogprobsMatchCpu) {
     Engine gpu_engine(gpu_model, nullptr, options);
     const auto want = cpu_engine.generate(requests);
     const auto got = gpu_engine.generate(requests);
-    ASSERT_EQ(got.size(), want.size());
-    // bf16: greedy choices may legitimately flip at a near-tie; compare up to the first
-    // difference. fp32: the whole sequences must agree.
-    const double tol = dtype == torch::kFloat ? 1e-3 : 5e-2;
-    for (size_t r = 0; r < want.size(); ++r) {
-      ASSERT_EQ(got[r].size(), want[r].size());
-      for (size_t s = 0; s < want[r].size(); ++s) {
-        const auto& w = want[r][s];
-        const auto& g = got[r][s];
-        if (dtype == torch::kFloat) {
-          EXPECT_EQ(g.tokens, w.tokens) << "request " << r << "/" << s;
-        }
-        for (size_t i = 0; i < std::min(w.tokens.size(), g.tokens.size()); ++i) {
-          if (g.tokens[i] != w.tokens[i]) break;
-          EXPECT_NEAR(g.logprobs[i], w.logprobs[i], tol)
-              << c10::toString(dtype) << " request " << r << "/" << s << " token " << i;
-        }
-      }
-    }
+    expect_engines_agree(got, want, dtype);
+  }
+}
+
+// One random GPU model of `c` (seed `seed`) in fp32 and bf16 through an engine with small_pages()
+// and one with `variant`: the variant's results, from two generate() calls (the second reuses
+// whatever the first built), agree with the plain engine's (expect_engines_agree); then
+// check(variant engine).
+template <typename Check>
+void expect_variant_agrees(const ModelConfig& c, int64_t seed,
+                           const std::vector<GenerationRequest>& requests,
+                           const EngineOptions& variant, Check check) {
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const Phi3Model model = random_model(c, static_cast<uint64_t>(seed), dtype, torch::kCUDA);
+    Engine plain(model, nullptr, small_pages());
+    Engine engine(model, nullptr, variant);
+    const auto want = plain.generate(requests);
+    expect_engines_agree(engine.generate(requests), want, dtype);
+    expect_engines_agree(engine.generate(requests), want, dtype);
+    check(engine);
   }
 }
 
 // The decode step captured as CUDA graphs per bucket (EngineOptions::cuda_graphs,
-// rollout/decode_graphs.h) against the same GPU engine run eagerly: fp32 greedy tokens equal and
-// log-probs within 1e-3 (the graph sizes the attention's key splits for the block tables' full
-// width, so sums run in another order); bf16 within 5e-2 up to the first differing token. Head
-// dims without a compiled decode kernel (tiny_d16) must fall back to eager and capture nothing.
+// rollout/decode_graphs.h) against the same GPU engine run eagerly (the graph sizes the
+// attention's key splits for the block tables' full width, so sums run in another order; the
+// second call replays the graphs the first captured). 3 and 6 live rows: buckets of 4 and 8 with
+// padding. Head dims without a compiled decode kernel (tiny_d16) fall back to eager and capture
+// nothing.
 TEST_P(PagedForwardGpuTest, EngineCudaGraphsMatchEager) {
   REQUIRE_GPU();
   const ModelConfig c = config_named(GetParam());
-  EngineOptions options;
-  options.page_size = 4;
-  options.kv_budget_tokens = 1024;
-  std::vector<GenerationRequest> requests;
-  for (int64_t r = 0; r < 3; ++r) {
-    GenerationRequest q;
-    q.prompt = tokens(3 + 5 * r, c.vocab_size, 300 + r);
-    q.num_samples = 1 + r;  // 3 and 6 live rows: buckets of 4 and 8 with padding
-    q.max_new_tokens = 10 + 2 * r;
-    q.sampling.temperature = 0;
-    requests.push_back(q);
-  }
-  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    const Phi3Model model = random_model(c, 12, dtype, torch::kCUDA);
-    Engine eager(model, nullptr, options);
-    EngineOptions graphed = options;
-    graphed.cuda_graphs = true;
-    Engine captured(model, nullptr, graphed);
-    const auto want = eager.generate(requests);
-    const auto got = captured.generate(requests);
-    const auto again = captured.generate(requests);  // replays the graphs captured above
-    if (kernels::paged_attention_supports_head_dim(static_cast<int>(c.head_dim))) {
-      EXPECT_GT(captured.graphs_captured(), 0);
-      EXPECT_GT(captured.bucketed_steps(), 0);
-    } else {
-      EXPECT_EQ(captured.graphs_captured(), 0);
-      EXPECT_EQ(captured.bucketed_steps(), 0);
-    }
-    const double tol = dtype == torch::kFloat ? 1e-3 : 5e-2;
-    for (const auto* run : {&got, &again}) {
-      ASSERT_EQ(run->size(), want.size());
-      for (size_t r = 0; r < want.size(); ++r) {
-        ASSERT_EQ((*run)[r].size(), want[r].size());
-        for (size_t s = 0; s < want[r].size(); ++s) {
-          const auto& w = want[r][s];
-          const auto& g = (*run)[r][s];
-          if (dtype == torch::kFloat) {
-            EXPECT_EQ(g.tokens, w.tokens) << "request " << r << "/" << s;
-          }
-          for (size_t i = 0; i < std::min(w.tokens.size(), g.tokens.size()); ++i) {
-            if (g.tokens[i] != w.tokens[i]) break;
-            EXPECT_NEAR(g.logprobs[i], w.logprobs[i], tol)
-                << c10::toString(dtype) << " request " << r << "/" << s << " token " << i;
-          }
-        }
-      }
-    }
-  }
+  EngineOptions graphed = small_pages();
+  graphed.cuda_graphs = true;
+  const bool capturable = kernels::paged_attention_supports_head_dim(static_cast<int>(c.head_dim));
+  expect_variant_agrees(c, 12, greedy_requests(c.vocab_size, 3, 3, 5, 1, 1, 10, 2, 300), graphed,
+                        [&](const Engine& e) {
+                          EXPECT_EQ(e.graphs_captured() > 0, capturable);
+                          EXPECT_EQ(e.bucketed_steps() > 0, capturable);
+                        });
+}
+
+// Decode forks of one prompt in the shared-prefix (cascade) form on CUDA
+// (EngineOptions::cascade_decode) against the same GPU engine without it: prompts of 9 and 14
+// tokens span full pages of 4 that their 3 samples share.
+TEST_P(PagedForwardGpuTest, EngineCascadeDecodeMatchesPlain) {
+  REQUIRE_GPU();
+  const ModelConfig c = config_named(GetParam());
+  EngineOptions cascade = small_pages();
+  cascade.cascade_decode = true;
+  expect_variant_agrees(c, 13, greedy_requests(c.vocab_size, 2, 9, 5, 3, 0, 8, 0, 500), cascade,
+                        [](const Engine&) {});
 }
 
 // Runs everywhere: the configs validate and the schedule fits the cache (so the GPU tests fail
