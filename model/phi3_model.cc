@@ -129,7 +129,9 @@ std::vector<std::pair<std::string, torch::Tensor>> named_weights(const ModelConf
 }
 
 Phi3Model::Phi3Model(ModelConfig config, ModelWeights weights)
-    : config_(std::move(config)), weights_(std::move(weights)), rope_(config_) {
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      rope_(config_, weights_.embed.defined() ? weights_.embed.device() : torch::kCPU) {
   if (static_cast<int64_t>(weights_.layers.size()) != config_.num_layers) {
     throw InputError("Phi3Model: " + std::to_string(weights_.layers.size()) +
                      " layers of weights for a config with " + std::to_string(config_.num_layers));

@@ -19,7 +19,7 @@ torch::Tensor inverse_frequencies(double theta, int64_t rotary_dim,
 
 }  // namespace
 
-Rope::Rope(const ModelConfig& config) {
+Rope::Rope(const ModelConfig& config, torch::Device device) {
   longrope_ = config.rope_type == RopeType::kLongrope;
   scaling_ = config.rope_attention_scaling;
   if (longrope_) {
@@ -29,6 +29,8 @@ Rope::Rope(const ModelConfig& config) {
   } else {
     inv_freq_short_ = inverse_frequencies(config.rope_theta, config.rotary_dim, nullptr);
   }
+  inv_freq_short_ = inv_freq_short_.to(device);
+  if (inv_freq_long_.defined()) inv_freq_long_ = inv_freq_long_.to(device);
 }
 
 std::pair<torch::Tensor, torch::Tensor> Rope::cos_sin(const torch::Tensor& positions,

@@ -15,7 +15,10 @@ namespace align {
 
 class Rope {
  public:
-  explicit Rope(const ModelConfig& config);
+  // The frequencies are computed on the CPU (transformers' order of operations) and kept on
+  // `device`, the model's: cos_sin on that device copies nothing from the host (which a CUDA graph
+  // capture of the decode step, rollout/decode_graphs.h, would not allow).
+  explicit Rope(const ModelConfig& config, torch::Device device = torch::kCPU);
 
   // cos and sin for `positions` [B, T] int64 -> each [B, T, R] in `dtype` on the positions' device.
   // `use_long` [B, T] bool picks the longrope long factors per token (undefined: short factors
