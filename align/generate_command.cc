@@ -53,7 +53,8 @@ void run_generate(const GenerateOptions& opt) {
                      "--input lines with \"token_ids\")");
   }
   const LazyChatFormat format(model_dir, tokenizer ? &*tokenizer : nullptr,
-                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"));
+                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"),
+                              "--chat-format");
 
   std::vector<TokenInput> prompts;
   if (!opt.input.empty()) {
@@ -87,7 +88,8 @@ void run_generate(const GenerateOptions& opt) {
     r.prompt = prompts[p].ids;
     r.num_samples = opt.num_samples;
     r.max_new_tokens = opt.max_new_tokens;
-    r.stop_token_ids = default_stop_token_ids(format.get_if_tokenizer(), model.config());
+    r.stop_token_ids = default_stop_token_ids(format.used() ? &format.get() : nullptr,
+                                              tokenizer ? &*tokenizer : nullptr, model.config());
     r.stop_strings = opt.stop;
     r.sampling.temperature = opt.temperature;
     r.sampling.top_k = opt.top_k;

@@ -32,7 +32,8 @@ void run_logprobs(const LogprobsOptions& opt) {
   const std::optional<Tokenizer> tokenizer = load_optional_tokenizer(model_dir);
   const int64_t vocab = model.config().vocab_size;
   const LazyChatFormat format(model_dir, tokenizer ? &*tokenizer : nullptr,
-                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"));
+                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"),
+                              "--chat-format");
 
   // Read and check every record first: a bad line fails before any compute and before any output.
   std::vector<TokenInput> inputs;

@@ -88,9 +88,11 @@ void check_data_file(const std::string& path, const std::string& kind, const std
       throw InputError(at + ": expected " + expected + " (" + where + ")");
     };
     if (kind == "sft") {
-      need_one_of({"messages", "completion"}, "\"messages\", or \"prompt\" and \"completion\"");
+      need_one_of({"messages", "completion", "text"},
+                  "\"messages\", \"prompt\" and \"completion\", or \"text\"");
     } else if (kind == "queries") {
-      need_one_of({"messages", "prompt"}, "\"prompt\" or \"messages\"");
+      need_one_of({"messages", "prompt", "text", "token_ids"},
+                  "\"prompt\", \"messages\", \"text\" or \"token_ids\"");
       if (oracle) oracle->check_fields(oracle_fields(record), at);
     } else if (kind == "dpo-sequence") {
       for (const char* k : {"prompt", "chosen", "rejected"})

@@ -4,22 +4,13 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
-#include "data/chat_template.h"
 
 namespace align {
-
-const ChatFormat& LazyChatFormat::get() const {
-  if (!format_) {
-    if (!tokenizer_) throw InputError(dir_ + ": no tokenizer, which the chat format needs");
-    format_ = select_chat_format(dir_, *tokenizer_, choice_, "--chat-format");
-  }
-  return *format_;
-}
 
 TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat,
                             const LazyChatFormat& format) {
   if (!chat) return {tokenizer.encode(text), std::nullopt};
-  ChatTokens tokens = format.get().render({{"user", text}}, true);
+  ChatTokens tokens = format.get().render({{"user", text, {}}}, true);
   return {std::move(tokens.ids), std::move(tokens.assistant_mask)};
 }
 
@@ -65,7 +56,8 @@ TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* token
     std::vector<ChatMessage> messages = parse_chat_messages(record["messages"]);
     if (messages.empty()) throw InputError("\"messages\" is empty");
     const bool generation_prompt = messages.back().role != "assistant";
-    ChatTokens tokens = format.get().render(messages, generation_prompt);
+    const std::optional<nlohmann::ordered_json> tools = parse_chat_tools(record);
+    ChatTokens tokens = format.get().render(messages, generation_prompt, tools ? &*tools : nullptr);
     input = {std::move(tokens.ids), std::move(tokens.assistant_mask)};
   }
   check_token_range(input.ids, vocab_size);

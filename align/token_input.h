@@ -5,8 +5,9 @@
 //   as
 //                                                 in Hugging Face); with chat=true, wrapped as one
 //                                                 user turn followed by the generation prompt
-//   "messages": [{"role", "content"}, ...]        the model's chat format (data/chat_format.h);
-//                                                 the generation prompt is added when the last
+//   "messages": [{"role", "content"}, ...]        the model's chat template (data/chat_format.h),
+//                                                 with the record's "tools" if any; the
+//                                                 generation prompt is added when the last
 //                                                 message is not the assistant's
 #pragma once
 
@@ -15,8 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "common/chat_format_kind.h"
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 
 namespace align {
@@ -24,24 +24,6 @@ namespace align {
 struct TokenInput {
   std::vector<TokenId> ids;
   std::optional<std::vector<uint8_t>> assistant_mask;  // present when the chat format was applied
-};
-
-// The chat format of a command's model, chosen when first needed (--chat-format, else the model's
-// own template: data/chat_template.h), so inputs of text or token ids never need one.
-class LazyChatFormat {
- public:
-  LazyChatFormat(std::string dir, const Tokenizer* tokenizer, ChatFormatKind choice)
-      : dir_(std::move(dir)), tokenizer_(tokenizer), choice_(choice) {}
-  // Throws InputError (no tokenizer, a template not recognised, a missing control token).
-  const ChatFormat& get() const;
-  // Null when the model has no tokenizer.
-  const ChatFormat* get_if_tokenizer() const { return tokenizer_ ? &get() : nullptr; }
-
- private:
-  std::string dir_;
-  const Tokenizer* tokenizer_;
-  ChatFormatKind choice_;
-  mutable std::optional<ChatFormat> format_;
 };
 
 // Throws InputError naming the field when the record has none or several of the keys, or a token

@@ -31,7 +31,8 @@ void run_tokenize(const TokenizeOptions& opt) {
   const std::string dir = resolve_model_dir(opt.model, "--model").dir;
   const Tokenizer tokenizer = Tokenizer::load(dir);
   const LazyChatFormat format(dir, &tokenizer,
-                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"));
+                              parse_enum<ChatFormatKind>(opt.chat_format, "--chat-format"),
+                              "--chat-format");
   std::vector<nlohmann::json> results;
   if (!opt.input.empty()) {
     for_each_jsonl(opt.input, [&](const nlohmann::json& record, const JsonlLocation&) {

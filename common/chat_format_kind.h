@@ -1,5 +1,6 @@
-// The chat formats align renders (data/chat_format.h), as config files and flags spell them:
-// model.chat_format and --chat-format. kAuto: the format the model's own chat template is.
+// Which chat template align renders with (data/chat_template.h), as config files and flags spell
+// it: model.chat_format and --chat-format. kAuto: the model's own template; kPhi4 / kPhi3: the
+// published template of microsoft/phi-4 / microsoft/Phi-4-mini-instruct.
 #pragma once
 
 #include <utility>

@@ -1,5 +1,7 @@
 #include "data/added_tokens.h"
 
+#include <algorithm>
+
 #include "data/regex.h"
 #include "data/utf8.h"
 
@@ -39,6 +41,13 @@ size_t whitespace_end_after(std::string_view text, size_t begin) {
 struct Range {
   char32_t first, last;
 };
+
+// True when [begin, end) overlaps a span of `spans` (sorted, not overlapping).
+bool overlaps(const std::vector<TextSpan>& spans, size_t begin, size_t end) {
+  auto it = std::upper_bound(spans.begin(), spans.end(), begin,
+                             [](size_t pos, const TextSpan& s) { return pos < s.end; });
+  return it != spans.end() && it->begin < end;
+}
 
 bool in_ranges(char32_t c, const Range* ranges, size_t count) {
   for (size_t i = 0; i < count; ++i) {
@@ -132,7 +141,8 @@ AddedVocabulary::AddedVocabulary(std::vector<AddedToken> tokens) {
   }
 }
 
-void AddedVocabulary::split_pass(const Trie& trie, std::string_view text, bool allow_special,
+void AddedVocabulary::split_pass(const Trie& trie, std::string_view text, size_t offset,
+                                 bool allow_special, const std::vector<TextSpan>* plain,
                                  std::vector<TextSegment>& out) const {
   size_t emitted = 0;  // end of the last segment pushed
   size_t pos = 0;
@@ -150,7 +160,10 @@ void AddedVocabulary::split_pass(const Trie& trie, std::string_view text, bool a
     size_t stop = pos + length;
     pos = stop;  // the match is consumed even if rejected below
     const AddedToken& token = tokens_[index];
-    if (token.special && !allow_special) continue;
+    if (token.special &&
+        (!allow_special || (plain && overlaps(*plain, offset + start, offset + stop)))) {
+      continue;
+    }
     if (token.single_word) {
       size_t unused = 0;
       const bool word_before = start > 0 && is_word_char(code_point_before(text, start, &unused));
@@ -168,24 +181,26 @@ void AddedVocabulary::split_pass(const Trie& trie, std::string_view text, bool a
 }
 
 void AddedVocabulary::split(std::string_view text, bool allow_special,
-                            std::vector<TextSegment>& out) const {
+                            std::vector<TextSegment>& out,
+                            const std::vector<TextSpan>* plain) const {
   if (text.empty()) return;
   if (tokens_.empty()) {
     out.push_back({text, -1});
     return;
   }
   if (!any_normalized_) {
-    split_pass(raw_, text, allow_special, out);
+    split_pass(raw_, text, 0, allow_special, plain, out);
     return;
   }
   thread_local std::vector<TextSegment> first;
   first.clear();
-  split_pass(raw_, text, allow_special, first);
+  split_pass(raw_, text, 0, allow_special, plain, first);
   for (const TextSegment& segment : first) {
     if (segment.id >= 0) {
       out.push_back(segment);
     } else {
-      split_pass(normalized_, segment.text, allow_special, out);
+      split_pass(normalized_, segment.text, static_cast<size_t>(segment.text.data() - text.data()),
+                 allow_special, plain, out);
     }
   }
 }

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/text_span.h"
 #include "data/token_id.h"
 
 namespace align {
@@ -52,7 +53,10 @@ class AddedVocabulary {
   explicit AddedVocabulary(std::vector<AddedToken> tokens);
 
   // Appends the segments of `text` (valid UTF-8) to `out`, in order; they cover the whole text.
-  void split(std::string_view text, bool allow_special, std::vector<TextSegment>& out) const;
+  // plain (sorted, not overlapping): spans of `text` where special tokens are not matched, as with
+  // allow_special=false (a special token whose text overlaps one stays text).
+  void split(std::string_view text, bool allow_special, std::vector<TextSegment>& out,
+             const std::vector<TextSpan>* plain = nullptr) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
 
@@ -70,8 +74,9 @@ class AddedVocabulary {
     std::pair<size_t, int32_t> longest_at(std::string_view text, size_t pos) const;
   };
 
-  void split_pass(const Trie& trie, std::string_view text, bool allow_special,
-                  std::vector<TextSegment>& out) const;
+  // `text` starts at byte `offset` of the text whose spans `plain` holds.
+  void split_pass(const Trie& trie, std::string_view text, size_t offset, bool allow_special,
+                  const std::vector<TextSpan>* plain, std::vector<TextSegment>& out) const;
 
   std::vector<AddedToken> tokens_;
   Trie raw_;         // normalized == false

@@ -9,163 +9,154 @@ namespace align {
 
 namespace {
 
-const char* format_title(ChatFormatKind kind) {
-  return kind == ChatFormatKind::kPhi3 ? "Phi-3 (Phi-4-mini)" : "Phi-4";
-}
-
-TokenId control_token(const Tokenizer& tok, ChatFormatKind kind, const std::string& origin,
-                      const std::string& name) {
-  const auto id = tok.token_to_id(name);
-  if (!id) {
-    throw InputError(tok.source() + ": no token \"" + name + "\", which the " + format_title(kind) +
-                     " chat format needs (the format comes from " + origin +
-                     "; model.chat_format or --chat-format picks another: phi4 or phi3)");
-  }
-  return *id;
-}
-
-void append(ChatTokens& out, const std::vector<TokenId>& ids, uint8_t mask) {
-  out.ids.insert(out.ids.end(), ids.begin(), ids.end());
-  out.assistant_mask.insert(out.assistant_mask.end(), ids.size(), mask);
-}
-
-void append(ChatTokens& out, TokenId id, uint8_t mask) {
-  out.ids.push_back(id);
-  out.assistant_mask.push_back(mask);
-}
-
 std::string at(size_t i) {
   return "messages[" + std::to_string(i) + "]";
 }
 
+nlohmann::ordered_json to_ordered(const nlohmann::json& value) {
+  return nlohmann::ordered_json::parse(value.dump());
+}
+
+nlohmann::json to_plain(const nlohmann::ordered_json& value) {
+  return nlohmann::json::parse(value.dump());
+}
+
+size_t common_prefix(const std::string& a, const std::string& b) {
+  return static_cast<size_t>(std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first -
+                             a.begin());
+}
+
+// The index of the token that holds byte `pos` (ends: each token's end offset, increasing).
+size_t token_at(const std::vector<size_t>& ends, size_t pos) {
+  return static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), pos) - ends.begin());
+}
+
 }  // namespace
 
-ChatFormat ChatFormat::make(ChatFormatKind kind, const Tokenizer& tok, const std::string& origin,
-                            bool eos_at_end) {
-  if (kind == ChatFormatKind::kAuto) throw Error("ChatFormat::make: kAuto is not a format");
-  ChatFormat f(tok);
-  f.kind_ = kind;
-  f.origin_ = origin;
-  std::vector<std::optional<TokenId>> stops;
-  if (kind == ChatFormatKind::kPhi4) {
-    f.start_ = control_token(tok, kind, origin, "<|im_start|>");
-    f.sep_ = control_token(tok, kind, origin, "<|im_sep|>");
-    f.end_ = control_token(tok, kind, origin, "<|im_end|>");
-    stops = {f.end_, tok.token_to_id("<|endoftext|>")};
-  } else {
-    f.end_ = control_token(tok, kind, origin, "<|end|>");
-    for (const char* role : {"<|system|>", "<|user|>", "<|assistant|>"})
-      control_token(tok, kind, origin, role);
-    const auto tool = tok.token_to_id("<|tool|>"), tool_close = tok.token_to_id("<|/tool|>");
-    f.has_tool_tokens_ = tool && tool_close;
-    if (f.has_tool_tokens_) f.tool_ = *tool, f.tool_close_ = *tool_close;
-    f.eos_at_end_ = eos_at_end;
-    f.eos_ = tok.eos_id();
-    if (eos_at_end && !f.eos_) {
-      throw InputError(tok.source() +
-                       ": the tokenizer has no eos token (\"eos_token\" in "
-                       "tokenizer_config.json), which the Phi-3 (Phi-4-mini) chat format ends a "
-                       "conversation with");
+ChatFormat ChatFormat::make(JinjaTemplate tmpl, const Tokenizer& tok, std::string origin,
+                            const nlohmann::ordered_json& template_kwargs) {
+  ChatFormat f(std::move(tmpl), tok);
+  f.origin_ = std::move(origin);
+  // transformers gives a template the tokenizer's special tokens as strings.
+  const std::pair<const char*, std::optional<TokenId>> specials[] = {
+      {"bos_token", tok.bos_id()}, {"eos_token", tok.eos_id()}, {"pad_token", tok.pad_id()}};
+  for (const auto& [name, id] : specials) {
+    if (id) f.constants_[name] = tok.id_to_token(*id);
+  }
+  if (template_kwargs.is_object()) {
+    for (auto it = template_kwargs.begin(); it != template_kwargs.end(); ++it) {
+      f.constants_[it.key()] = it.value();
     }
-    stops = {f.end_, f.eos_};
   }
-  for (const auto& id : stops) {
-    if (id && std::find(f.stop_ids_.begin(), f.stop_ids_.end(), *id) == f.stop_ids_.end())
-      f.stop_ids_.push_back(*id);
+  // The end of turn: the first token after an assistant message's content, when it is special.
+  try {
+    const std::vector<ChatMessage> probe = {{"user", "Hi", {}}, {"assistant", "Hello", {}}};
+    const RenderedTemplate r = f.template_.render(f.variables(probe, false, nullptr));
+    if (!r.input.empty()) {
+      const Tokenizer::Encoding enc = tok.encode_rendered(r.text, r.input);
+      const size_t next = token_at(enc.ends, r.input.back().end);
+      if (next < enc.ids.size() && tok.is_special(enc.ids[next])) f.end_ = enc.ids[next];
+    }
+  } catch (const InputError&) {
+    // A template that cannot render this conversation has no end of turn found here; its errors
+    // surface when it renders the user's conversations.
   }
+  if (f.end_) f.stop_ids_.push_back(*f.end_);
+  if (const auto eos = tok.eos_id(); eos && eos != f.end_) f.stop_ids_.push_back(*eos);
   return f;
 }
 
-ChatTokens ChatFormat::render(const std::vector<ChatMessage>& messages,
-                              bool add_generation_prompt) const {
+nlohmann::ordered_json ChatFormat::variables(const std::vector<ChatMessage>& messages,
+                                             bool generation,
+                                             const nlohmann::ordered_json* tools) const {
+  nlohmann::ordered_json v = nlohmann::ordered_json::object();
+  nlohmann::ordered_json& list = v["messages"] = nlohmann::ordered_json::array();
+  for (const ChatMessage& m : messages) {
+    nlohmann::ordered_json message = {{"role", m.role}, {"content", m.content}};
+    for (auto it = m.extra.begin(); it != m.extra.end(); ++it)
+      message[it.key()] = it.value();
+    list.push_back(std::move(message));
+  }
+  if (tools) v["tools"] = *tools;
+  v["add_generation_prompt"] = generation;
+  for (auto it = constants_.begin(); it != constants_.end(); ++it) {
+    v[it.key()] = it.value();
+  }
+  return v;
+}
+
+std::string ChatFormat::render_text(const std::vector<ChatMessage>& messages, bool generation,
+                                    const nlohmann::ordered_json* tools) const {
+  return template_.render(variables(messages, generation, tools)).text;
+}
+
+std::vector<TextSpan> ChatFormat::turns_from_prefixes(const std::vector<ChatMessage>& messages,
+                                                      const nlohmann::ordered_json* tools,
+                                                      const std::string& text) const {
+  std::vector<TextSpan> turns;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role != "assistant") continue;
+    const std::vector<ChatMessage> before(messages.begin(), messages.begin() + i);
+    const std::vector<ChatMessage> upto(messages.begin(), messages.begin() + i + 1);
+    const size_t begin = common_prefix(render_text(before, true, tools), text);
+    const size_t end = common_prefix(render_text(upto, false, tools), text);
+    if (end > begin) turns.push_back({begin, end});
+  }
+  return turns;
+}
+
+ChatTokens ChatFormat::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                              const nlohmann::ordered_json* tools) const {
+  const RenderedTemplate r = template_.render(variables(messages, add_generation_prompt, tools));
+  Tokenizer::Encoding enc = tok_.encode_rendered(r.text, r.input);
   ChatTokens out;
-  if (kind_ == ChatFormatKind::kPhi4) {
-    render_phi4(messages, add_generation_prompt, out);
-  } else {
-    render_phi3(messages, add_generation_prompt, out);
+  out.ids = std::move(enc.ids);
+  out.assistant_mask.assign(out.ids.size(), 0);
+  const bool spans = template_.has_generation_blocks();
+  for (const TextSpan& turn : spans ? r.generation : turns_from_prefixes(messages, tools, r.text)) {
+    if (turn.end <= turn.begin) continue;
+    // The first token is the one holding the turn's first byte (transformers' rule for
+    // {% generation %} spans; a text token merging the end of the prompt with the content, such as
+    // " Hello" after "[assistant]", is the model's to produce). In a turn read from prefixes, a
+    // control token holding it only by the whitespace its rstrip took stays the prompt's.
+    size_t first = token_at(enc.ends, turn.begin);
+    const size_t starts = first == 0 ? 0 : enc.ends[first - 1];
+    if (!spans && first < out.ids.size() && starts < turn.begin &&
+        tok_.is_special(out.ids[first])) {
+      ++first;
+    }
+    if (first >= out.ids.size()) continue;
+    const size_t last = std::min(token_at(enc.ends, turn.end - 1), out.ids.size() - 1);
+    for (size_t t = first; t <= last; ++t) {
+      out.assistant_mask[t] = 1;
+      // A turn read from prefixes ends at its end-of-turn token (what follows, such as ChatML's
+      // newline or Phi-4-mini's closing eos, belongs to no turn).
+      if (!spans && end_ && out.ids[t] == *end_) break;
+    }
   }
   return out;
 }
 
-void ChatFormat::render_phi4(const std::vector<ChatMessage>& messages, bool gen,
-                             ChatTokens& out) const {
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const ChatMessage& message = messages[i];
-    if (message.tools) {
-      throw InputError(at(i) +
-                       ".tools: the Phi-4 chat format has no place for tools (Phi-4's template "
-                       "drops them); only the Phi-3 (Phi-4-mini) format renders a system "
-                       "message's tools");
-    }
-    const uint8_t mask = message.role == "assistant" ? 1 : 0;
-    append(out, start_, 0);
-    append(out, tok_.encode(message.role, /*allow_special=*/false), 0);
-    append(out, sep_, 0);
-    append(out, tok_.encode(message.content, /*allow_special=*/false), mask);
-    append(out, end_, mask);
-  }
-  if (gen) {
-    append(out, start_, 0);
-    append(out, tok_.encode("assistant", /*allow_special=*/false), 0);
-    append(out, sep_, 0);
-  }
-}
-
-void ChatFormat::render_phi3(const std::vector<ChatMessage>& messages, bool gen,
-                             ChatTokens& out) const {
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const ChatMessage& message = messages[i];
-    const uint8_t mask = message.role == "assistant" ? 1 : 0;
-    const std::string header = "<|" + message.role + "|>";
-    const auto header_id = tok_.token_to_id(header);
-    if (!header_id) {
-      throw InputError(at(i) + ".role: \"" + message.role + "\" needs the token \"" + header +
-                       "\" in the Phi-3 (Phi-4-mini) chat format, and " + tok_.source() +
-                       " has none");
-    }
-    append(out, *header_id, 0);
-    append(out, tok_.encode(message.content, /*allow_special=*/false), mask);
-    if (message.tools) {
-      if (message.role != "system") {
-        throw InputError(at(i) +
-                         ".tools: only a system message's tools are rendered (Phi-4-mini's "
-                         "template), this is a \"" +
-                         message.role + "\" message");
-      }
-      if (!has_tool_tokens_) {
-        throw InputError(at(i) + ".tools: " + tok_.source() +
-                         " has no \"<|tool|>\" and \"<|/tool|>\" tokens to wrap tools in");
-      }
-      append(out, tool_, 0);
-      append(out, tok_.encode(*message.tools, /*allow_special=*/false), 0);
-      append(out, tool_close_, 0);
-    }
-    append(out, end_, mask);
-  }
-  if (gen) {
-    append(out, tok_.token_to_id("<|assistant|>").value(), 0);
-  } else if (eos_at_end_) {
-    append(out, *eos_, 0);
-  }
-}
-
-std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages) {
+std::vector<ChatMessage> parse_chat_messages(const nlohmann::ordered_json& messages) {
   if (!messages.is_array()) {
     throw InputError("messages: expected an array of {\"role\", \"content\"} objects, got " +
-                     describe_json(messages));
+                     describe_json(to_plain(messages)));
   }
   std::vector<ChatMessage> out;
   out.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string where = at(i);
-    const nlohmann::json& m = messages[i];
-    if (!m.is_object()) throw InputError(where + ": expected an object, got " + describe_json(m));
+    const nlohmann::ordered_json& m = messages[i];
+    if (!m.is_object()) {
+      throw InputError(where + ": expected an object, got " + describe_json(to_plain(m)));
+    }
     ChatMessage message;
     for (const char* key : {"role", "content"}) {
       auto it = m.find(key);
       if (it == m.end()) throw InputError(where + "." + key + ": missing");
       if (!it->is_string()) {
-        throw InputError(where + "." + key + ": expected a string, got " + describe_json(*it));
+        throw InputError(where + "." + key + ": expected a string, got " +
+                         describe_json(to_plain(*it)));
       }
       (std::string(key) == "role" ? message.role : message.content) = it->get<std::string>();
     }
@@ -174,18 +165,32 @@ std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages) {
       throw InputError(where + ".role: expected system, user, assistant or tool, found \"" +
                        message.role.substr(0, 40) + "\"");
     }
-    if (auto it = m.find("tools"); it != m.end() && !it->is_null()) {
-      if (!it->is_string()) {
-        throw InputError(where +
-                         ".tools: expected a string (the tools as JSON text, which Phi-4-mini's "
-                         "template writes between <|tool|> and <|/tool|>) or null, got " +
-                         describe_json(*it));
-      }
-      message.tools = it->get<std::string>();
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      if (it.key() != "role" && it.key() != "content") message.extra[it.key()] = it.value();
     }
     out.push_back(std::move(message));
   }
   return out;
+}
+
+std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages) {
+  return parse_chat_messages(to_ordered(messages));
+}
+
+std::optional<nlohmann::ordered_json> parse_chat_tools(const nlohmann::ordered_json& record) {
+  auto it = record.find("tools");
+  if (it == record.end() || it->is_null()) return std::nullopt;
+  if (!it->is_array()) {
+    throw InputError(
+        "tools: expected a list of tool schemas (as apply_chat_template's tools=), got " +
+        describe_json(to_plain(*it)));
+  }
+  return *it;
+}
+
+std::optional<nlohmann::ordered_json> parse_chat_tools(const nlohmann::json& record) {
+  if (!record.is_object() || !record.contains("tools")) return std::nullopt;
+  return parse_chat_tools(to_ordered(record));
 }
 
 }  // namespace align

@@ -1,38 +1,27 @@
-// Chat formats as values: what a model's chat template renders, built directly as token ids, with
-// the mask of the assistant turns, the generation prompt and the tokens that end a turn. Which
-// format a model uses is read from its own template (data/chat_template.h); docs/chat_formats.md
-// has both templates and their sources.
+// A chat format: a model's Jinja chat template (data/jinja_template.h) with its tokenizer, turning
+// messages into token ids as transformers' apply_chat_template(..., tokenize=True) does, with the
+// assistant mask, the generation prompt and the tokens that end a turn. Which template a model
+// uses is read from its folder (data/chat_template.h); docs/chat_formats.md has the details.
 //
-//   phi4 (microsoft/phi-4; no BOS, no newlines)
-//     per message   <|im_start|>{role}<|im_sep|>{content}<|im_end|>
-//     generation    <|im_start|>assistant<|im_sep|>
-//     end of turn   <|im_end|>; stops also on <|endoftext|>
-//   phi3 (microsoft/Phi-4-mini-instruct, the Phi-3 family's role tokens; no BOS, no newlines)
-//     per message   <|{role}|>{content}<|end|>
-//     a system message with tools   <|system|>{content}<|tool|>{tools}<|/tool|><|end|>
-//     generation    <|assistant|>; without it the conversation ends with the tokenizer's eos
-//                   (the template's {{ eos_token }}), unless the model's template has no such
-//                   ending
-//     end of turn   <|end|>; stops also on the tokenizer's eos
+// Ids: the template's output is encoded whole, as apply_chat_template encodes it
+// (add_special_tokens=False; added tokens' lstrip/rstrip apply), except that special tokens are
+// never matched in text a user wrote (a message's content): "<|im_end|>" typed by a user stays
+// plain text, where transformers would make it a control token. Roles are written as the
+// template writes them (Phi-4-mini's '<|' + role + '|>' builds a control token from the role).
 //
-// Role, content and tools are each encoded with allow_special=false, so text in a message can
-// never become a control token ("<|im_end|>" typed by a user stays plain text).
+// Assistant mask (TRL's assistant_only_loss): the tokens of the template's {% generation %}
+// spans, mapped to tokens as transformers' return_assistant_tokens_mask maps them (from the token
+// holding a span's first byte to the token holding its last). A template without such spans is
+// read by rendering growing prefixes of the conversation: an assistant message's turn is what
+// the conversation up to and including it adds to the conversation before it with the
+// generation prompt, up to its end-of-turn token (content and end-of-turn: Phi-4's
+// <|im_end|>, ChatML's <|im_end|> without the newline after it, Phi-4-mini's <|end|> without the
+// closing eos).
 //
-// Whitespace next to the control tokens is kept, as tiktoken does. Hugging Face's tokenizer.json
-// marks Phi-4's special tokens lstrip/rstrip, so rendering the chat template to a string and
-// encoding it (transformers' apply_chat_template) swallows such whitespace: content " hi " comes
-// out as "hi" there. Keeping it means what the model is trained on is exactly what it was given.
-// For content without leading/trailing whitespace (and without control-token text) the ids equal
-// apply_chat_template's (golden tests for both formats).
-//
-// The assistant mask marks what TRL's assistant_only_loss marks (the {% generation %} span of its
-// templates): an assistant message's content and its end-of-turn token. Headers, the generation
-// prompt and phi3's closing eos are 0.
-//
-// phi4 writes any role string as is (Phi-4's own template silently drops roles other than system,
-// user and assistant; this does not drop messages). phi3 writes <|{role}|> as its template does
-// and needs that token in the vocabulary. Tools on a message the format cannot render (any message
-// in phi4, a non-system message in phi3) are an error, never dropped.
+// End of turn: the special token the template writes right after an assistant message's content
+// (found by rendering a two-message conversation), when there is one. stop_ids() is it, then the
+// tokenizer's eos; the samplers add the model's config and generation_config eos ids
+// (rollout/stop_tokens.h).
 #pragma once
 
 #include <cstdint>
@@ -41,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "common/chat_format_kind.h"
+#include "data/jinja_template.h"
 #include "data/tokenizer.h"
 
 namespace align {
@@ -49,60 +38,71 @@ namespace align {
 struct ChatMessage {
   std::string role;
   std::string content;
-  std::optional<std::string> tools = std::nullopt;  // a system message's tools, as JSON text
+  // The message's other keys, given to the template as they are (tool_calls, name, tool_call_id,
+  // reasoning_content, a Phi-4-mini system message's "tools", ...).
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
 };
 
 struct ChatTokens {
   std::vector<TokenId> ids;
-  // 1 for tokens of assistant turns: their content and their end-of-turn token; 0 for everything
-  // else, including role headers, the generation prompt and a closing eos.
+  // 1 for tokens of assistant turns (see above), 0 for everything else.
   std::vector<uint8_t> assistant_mask;
 };
 
 class ChatFormat {
  public:
-  // The format `kind` (not kAuto) over `tok`'s control tokens. `origin` says how the format was
-  // chosen ("the chat_template of tokenizer_config.json", "model.chat_format"), for messages.
-  // eos_at_end (phi3 only): the conversation without a generation prompt ends with the eos.
-  // Throws InputError naming the tokenizer, the missing token and `origin`.
-  static ChatFormat make(ChatFormatKind kind, const Tokenizer& tok, const std::string& origin,
-                         bool eos_at_end = true);
+  // `tmpl` over `tok`. `origin` says where the template came from ("the chat template in
+  // DIR/chat_template.jinja", "model.chat_format phi4"), for messages. template_kwargs: extra
+  // variables every rendering gets (apply_chat_template's **kwargs: enable_thinking,
+  // date_string, ...); they override the tokenizer's bos_token / eos_token / pad_token strings.
+  static ChatFormat make(JinjaTemplate tmpl, const Tokenizer& tok, std::string origin,
+                         const nlohmann::ordered_json& template_kwargs = nullptr);
 
-  ChatFormatKind kind() const { return kind_; }
-  const char* name() const { return enum_name(kind_); }
-  bool eos_at_end() const { return eos_at_end_; }
-  const std::string& origin() const { return origin_; }
-  const Tokenizer& tokenizer() const { return tok_; }
+  // The conversation's ids and assistant mask. tools: the conversation's tool schemas (a JSON
+  // list, apply_chat_template's tools=), or null. Throws InputError naming the template file and
+  // line when the template raises or fails.
+  ChatTokens render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                    const nlohmann::ordered_json* tools = nullptr) const;
 
-  // Throws InputError "messages[i].tools: ..." for tools the format cannot render, and for a phi3
-  // role without its <|role|> token.
-  ChatTokens render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
-
-  // The token that ends every turn (<|im_end|>, <|end|>).
-  TokenId end_id() const { return end_; }
-  // end_id() first, then the other ids generation stops on (no duplicates).
+  // The special token that ends an assistant turn, when the template writes one.
+  std::optional<TokenId> end_id() const { return end_; }
+  // end_id() first, then the tokenizer's eos (no duplicates).
   const std::vector<TokenId>& stop_ids() const { return stop_ids_; }
 
- private:
-  explicit ChatFormat(const Tokenizer& tok) : tok_(tok) {}
-  void render_phi4(const std::vector<ChatMessage>& messages, bool gen, ChatTokens& out) const;
-  void render_phi3(const std::vector<ChatMessage>& messages, bool gen, ChatTokens& out) const;
+  const std::string& origin() const { return origin_; }
+  const Tokenizer& tokenizer() const { return tok_; }
+  const JinjaTemplate& chat_template() const { return template_; }
 
-  ChatFormatKind kind_ = ChatFormatKind::kPhi4;
-  bool eos_at_end_ = false;
-  std::string origin_;
+ private:
+  ChatFormat(JinjaTemplate tmpl, const Tokenizer& tok) : template_(std::move(tmpl)), tok_(tok) {}
+  nlohmann::ordered_json variables(const std::vector<ChatMessage>& messages, bool generation,
+                                   const nlohmann::ordered_json* tools) const;
+  std::string render_text(const std::vector<ChatMessage>& messages, bool generation,
+                          const nlohmann::ordered_json* tools) const;
+  // Byte spans of the assistant turns in `text` (the whole conversation), from prefixes.
+  std::vector<TextSpan> turns_from_prefixes(const std::vector<ChatMessage>& messages,
+                                            const nlohmann::ordered_json* tools,
+                                            const std::string& text) const;
+
+  JinjaTemplate template_;
   Tokenizer tok_;
-  TokenId end_ = 0;
-  TokenId start_ = 0, sep_ = 0;        // phi4: <|im_start|>, <|im_sep|>
-  TokenId tool_ = 0, tool_close_ = 0;  // phi3: <|tool|>, <|/tool|> (when the vocabulary has them)
-  bool has_tool_tokens_ = false;
-  std::optional<TokenId> eos_;  // phi3: the tokenizer's eos
+  std::string origin_;
+  // bos_token, eos_token, pad_token, then the template kwargs.
+  nlohmann::ordered_json constants_ = nlohmann::ordered_json::object();
+  std::optional<TokenId> end_;
   std::vector<TokenId> stop_ids_;
 };
 
-// Parses [{"role": "...", "content": "...", "tools": "..."}, ...] ("tools" optional: a string or
-// null). Throws InputError naming the bad index and field ("messages[2].content: expected a
-// string, got null"). Other keys are ignored.
+// Parses [{"role": "...", "content": "...", ...}, ...]. role: system, user, assistant or tool;
+// content: a string. Other keys are kept in ChatMessage::extra. Throws InputError naming the bad
+// index and field ("messages[2].content: expected a string, got null"). Key order reaches the
+// template (its tojson writes it) only from an ordered_json.
+std::vector<ChatMessage> parse_chat_messages(const nlohmann::ordered_json& messages);
 std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages);
+
+// A record's "tools" (a list of tool schemas) for the template; nullopt when absent or null.
+// Throws InputError "tools: expected a list, got ..." otherwise.
+std::optional<nlohmann::ordered_json> parse_chat_tools(const nlohmann::ordered_json& record);
+std::optional<nlohmann::ordered_json> parse_chat_tools(const nlohmann::json& record);
 
 }  // namespace align

@@ -4,7 +4,7 @@
 
 #include "common/error.h"
 #include "common/jsonl.h"
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/json_fields.h"
 
 namespace align {
@@ -87,11 +87,11 @@ bool is_prefix(const std::vector<TokenId>& a, const std::vector<TokenId>& b) {
 }
 
 // prompt + completion messages -> (prompt ids, completion ids), split at the message boundary.
-void chat_pair(const ChatFormat& chat, const json& prompt, const json& chosen, const json& rejected,
-               PreferencePair& pair) {
+void chat_pair(const LazyChatFormat& chat, const json& prompt, const json& chosen,
+               const json& rejected, const nlohmann::ordered_json* tools, PreferencePair& pair) {
   const std::vector<ChatMessage> p = messages_of(prompt, "prompt");
-  const std::vector<TokenId> with_gen = chat.render(p, true).ids;
-  std::vector<TokenId> without = chat.render(p, false).ids;
+  const std::vector<TokenId> with_gen = chat.get().render(p, true, tools).ids;
+  std::vector<TokenId> without = chat.get().render(p, false, tools).ids;
   std::vector<TokenId> full[2];
   const json* completions[2] = {&chosen, &rejected};
   const char* names[2] = {"chosen", "rejected"};
@@ -99,7 +99,7 @@ void chat_pair(const ChatFormat& chat, const json& prompt, const json& chosen, c
     std::vector<ChatMessage> m = p;
     const std::vector<ChatMessage> tail = messages_of(*completions[i], names[i]);
     m.insert(m.end(), tail.begin(), tail.end());
-    full[i] = chat.render(m, false).ids;
+    full[i] = chat.get().render(m, false, tools).ids;
   }
   // Without a generation prompt, the prompt's part of both (phi3 ends a conversation with eos).
   for (const std::vector<TokenId>& f : full) {
@@ -140,7 +140,7 @@ void read_pair_extras(const json& record, PairWeight weight_source, double* weig
   *ref_rejected = record.at("ref_rejected_logps").get<double>();
 }
 
-PreferencePair preference_pair_from_json(const json& record, const ChatFormat& chat,
+PreferencePair preference_pair_from_json(const json& record, const LazyChatFormat& chat,
                                          const PreferenceDataOptions& opt, bool* truncated) {
   if (!record.is_object()) throw InputError("expected a JSON object, got " + describe_json(record));
   PreferencePair pair;
@@ -196,7 +196,8 @@ PreferencePair preference_pair_from_json(const json& record, const ChatFormat& c
       pair.chosen = text_completion(tok, chosen_part.get<std::string>());
       pair.rejected = text_completion(tok, rejected_part.get<std::string>());
     } else if (prompt.is_array() && chosen_part.is_array() && rejected_part.is_array()) {
-      chat_pair(chat, prompt, chosen_part, rejected_part, pair);
+      const std::optional<nlohmann::ordered_json> tools = parse_chat_tools(record);
+      chat_pair(chat, prompt, chosen_part, rejected_part, tools ? &*tools : nullptr, pair);
     } else {
       throw InputError(
           "prompt, chosen, rejected: expected three strings or three message lists, got " +
@@ -225,7 +226,7 @@ PreferencePair preference_pair_from_json(const json& record, const ChatFormat& c
   return pair;
 }
 
-PreferenceDataset load_preference_dataset(const std::string& path, const ChatFormat& chat,
+PreferenceDataset load_preference_dataset(const std::string& path, const LazyChatFormat& chat,
                                           const PreferenceDataOptions& opt) {
   if (opt.weight == PairWeight::kPGap) {
     throw InputError("data.weight: p_gap needs token pairs (data.format token)");

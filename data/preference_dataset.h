@@ -3,8 +3,8 @@
 //
 //   {"prompt": "text", "chosen": "text", "rejected": "text"}                      (standard)
 //       prompt = encode(prompt); each completion = encode(completion) + [eos] (eos not doubled).
-//   {"prompt": [messages], "chosen": [messages], "rejected": [messages]}           (conversational)
-//       the completion's ids are the model's chat format (chat_format.h) of prompt + completion
+//   {"prompt": [messages], "chosen": [messages], "rejected": [messages], "tools"?}  (conversational)
+//       the completion's ids are the model's chat template (chat_format.h) of prompt + completion
 //       minus the prompt's ids, with the prompt rendered with the generation prompt when that is a
 //       prefix (it is when the completion starts with an assistant turn): the boundary comes from
 //       the message structure, never from re-tokenizing text, so prompt + completion is exactly
@@ -19,6 +19,7 @@
 //   {"prompt_input_ids": [ids], "chosen_input_ids": [ids], "rejected_input_ids": [ids]}
 //       pre-tokenized (TRL's tokenized column names), used as given.
 //
+// Only the message shapes read the chat template; text and id shapes run with any tokenizer.
 // Optional per line: "weight" (a number > 0, read when weights come from the data) and
 // "ref_chosen_logps", "ref_rejected_logps" (precomputed reference log-probs: the SUM over the
 // completion's tokens, as the trainer computes them).
@@ -34,7 +35,7 @@
 #include <vector>
 
 #include "common/enum_names.h"
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/token_id.h"
 #include "data/tokenizer.h"
 
@@ -72,11 +73,11 @@ struct PreferenceDataset {
 // Reads `path` (blank lines ignored). Throws IoError when it cannot be read and InputError
 // "file:line: field: ..." for a malformed line, a tokenizer without the tokens a shape needs, a
 // file where only some lines carry reference log-probs, or an empty file.
-PreferenceDataset load_preference_dataset(const std::string& path, const ChatFormat& chat,
+PreferenceDataset load_preference_dataset(const std::string& path, const LazyChatFormat& chat,
                                           const PreferenceDataOptions& opt);
 
 // One parsed line (no file context). Sets *truncated when a completion was cut.
-PreferencePair preference_pair_from_json(const nlohmann::json& record, const ChatFormat& chat,
+PreferencePair preference_pair_from_json(const nlohmann::json& record, const LazyChatFormat& chat,
                                          const PreferenceDataOptions& opt, bool* truncated);
 
 // Reads the optional "weight" and "ref_chosen_logps"/"ref_rejected_logps" fields shared by both

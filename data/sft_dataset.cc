@@ -8,7 +8,7 @@
 #include "common/error.h"
 #include "common/json_parse.h"
 #include "common/jsonl.h"
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/json_fields.h"
 
 namespace align {
@@ -57,8 +57,10 @@ std::vector<ChatMessage> read_messages(const json& value, const std::string& fie
   return messages;
 }
 
-Draft from_messages(const json& messages, const ChatFormat& format) {
-  ChatTokens chat = format.render(read_messages(messages, "messages"), false);
+Draft from_messages(const json& record, const LazyChatFormat& format) {
+  const std::optional<nlohmann::ordered_json> tools = parse_chat_tools(record);
+  ChatTokens chat = format.get().render(read_messages(member(record, "messages"), "messages"),
+                                        false, tools ? &*tools : nullptr);
   return {{std::move(chat.ids), std::move(chat.assistant_mask)},
           "messages",
           "no assistant turn after the first token"};
@@ -101,12 +103,16 @@ Draft from_text(const std::string& prompt, const std::string& completion, const 
 
 // TRL "conversational": chat format of prompt + completion; targets the completion's assistant
 // turns.
-Draft from_conversation(const json& prompt, const json& completion, const ChatFormat& format) {
+Draft from_conversation(const json& record, const LazyChatFormat& format) {
+  const json& prompt = member(record, "prompt");
+  const json& completion = member(record, "completion");
+  const std::optional<nlohmann::ordered_json> tools = parse_chat_tools(record);
   std::vector<ChatMessage> messages = read_messages(prompt, "prompt");
   const std::vector<ChatMessage> tail = read_messages(completion, "completion");
-  const std::vector<TokenId> alone = format.render(messages, false).ids;
+  const std::vector<TokenId> alone =
+      format.get().render(messages, false, tools ? &*tools : nullptr).ids;
   messages.insert(messages.end(), tail.begin(), tail.end());
-  ChatTokens chat = format.render(messages, false);
+  ChatTokens chat = format.get().render(messages, false, tools ? &*tools : nullptr);
   // The prompt's part: where the two renderings part (phi3 ends a conversation with eos, so the
   // prompt alone is not a prefix of the whole).
   const size_t prompt_len = static_cast<size_t>(
@@ -118,7 +124,7 @@ Draft from_conversation(const json& prompt, const json& completion, const ChatFo
           "no assistant turn in the completion"};
 }
 
-Draft draft_from_json(const json& record, const ChatFormat& chat) {
+Draft draft_from_json(const json& record, const LazyChatFormat& chat) {
   const Tokenizer& tok = chat.tokenizer();
   if (!record.is_object()) {
     throw InputError("expected a JSON object, got " + describe_json(record));
@@ -134,7 +140,7 @@ Draft draft_from_json(const json& record, const ChatFormat& chat) {
         "expected one of \"messages\", \"prompt\" + \"completion\" or \"text\", got several "
         "shapes");
   }
-  if (has_messages) return from_messages(member(record, "messages"), chat);
+  if (has_messages) return from_messages(record, chat);
   if (has_text) {
     const json& text = member(record, "text");
     if (!text.is_string()) {
@@ -158,8 +164,7 @@ Draft draft_from_json(const json& record, const ChatFormat& chat) {
   if (prompt.is_string() && completion.is_string()) {
     return from_text(prompt.get<std::string>(), completion.get<std::string>(), tok);
   }
-  if (prompt.is_array() && completion.is_array())
-    return from_conversation(prompt, completion, chat);
+  if (prompt.is_array() && completion.is_array()) return from_conversation(record, chat);
   for (const auto* field : {"prompt", "completion"}) {
     const json& value = member(record, field);
     if (!value.is_string() && !value.is_array()) {
@@ -173,7 +178,7 @@ Draft draft_from_json(const json& record, const ChatFormat& chat) {
 
 }  // namespace
 
-SftExample sft_example_from_json(const json& record, const ChatFormat& chat,
+SftExample sft_example_from_json(const json& record, const LazyChatFormat& chat,
                                  const SftDataOptions& opt, bool* truncated) {
   check_options(opt);
   Draft draft = draft_from_json(record, chat);
@@ -200,7 +205,7 @@ SftExample sft_example_from_json(const json& record, const ChatFormat& chat,
   return std::move(draft.example);
 }
 
-SftDataset load_sft_dataset(const std::string& path, const ChatFormat& chat,
+SftDataset load_sft_dataset(const std::string& path, const LazyChatFormat& chat,
                             const SftDataOptions& opt) {
   check_options(opt);
   std::ifstream in(path, std::ios::binary);

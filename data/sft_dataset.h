@@ -1,15 +1,18 @@
 // SFT examples read from JSONL in the shapes TRL's SFTTrainer accepts, as token ids plus a loss
 // mask. One JSON object per line, with exactly one of these shapes (other keys are ignored):
 //
-//   {"messages": [{"role", "content"}, ...]}
-//       the model's chat format (chat_format.h, no generation prompt); targets: each assistant
-//       turn's content and its end-of-turn token (<|im_end|>, <|end|>).
+//   {"messages": [{"role", "content"}, ...], "tools": [...]}      ("tools" optional, as TRL's)
+//       the model's chat template (chat_format.h, no generation prompt); targets: the assistant
+//       mask, each assistant turn's content and its end-of-turn token (<|im_end|>, <|end|>), or
+//       the template's {% generation %} spans.
 //   {"prompt": "text", "completion": "text"}                              (TRL "standard")
 //       ids = encode(prompt) + encode(completion) + [eos] (encode as HF does, special-token text
 //       matched; eos is not appended twice when the completion already ends with it, as TRL);
 //       targets: the completion and the eos (TRL's completion_only_loss).
-//   {"prompt": [messages...], "completion": [messages...]}               (TRL "conversational")
-//       the chat format of prompt + completion; targets: the completion's assistant turns.
+//   {"prompt": [messages...], "completion": [messages...], "tools"?}   (TRL "conversational")
+//       the chat template of prompt + completion; targets: the completion's assistant turns.
+// Only the message shapes read the chat template (a LazyChatFormat chooses it when first needed):
+// text shapes run with any tokenizer, whatever template the model has.
 //   {"text": "text"}                                            (TRL "language modeling")
 //       ids = encode(text) + [eos] (not doubled); targets: every token after the first.
 //
@@ -23,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 
 namespace align {
@@ -56,12 +59,12 @@ struct SftDataset {
 // "file:line: field: expected ..., got ..." for a malformed line (unless skip_bad_lines), for a
 // tokenizer that lacks a token the shape needs (eos, chat control tokens; never skipped), and when
 // no example is left.
-SftDataset load_sft_dataset(const std::string& path, const ChatFormat& chat,
+SftDataset load_sft_dataset(const std::string& path, const LazyChatFormat& chat,
                             const SftDataOptions& opt);
 
 // One parsed JSON record as an example (the per-line step of load_sft_dataset, without file
 // context). Sets *truncated when the sequence was cut. Throws InputError naming the field.
-SftExample sft_example_from_json(const nlohmann::json& record, const ChatFormat& chat,
+SftExample sft_example_from_json(const nlohmann::json& record, const LazyChatFormat& chat,
                                  const SftDataOptions& opt, bool* truncated);
 
 }  // namespace align

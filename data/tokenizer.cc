@@ -81,6 +81,48 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool allow_special
   return ids;
 }
 
+Tokenizer::Encoding Tokenizer::encode_rendered(std::string_view text,
+                                               const std::vector<TextSpan>& plain) const {
+  if (!is_valid_utf8(text)) {
+    throw InputError("a rendered chat is not valid UTF-8 (tokenizer " + state_->source + ")");
+  }
+  const TokenizerState& s = *state_;
+  Encoding out;
+  std::vector<TextSegment> segments;
+  s.added.split(text, /*allow_special=*/true, segments, &plain);
+  std::string spaced;
+  auto offset = [&](std::string_view part) {
+    return static_cast<size_t>(part.data() - text.data());
+  };
+  auto encode_piece = [&](const PreToken& piece) {
+    const size_t first = out.ids.size();
+    if (piece.prefix_space) {
+      spaced.assign(1, ' ');
+      spaced.append(piece.text);
+      s.bpe.encode(spaced, out.ids);
+    } else {
+      s.bpe.encode(piece.text, out.ids);
+    }
+    // Each token covers its own bytes; the piece's last token reaches the piece's end (a prefix
+    // space is not in the text, and bytes the vocabulary has no symbol for make no token).
+    const size_t begin = offset(piece.text), end = begin + piece.text.size();
+    size_t at = begin - (piece.prefix_space ? 1 : 0);
+    for (size_t i = first; i < out.ids.size(); ++i) {
+      at += s.decoded[out.ids[i]].size();
+      out.ends.push_back(i + 1 == out.ids.size() ? end : std::clamp(at, begin, end));
+    }
+  };
+  for (const TextSegment& segment : segments) {
+    if (segment.id >= 0) {
+      out.ids.push_back(segment.id);
+      out.ends.push_back(offset(segment.text) + segment.text.size());
+    } else {
+      s.pre_tokenizer.for_each(segment.text, encode_piece);
+    }
+  }
+  return out;
+}
+
 std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special) const {
   const TokenizerState& s = *state_;
   std::string bytes;

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/text_span.h"
 #include "data/token_id.h"
 
 namespace align {
@@ -41,6 +42,18 @@ class Tokenizer {
   // still match. Invalid UTF-8 is first repaired with U+FFFD per maximal invalid subpart (HF
   // cannot receive invalid UTF-8 at all; Python's errors="replace" gives the same string).
   std::vector<TokenId> encode(std::string_view text, bool allow_special = true) const;
+
+  // Ids of a rendered chat template (valid UTF-8), as HF's encode(text, add_special_tokens=False)
+  // except that special tokens are not matched where their text overlaps a span of `plain`
+  // (sorted, not overlapping: the bytes users wrote), so typed control-token text stays text.
+  // ends[i] is the byte offset in `text` where token i ends (an added token's span includes the
+  // whitespace its lstrip/rstrip took); tokens cover the text in order. Throws InputError for
+  // text that is not valid UTF-8.
+  struct Encoding {
+    std::vector<TokenId> ids;
+    std::vector<size_t> ends;
+  };
+  Encoding encode_rendered(std::string_view text, const std::vector<TextSpan>& plain) const;
 
   // HF's ByteLevel decoding: each token's string is mapped back to bytes (a token with a
   // character outside the byte alphabet, e.g. an added token with a space, contributes its UTF-8

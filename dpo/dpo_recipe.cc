@@ -141,7 +141,7 @@ void report_eval(const BestStep& evals, const StepScore& s) {
   std::cerr << buffer;
 }
 
-DpoData load_dpo_data(const DpoConfig& cfg, const ChatFormat& chat, ProcessGroup& group) {
+DpoData load_dpo_data(const DpoConfig& cfg, const LazyChatFormat& chat, ProcessGroup& group) {
   const PairDataOptions options{cfg.data.format == PairFormat::kToken, cfg.data.max_seq_len,
                                 cfg.data.weight};
   DpoData d;
@@ -166,8 +166,7 @@ void write_reference(const DpoConfig& cfg, const std::string& out_path, ProcessG
   const torch::Device device = train_device(group, cfg.model);
   const std::string model_dir = resolve_model_dir(cfg.model.path, "model.path").dir;
   const Tokenizer tokenizer = Tokenizer::load(model_dir);
-  const ChatFormat chat =
-      select_chat_format(model_dir, tokenizer, cfg.model.chat_format, "model.chat_format");
+  const LazyChatFormat chat(model_dir, &tokenizer, cfg.model.chat_format, "model.chat_format");
   const DpoData data = load_dpo_data(cfg, chat, group);
   const bool own_reference =
       cfg.reference.type == ReferenceType::kCheckpoint || !cfg.reference.path.empty();
@@ -194,8 +193,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   // holds the whole model and the same data order; only rank 0 writes.
   TrainRun run("dpo", cfg, to_json(cfg), options.group, options.resume);
   const Tokenizer tokenizer = Tokenizer::load(run.model_dir());
-  const ChatFormat chat =
-      select_chat_format(run.model_dir(), tokenizer, cfg.model.chat_format, "model.chat_format");
+  const LazyChatFormat chat(run.model_dir(), &tokenizer, cfg.model.chat_format,
+                            "model.chat_format");
   // reference.path resolved once (a directory or a hub id in the cache); messages keep it as
   // written.
   const std::string ref_dir =

@@ -8,12 +8,11 @@
 #include "common/error.h"
 #include "eval/query_eval.h"
 #include "eval/query_run.h"
-#include "rollout/stop_tokens.h"
 #include "train/train_checkpoint.h"
 
 namespace align {
 
-HeldOutEval::HeldOutEval(const DpoEvalSection& section, const ChatFormat& chat,
+HeldOutEval::HeldOutEval(const DpoEvalSection& section, const LazyChatFormat& chat,
                          const ModelConfig& config, const std::string& source)
     : section_(section), tokenizer_(chat.tokenizer()) {
   oracle_ = make_oracle(section.oracle, source, "eval.oracle");
@@ -21,10 +20,12 @@ HeldOutEval::HeldOutEval(const DpoEvalSection& section, const ChatFormat& chat,
   data.path = section.queries;
   data.system_prompt = section.system_prompt;
   data.limit = section.limit;
-  queries_ = read_query_data(data, *oracle_, chat, config, section.sampling.max_new_tokens,
-                             section.rollout.kv_budget_tokens);
+  QueryData queries =
+      read_query_data(data, *oracle_, tokenizer_, chat, config, section.sampling.max_new_tokens,
+                      section.rollout.kv_budget_tokens);
+  queries_ = std::move(queries.queries);
   if (queries_.empty()) throw InputError(source + ": eval.queries: " + data.path + " is empty");
-  stop_token_ids_ = default_stop_token_ids(&chat, config);
+  stop_token_ids_ = std::move(queries.stop_token_ids);
   if (section.metric == "pass@1") return;
   std::string known = "pass@1";
   for (const OracleRate& rate : oracle_->rates()) {

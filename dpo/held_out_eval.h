@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "dpo/dpo_config.h"
 #include "eval/query_set.h"
@@ -26,7 +26,7 @@ class HeldOutEval {
  public:
   // Makes the oracle and reads the queries for a model of `config` (InputError naming `source`
   // and the eval.* key); checks that `section.metric` is pass@1 or one of the oracle's rates.
-  HeldOutEval(const DpoEvalSection& section, const ChatFormat& chat, const ModelConfig& config,
+  HeldOutEval(const DpoEvalSection& section, const LazyChatFormat& chat, const ModelConfig& config,
               const std::string& source);
 
   // An empty record of evals for this metric, in the metric's direction.

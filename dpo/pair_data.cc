@@ -19,7 +19,7 @@ PairBatch PairData::batch(const std::vector<int64_t>& units) const {
                      : make_sequence_batch(sequences, units, pad_id);
 }
 
-PairData load_pair_data(const std::string& path, const ChatFormat& chat,
+PairData load_pair_data(const std::string& path, const LazyChatFormat& chat,
                         const PairDataOptions& opt) {
   const Tokenizer& tok = chat.tokenizer();
   PairData d;

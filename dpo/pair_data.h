@@ -38,7 +38,7 @@ struct PairData {
   PairBatch batch(const std::vector<int64_t>& units) const;
 };
 
-PairData load_pair_data(const std::string& path, const ChatFormat& chat,
+PairData load_pair_data(const std::string& path, const LazyChatFormat& chat,
                         const PairDataOptions& opt);
 
 class PairLoader {

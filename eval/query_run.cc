@@ -9,9 +9,10 @@
 
 namespace align {
 
-std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& oracle,
-                                   const ChatFormat& chat, const ModelConfig& config,
-                                   int64_t max_new_tokens, int64_t kv_budget_tokens) {
+QueryData read_query_data(const QueryDataSection& data, const Oracle& oracle,
+                          const Tokenizer& tokenizer, const LazyChatFormat& chat,
+                          const ModelConfig& config, int64_t max_new_tokens,
+                          int64_t kv_budget_tokens) {
   QuerySetOptions options;
   options.system_prompt = data.system_prompt;
   options.limit = data.limit;
@@ -22,7 +23,11 @@ std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& o
   options.max_tokens_reason = positions <= kv_budget_tokens
                                   ? "max_position_embeddings " + std::to_string(positions)
                                   : "rollout.kv_budget_tokens " + std::to_string(kv_budget_tokens);
-  return read_queries(data.path, chat, oracle, options);
+  QueryData out;
+  out.queries = read_queries(data.path, tokenizer, chat, oracle, options);
+  out.stop_token_ids =
+      default_stop_token_ids(chat.used() ? &chat.get() : nullptr, &tokenizer, config);
+  return out;
 }
 
 QueryRun open_query_run(const QueryModelSection& model, const QueryDataSection& data,
@@ -32,15 +37,14 @@ QueryRun open_query_run(const QueryModelSection& model, const QueryDataSection& 
   const std::string dir = resolve_model_dir(model.path, source + ": model.path").dir;
   const torch::Device device = resolve_device(model.device, "model.device");
   Tokenizer tokenizer = Tokenizer::load(dir);
-  ChatFormat chat = select_chat_format(dir, tokenizer, model.chat_format, "model.chat_format");
+  const LazyChatFormat chat(dir, &tokenizer, model.chat_format, "model.chat_format");
   Phi3Model loaded = Phi3Model::load(dir, resolve_dtype(model.dtype, device), device,
                                      quantize_options(model.quantize, model.double_quant));
   check_tokenizer_fits(loaded.config(), tokenizer.vocab_size(), "model.path " + model.path);
-  std::vector<Query> queries =
-      read_query_data(data, *grader, chat, loaded.config(), max_new_tokens, kv_budget_tokens);
-  std::vector<TokenId> stop_ids = default_stop_token_ids(&chat, loaded.config());
-  return QueryRun{std::move(grader), std::move(tokenizer), std::move(chat),
-                  std::move(loaded), std::move(queries),   std::move(stop_ids)};
+  QueryData queries = read_query_data(data, *grader, tokenizer, chat, loaded.config(),
+                                      max_new_tokens, kv_budget_tokens);
+  return QueryRun{std::move(grader), std::move(tokenizer), std::move(loaded),
+                  std::move(queries.queries), std::move(queries.stop_token_ids)};
 }
 
 }  // namespace align

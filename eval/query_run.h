@@ -19,18 +19,26 @@ namespace align {
 struct QueryRun {
   std::unique_ptr<Oracle> oracle;
   Tokenizer tokenizer;
-  ChatFormat chat;  // model.chat_format, or the model's own template (data/chat_template.h)
   Phi3Model model;
   std::vector<Query> queries;
-  std::vector<TokenId> stop_token_ids;  // rollout/stop_tokens.h's defaults for this model
+  std::vector<TokenId> stop_token_ids;  // rollout/stop_tokens.h's defaults for these prompts
+};
+
+struct QueryData {
+  std::vector<Query> queries;
+  // The chat template's end of turn when a prompt was rendered with it, the tokenizer's eos and
+  // the model's eos ids (rollout/stop_tokens.h).
+  std::vector<TokenId> stop_token_ids;
 };
 
 // The query set of `data` for a model with `config`, checked against the oracle's fields: every
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
-// `kv_budget_tokens`. (align dpo's held-out eval reads its queries so, for the policy it holds.)
-std::vector<Query> read_query_data(const QueryDataSection& data, const Oracle& oracle,
-                                   const ChatFormat& chat, const ModelConfig& config,
-                                   int64_t max_new_tokens, int64_t kv_budget_tokens);
+// `kv_budget_tokens`. `chat` renders "prompt" and "messages" lines. (align dpo's held-out eval
+// reads its queries so, for the policy it holds.)
+QueryData read_query_data(const QueryDataSection& data, const Oracle& oracle,
+                          const Tokenizer& tokenizer, const LazyChatFormat& chat,
+                          const ModelConfig& config, int64_t max_new_tokens,
+                          int64_t kv_budget_tokens);
 
 // `source` names the config file in messages (the oracle section's errors included). Every
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's

@@ -5,12 +5,66 @@
 #include "common/error.h"
 #include "common/json_parse.h"
 #include "common/jsonl.h"
-#include "data/chat_format.h"
 
 namespace align {
 
-std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
-                                const Oracle& oracle, const QuerySetOptions& options) {
+namespace {
+
+// The prompt of a query line (see query_set.h), and whether the chat template wrote it.
+std::vector<TokenId> query_prompt(const nlohmann::json& line, const Tokenizer& tokenizer,
+                                  const LazyChatFormat& chat, const QuerySetOptions& options) {
+  const char* const shapes[] = {"prompt", "messages", "text", "token_ids"};
+  int found = 0;
+  for (const char* key : shapes)
+    found += line.contains(key) ? 1 : 0;
+  if (found != 1) {
+    throw InputError(
+        std::string(found == 0 ? "no prompt: expected" : "several prompts: expected one of") +
+        " \"prompt\" (a string), \"messages\" (a list of {role, content}), \"text\" "
+        "(a string, encoded without the chat template) or \"token_ids\"");
+  }
+  if (line.contains("token_ids")) {
+    const nlohmann::json& ids = line.at("token_ids");
+    if (!ids.is_array() || ids.empty()) {
+      throw InputError("token_ids: expected a non-empty list of token ids, found " +
+                       json_excerpt(ids, 80));
+    }
+    std::vector<TokenId> out;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!ids[i].is_number_integer() || ids[i].get<int64_t>() < 0) {
+        throw InputError("token_ids[" + std::to_string(i) + "]: expected a token id, found " +
+                         json_excerpt(ids[i], 40));
+      }
+      out.push_back(static_cast<TokenId>(ids[i].get<int64_t>()));
+    }
+    return out;
+  }
+  if (line.contains("text")) {
+    if (!line.at("text").is_string()) {
+      throw InputError("text: expected a string, found " + json_excerpt(line.at("text"), 80));
+    }
+    return tokenizer.encode(line.at("text").get<std::string>());
+  }
+  std::vector<ChatMessage> messages;
+  if (line.contains("messages")) {
+    messages = parse_chat_messages(line.at("messages"));
+    if (messages.empty()) throw InputError("messages: expected at least one message");
+  } else {
+    if (!line.at("prompt").is_string()) {
+      throw InputError("prompt: expected a string, found " + json_excerpt(line.at("prompt"), 80));
+    }
+    if (!options.system_prompt.empty()) messages.push_back({"system", options.system_prompt, {}});
+    messages.push_back({"user", line.at("prompt").get<std::string>(), {}});
+  }
+  const std::optional<nlohmann::ordered_json> tools = parse_chat_tools(line);
+  return chat.get().render(messages, /*add_generation_prompt=*/true, tools ? &*tools : nullptr).ids;
+}
+
+}  // namespace
+
+std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+                                const LazyChatFormat& chat, const Oracle& oracle,
+                                const QuerySetOptions& options) {
   std::vector<Query> queries;
   std::set<std::string> ids;
   for_each_jsonl(path, [&](const nlohmann::json& line, const JsonlLocation& where) {
@@ -28,18 +82,7 @@ std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
     }
     if (!ids.insert(q.id).second) throw InputError("id: \"" + q.id + "\" appears twice");
 
-    std::vector<ChatMessage> messages;
-    if (line.contains("messages")) {
-      messages = parse_chat_messages(line.at("messages"));
-      if (messages.empty()) throw InputError("messages: expected at least one message");
-    } else if (line.contains("prompt") && line.at("prompt").is_string()) {
-      if (!options.system_prompt.empty()) messages.push_back({"system", options.system_prompt});
-      messages.push_back({"user", line.at("prompt").get<std::string>()});
-    } else {
-      throw InputError(
-          "expected \"prompt\" (a string) or \"messages\" (a list of {role, content})");
-    }
-    q.prompt = chat.render(messages, /*add_generation_prompt=*/true).ids;
+    q.prompt = query_prompt(line, tokenizer, chat, options);
     for (TokenId t : q.prompt) {
       if (options.vocab_size > 0 && t >= options.vocab_size) {
         throw InputError("the prompt has token id " + std::to_string(t) +
@@ -50,7 +93,7 @@ std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
     if (options.max_tokens > 0 &&
         static_cast<int64_t>(q.prompt.size()) + options.max_new_tokens > options.max_tokens) {
       throw InputError("the prompt has " + std::to_string(q.prompt.size()) +
-                       " tokens with the chat template; with sampling.max_new_tokens = " +
+                       " tokens; with sampling.max_new_tokens = " +
                        std::to_string(options.max_new_tokens) + " the model can take at most " +
                        std::to_string(options.max_tokens - options.max_new_tokens) + " (" +
                        options.max_tokens_reason + ")");

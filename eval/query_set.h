@@ -1,15 +1,21 @@
-// The query set that align eval and align pts sample and grade: JSONL, one query per line:
-//   {"id": "gsm8k-17", "prompt": "..."}  or  {"id": ..., "messages": [{"role", "content"}, ...]}
-// plus the oracle's fields ("answer", "tests", "harmful", ...). "id" is a string or an integer
-// (absent: "line-N"); ids must be unique. The query is rendered with the model's chat
-// format (data/chat_format.h) and the assistant generation prompt, so the model answers as it was
-// trained to; the oracle later sees only oracle_fields(line).
+// The query set that align eval and align pts sample and grade: JSONL, one query per line, the
+// prompt in one of four shapes, plus the oracle's fields ("answer", "tests", "harmful", ...):
+//   {"id": "gsm8k-17", "prompt": "..."}       a user turn in the model's chat template, with
+//                                              the assistant generation prompt
+//   {"id": ..., "messages": [{"role", "content"}, ...], "tools": [...]}   the same for a
+//                                              conversation ("tools" optional)
+//   {"id": ..., "text": "..."}                 the model's own prompt layout: encoded as is,
+//                                              no chat template
+//   {"id": ..., "token_ids": [...]}            ids as they are
+// "id" is a string or an integer (absent: "line-N"); ids must be unique. The chat template
+// (data/chat_template.h) is read only when a line has "prompt" or "messages". The oracle sees
+// only oracle_fields(line).
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "oracles/oracle.h"
 
@@ -34,8 +40,9 @@ struct QuerySetOptions {
 
 // Throws InputError naming the file and line (bad JSON, no prompt, duplicate id, a field the
 // oracle needs is missing, a token outside the model's vocabulary, a prompt too long).
-std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
-                                const Oracle& oracle, const QuerySetOptions& options);
+std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+                                const LazyChatFormat& chat, const Oracle& oracle,
+                                const QuerySetOptions& options);
 
 // Completion text as the oracle sees it: special tokens skipped, and ids beyond the tokenizer
 // (a model's padded vocabulary rows can be sampled) dropped, as Hugging Face's decode drops them.

@@ -272,7 +272,22 @@ ModelConfig load_model_config(const std::string& path) {
   if (!std::filesystem::exists(file)) {
     throw InputError(file + ": no such file (a model directory needs a config.json)");
   }
-  return parse_model_config(parse_json(read_file(file), file), file);
+  ModelConfig config = parse_model_config(parse_json(read_file(file), file), file);
+  const std::filesystem::path generation =
+      std::filesystem::path(file).parent_path() / "generation_config.json";
+  if (std::filesystem::exists(generation)) {
+    const json g = parse_json(read_file(generation.string()), generation.string());
+    const json* eos = g.is_object() && g.contains("eos_token_id") ? &g.at("eos_token_id") : nullptr;
+    if (eos && !eos->is_null()) {
+      for (const json& id : eos->is_array() ? *eos : json::array({*eos})) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0) {
+          invalid(generation.string(), "eos_token_id", "a token id or a list of them", eos->dump());
+        }
+        config.generation_eos_token_ids.push_back(id.get<int64_t>());
+      }
+    }
+  }
+  return config;
 }
 
 void validate_config(ModelConfig& c, const std::string& source) {

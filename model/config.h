@@ -45,7 +45,10 @@ struct ModelConfig {
   std::string dtype = "bfloat16";  // dtype / torch_dtype: bfloat16, float16 or float32
   double initializer_range = 0.02;
   std::optional<int64_t> bos_token_id;
-  std::vector<int64_t> eos_token_ids;   // eos_token_id: an int or a list
+  std::vector<int64_t> eos_token_ids;  // eos_token_id: an int or a list
+  // generation_config.json's eos_token_id (an int or a list), when load_model_config finds the
+  // file beside config.json; samplers stop on these too (transformers' generate does).
+  std::vector<int64_t> generation_eos_token_ids;
   std::optional<int64_t> pad_token_id;  // its embedding row is zeroed at initialisation
 
   // --- Derived once by validate_config().

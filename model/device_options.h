@@ -53,7 +53,8 @@ struct ModelSection {
     v("dtype", dtype, "auto: bf16 on CUDA, fp32 on CPU");
     v("device", device, "auto: cuda when a GPU is present");
     v("chat_format", chat_format,
-      "auto: the model's chat template's (docs/chat_formats.md); phi4 or phi3 force one");
+      "auto: the model's own chat template (docs/chat_formats.md); phi4 or phi3 force Phi-4's "
+      "or Phi-4-mini's published one");
   }
 };
 

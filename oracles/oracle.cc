@@ -21,8 +21,8 @@ std::vector<bool> Oracle::grade_all(const std::vector<std::string>& completions,
 nlohmann::json oracle_fields(const nlohmann::json& item) {
   nlohmann::json fields = item;
   if (fields.is_object()) {
-    fields.erase("prompt");
-    fields.erase("messages");
+    for (const char* prompt : {"prompt", "messages", "text", "token_ids", "tools"})
+      fields.erase(prompt);
   }
   return fields;
 }

@@ -1,7 +1,8 @@
 // Oracles grade completions for Pivotal Token Search and evaluation. An oracle sees only the
 // completion text (the model's answer, decoded) and the query's oracle fields (its ground truth:
-// "answer", "tests", "harmful", ...), never the prompt: the dataset line is passed with "prompt"
-// and "messages" removed (oracle_fields()), so a grader cannot reward echoing the question.
+// "answer", "tests", "harmful", ...), never the prompt: the dataset line is passed with its prompt
+// ("prompt", "messages", "text", "token_ids", "tools") removed (oracle_fields()), so a grader
+// cannot reward echoing the question.
 //
 // Config (the "oracle" section of a run config), one object, "type" picks the oracle:
 //   {"type": "math"}                        item "answer": number or expression

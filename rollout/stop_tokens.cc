@@ -5,7 +5,8 @@
 
 namespace align {
 
-std::vector<TokenId> default_stop_token_ids(const ChatFormat* chat, const ModelConfig& config) {
+std::vector<TokenId> default_stop_token_ids(const ChatFormat* chat, const Tokenizer* tokenizer,
+                                            const ModelConfig& config) {
   std::vector<TokenId> ids;
   auto add = [&](std::optional<TokenId> id) {
     if (id && std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
@@ -13,9 +14,11 @@ std::vector<TokenId> default_stop_token_ids(const ChatFormat* chat, const ModelC
   if (chat) {
     for (TokenId id : chat->stop_ids())
       add(id);
-    add(chat->tokenizer().eos_id());
   }
+  if (tokenizer) add(tokenizer->eos_id());
   for (int64_t id : config.eos_token_ids)
+    add(static_cast<TokenId>(id));
+  for (int64_t id : config.generation_eos_token_ids)
     add(static_cast<TokenId>(id));
   return ids;
 }

@@ -1,17 +1,20 @@
-// The token ids that end a completion: the chat format's (data/chat_format.h: its end-of-turn
-// token first, <|im_end|> or <|end|>, then the others it stops on), plus the tokenizer's eos and
-// the model config's eos ids.
+// The token ids that end a completion: the chat template's end of turn when prompts were rendered
+// with it (data/chat_format.h: <|im_end|>, <|end|>, <|eot_id|>, ...), then the tokenizer's eos,
+// then the eos ids of the model's config.json and generation_config.json.
 #pragma once
 
 #include <vector>
 
 #include "data/chat_format.h"
 #include "data/token_id.h"
+#include "data/tokenizer.h"
 #include "model/config.h"
 
 namespace align {
 
-// Without a chat format (null: no tokenizer), only the config's eos ids. No duplicates.
-std::vector<TokenId> default_stop_token_ids(const ChatFormat* chat, const ModelConfig& config);
+// chat: the format the prompts were rendered with, or null (token ids, plain text); tokenizer:
+// null when the model has none. No duplicates.
+std::vector<TokenId> default_stop_token_ids(const ChatFormat* chat, const Tokenizer* tokenizer,
+                                            const ModelConfig& config);
 
 }  // namespace align

@@ -31,7 +31,8 @@
 # EXTRA_DEBS="$(scripts/gpu_check.sh --print-debs)", carry .device, then run
 #   source .device/env.sh && scripts/gpu_check.sh
 # Boost is large (about 140 MB of headers): pruned from .device to the headers align includes by
-# `scripts/gpu_check.sh --prune-device`.
+# `scripts/gpu_check.sh --prune-device`, which also copies llama.cpp's Jinja engine sources (what
+# scripts/setup.sh unpacked to ~/.cache/align/llama.cpp) to .device/llama.cpp for the build there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -50,6 +51,10 @@ case "${1:-}" in
            tr ' \\' '\n\n' | grep "^$inc/boost/" | sort -u)
     find "$inc/boost" -type f | sort | comm -23 - <(echo "$keep") | xargs -r rm -f
     find "$inc/boost" -type d -empty -delete
+    llama="${ALIGN_LLAMA_CPP_DIR:-${ALIGN_CACHE_DIR:-$HOME/.cache/align}/llama.cpp}"
+    [ -d "$llama/common/jinja" ] || { echo "gpu_check: no $llama/common/jinja: run scripts/setup.sh" >&2; exit 1; }
+    rm -rf .device/llama.cpp && mkdir -p .device/llama.cpp
+    cp -rL "$llama/common" "$llama/LICENSE" .device/llama.cpp/
     du -sh .device | sed 's/^/gpu_check: .device is now /'
     exit 0 ;;
   "") ;;
@@ -89,6 +94,7 @@ else
   export PKG_CONFIG_PATH="$root/.device/root/usr/lib/x86_64-linux-gnu/pkgconfig:$root/.device/root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   if [ -d .device/root ]; then export PKG_CONFIG_SYSROOT_DIR="$root/.device/root"; fi
   export PATH="$root/.device/root/usr/bin:$PATH"
+  export ALIGN_LLAMA_CPP_DIR="${ALIGN_LLAMA_CPP_DIR:-$root/.device/llama.cpp}"
 fi
 
 start=$SECONDS

@@ -5,10 +5,15 @@
 #     oracle's syscall filter) and bubblewrap (it runs candidate programs in their own namespaces).
 #   - LibTorch from the PyPI torch wheel (pinned; CUDA 13.0 build) in a Python venv kept outside the
 #     clone, at $ALIGN_CACHE_DIR/venv (default ~/.cache/align/venv), so every clone reuses it.
+#   - llama.cpp's Jinja engine (common/jinja, MIT) and its published chat templates
+#     (models/templates), from the source distribution of the pinned PyPI package
+#     llama-cpp-python, unpacked to $ALIGN_CACHE_DIR/llama.cpp (the chat templates of
+#     data/chat_template.h run on it: docs/chat_formats.md).
 # Prints the venv path on its last line. Usage: scripts/setup.sh [--quiet]
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
+LLAMA_CPP_PYTHON_VERSION=0.3.36
 cache_dir="${ALIGN_CACHE_DIR:-$HOME/.cache/align}"
 venv="$cache_dir/venv"
 quiet=${1:-}
@@ -44,4 +49,23 @@ print(f"setup: torch {torch.__version__} (CUDA {torch.version.cuda})", file=sys.
 PY
   touch "$stamp"
 fi
+# llama.cpp's sources as llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION ships them; only the files
+# align compiles or tests with are kept. $cache_dir/llama.cpp links to the pinned version.
+llama_dir="$cache_dir/llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION"
+if [ ! -f "$llama_dir/.complete" ]; then
+  say "fetching llama.cpp's Jinja engine (llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION sources, once)"
+  tmp="$(mktemp -d "$cache_dir/.llama-cpp.XXXXXX")"
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$tmp"
+  top="llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
+  tar -xzf "$tmp/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz" -C "$tmp" \
+    "$top/LICENSE" "$top/common/jinja" "$top/common/json.h" "$top/common/json.cpp" \
+    "$top/common/unicode.h" "$top/common/unicode.cpp" "$top/models/templates"
+  rm -rf "$llama_dir"
+  mkdir -p "$llama_dir"
+  mv "$tmp/$top" "$llama_dir/llama.cpp"
+  rm -rf "$tmp"
+  touch "$llama_dir/.complete"
+fi
+ln -sfn "$llama_dir/llama.cpp" "$cache_dir/llama.cpp"
 echo "$venv"

@@ -79,8 +79,8 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   const torch::Device device = run.device();
   ProcessGroup& group = run.group();
   const Tokenizer tokenizer = Tokenizer::load(run.model_dir());
-  const ChatFormat chat =
-      select_chat_format(run.model_dir(), tokenizer, cfg.model.chat_format, "model.chat_format");
+  const LazyChatFormat chat(run.model_dir(), &tokenizer, cfg.model.chat_format,
+                            "model.chat_format");
   Phi3Model model = run.load_policy();
   check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
   if (cfg.data.max_seq_len > model.config().max_position_embeddings) {

@@ -14,6 +14,7 @@ venv="$(scripts/setup.sh --quiet | tail -n 1)"
   bitsandbytes==0.50.2
 "$venv/bin/python" tools/golden_tokenizer.py
 "$venv/bin/python" tools/golden_chat.py
+"$venv/bin/python" tools/golden_chat_templates.py
 "$venv/bin/python" tools/golden_model.py
 "$venv/bin/python" tools/golden_sft.py
 "$venv/bin/python" tools/golden_dpo.py

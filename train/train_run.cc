@@ -281,7 +281,7 @@ void TrainRun::check_finite_weights() const {
   }
 }
 
-void TrainRun::finish(Phi3Model& model, const ChatFormat& chat, const std::string& result_of) {
+void TrainRun::finish(Phi3Model& model, const LazyChatFormat& chat, const std::string& result_of) {
   model.set_training(false);
   check_finite_weights();
   if (progress_) progress_->finish();
@@ -295,11 +295,13 @@ void TrainRun::finish(Phi3Model& model, const ChatFormat& chat, const std::strin
     if (sections_.output.merge_lora) {
       model.merge_lora();
       save_model_dir((out / "merged").string(), model, base, shard);
-      write_chat_template((out / "merged").string(), chat);
+      const std::string wrote = write_chat_template((out / "merged").string(), chat);
+      if (!wrote.empty()) std::cerr << name_ << ": " << wrote << "\n";
     }
   } else {
     save_model_dir((out / "model").string(), model, base, shard);
-    write_chat_template((out / "model").string(), chat);
+    const std::string wrote = write_chat_template((out / "model").string(), chat);
+    if (!wrote.empty()) std::cerr << name_ << ": " << wrote << "\n";
   }
   const std::string result = !sections_.lora.enabled       ? "model/"
                              : sections_.output.merge_lora ? "adapter/ and merged/"

@@ -44,7 +44,7 @@
 #include "common/hub_cache.h"
 #include "common/progress.h"
 #include "data/batcher.h"
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "model/phi3_model.h"
 #include "parallel/process_group.h"
 #include "train/lr_schedule.h"
@@ -156,9 +156,10 @@ class TrainRun {
   // The result in Hugging Face layout (rank 0): adapter/ and with merge_lora merged/, or model/;
   // then one line on stderr: steps, time, the last logged metrics and where the result is;
   // `result_of` says which weights the result holds when they are not the last step's. The
-  // tokenizer files copied with model/ and merged/ carry `chat`'s template, the format the model
-  // was trained in (data/chat_template.h write_chat_template).
-  void finish(Phi3Model& model, const ChatFormat& chat, const std::string& result_of = "");
+  // tokenizer files copied with model/ and merged/ keep the base model's chat template, unless
+  // the run forced and used another (model.chat_format phi4 / phi3), which is then written and
+  // said in the log (data/chat_template.h write_chat_template).
+  void finish(Phi3Model& model, const LazyChatFormat& chat, const std::string& result_of = "");
 
  private:
   // Throws InputError naming the first trainable weight with a NaN or inf: nothing non-finite is

@@ -1,7 +1,8 @@
 // The chat format comes from the model's own template, end to end: `align sft` on messages with a
-// Phi-4-mini-format tokenizer (which also has Phi-4's <|im_start|> tokens) trains on the Phi-3
-// format and ships Phi-3's template; a forced format ships its own template; a template align
-// does not know is an error that quotes it and names the way out.
+// Phi-4-mini-format tokenizer (which also has Phi-4's <|im_start|> tokens) trains on its template
+// and ships it unchanged; a forced format ships its own template and says so; any template is
+// run as it is, and inputs that render nothing never read it (a template that cannot be parsed
+// stops only what needs it, naming the file and line).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -49,9 +50,8 @@ struct Fixture {
   }
 };
 
-ChatFormatKind template_kind(const std::string& dir) {
-  const auto match = recognise_chat_template(read_chat_template(dir).text);
-  return match ? match->kind : ChatFormatKind::kAuto;
+std::string template_of(const std::string& dir) {
+  return read_chat_template(dir).text;
 }
 
 // The targets of each line of `data` as `align tokenize` renders them with `model`'s template.
@@ -90,7 +90,8 @@ TEST(ChatFormatCli, SftOnAPhi4MiniTokenizerTrainsAndShipsThePhi3Format) {
       tok.encode("4").size() + tok.encode("Hello!").size() + tok.encode("Bye!").size() + 3;
   EXPECT_NE(log.find("(" + std::to_string(expected) + " target tokens"), std::string::npos) << log;
   // The output's template is the one it was trained in, Phi-4-mini's as it came.
-  EXPECT_EQ(template_kind(out), ChatFormatKind::kPhi3);
+  EXPECT_EQ(template_of(out), published_chat_template(ChatFormatKind::kPhi3));
+  EXPECT_EQ(log.find("chat template is"), std::string::npos) << log;
   EXPECT_EQ(nlohmann::json::parse(read_file(out + "/tokenizer_config.json"))["chat_template"],
             nlohmann::json::parse(read_file(f.model + "/tokenizer_config.json"))["chat_template"]);
   EXPECT_EQ(targets(out, f.data), targets(f.model, f.data));
@@ -101,8 +102,9 @@ TEST(ChatFormatCli, AForcedFormatIsTrainedAndItsTemplateShipped) {
   std::string log;
   ASSERT_EQ(run("sft --config " + f.config("run", {{"chat_format", "phi4"}}), &log), 0) << log;
   const std::string out = f.dir.file("run/model");
-  EXPECT_EQ(template_kind(f.model), ChatFormatKind::kPhi3);
-  EXPECT_EQ(template_kind(out), ChatFormatKind::kPhi4);
+  EXPECT_EQ(template_of(f.model), published_chat_template(ChatFormatKind::kPhi3));
+  EXPECT_EQ(template_of(out), published_chat_template(ChatFormatKind::kPhi4));
+  EXPECT_NE(log.find("model.chat_format phi4's published template"), std::string::npos) << log;
   // The shipped template renders what was trained: Phi-4's turns.
   EXPECT_EQ(targets(out, f.data),
             (std::vector<std::string>{"4<|im_end|>", "Hello!<|im_end|>Bye!<|im_end|>"}));
@@ -116,24 +118,45 @@ TEST(ChatFormatCli, AForcedFormatIsTrainedAndItsTemplateShipped) {
             "<|im_start|>user<|im_sep|>hi<|im_end|><|im_start|>assistant<|im_sep|>");
 }
 
-TEST(ChatFormatCli, AnUnknownTemplateStopsWithItsStartAndTheWayOut) {
+TEST(ChatFormatCli, AnyTemplateIsUsedAsItIsAndTextNeedsNone) {
   Fixture f;
   nlohmann::json config = nlohmann::json::parse(read_file(f.model + "/tokenizer_config.json"));
   config["chat_template"] =
-      "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}";
+      "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}<|end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}[assistant] {% endif %}";
   testing::write_text(f.model + "/tokenizer_config.json", config.dump(1));
   std::string log;
-  EXPECT_NE(run("sft --config " + f.config("run"), &log), 0);
-  EXPECT_NE(log.find("\"{% for m in messages %}[{{ m['role'] }}]"), std::string::npos) << log;
-  EXPECT_NE(log.find("model.chat_format"), std::string::npos) << log;
-  EXPECT_NE(log.find("--chat-format"), std::string::npos) << log;
-  EXPECT_FALSE(fs::exists(f.dir.file("run/model")));
-  // Generation with the end token as a stop token needs the format too, and takes the flag.
-  EXPECT_NE(run("generate --model " + f.model + " --prompt hi --max-new-tokens 2 --output " +
+  ASSERT_EQ(run("sft --config " + f.config("run"), &log), 0) << log;
+  // The generation prompt ends with a space that the tokenizer merges with "Hello" (" H" is one
+  // token): that token is the model's to produce, so it is a target, space and all.
+  EXPECT_EQ(targets(f.model, f.data),
+            (std::vector<std::string>{"4<|end|>", " Hello!<|end|>Bye!<|end|>"}));
+  EXPECT_EQ(template_of(f.dir.file("run/model")), config["chat_template"].get<std::string>());
+
+  // A template the engine cannot parse: what renders nothing still runs...
+  config["chat_template"] = "{% for m in messages %}\n{{ m['content'] }}\n{% if %}{% endfor %}";
+  testing::write_text(f.model + "/tokenizer_config.json", config.dump(1));
+  testing::write_text(f.dir.file("text.jsonl"), "{\"text\": \"2+2=4\"}\n");
+  nlohmann::json text_run = nlohmann::json::parse(read_file(f.config("text")));
+  text_run["data"]["train"] = f.dir.file("text.jsonl");
+  testing::write_text(f.dir.file("text.json"), text_run.dump());
+  EXPECT_EQ(run("sft --config " + f.dir.file("text.json"), &log), 0) << log;
+  EXPECT_EQ(template_of(f.dir.file("text/model")), config["chat_template"].get<std::string>());
+  EXPECT_EQ(run("generate --model " + f.model + " --prompt hi --max-new-tokens 2 --output " +
+                    f.dir.file("g.jsonl"),
+                &log),
+            0)
+      << log;
+  // ...and what renders a chat stops, naming the file and the template's line.
+  EXPECT_NE(run("sft --config " + f.config("broken"), &log), 0);
+  EXPECT_NE(log.find("tokenizer_config.json: chat_template: line 3"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(f.dir.file("broken/model")));
+  EXPECT_NE(run("generate --model " + f.model + " --prompt hi --chat --max-new-tokens 2 --output " +
                     f.dir.file("g.jsonl"),
                 &log),
             0);
-  EXPECT_NE(log.find("--chat-format"), std::string::npos) << log;
+  EXPECT_NE(log.find("line 3"), std::string::npos) << log;
+  // Forcing a published format is the way round it.
   EXPECT_EQ(run("generate --model " + f.model +
                     " --prompt hi --chat --chat-format phi3 --max-new-tokens 2 --output " +
                     f.dir.file("g.jsonl"),

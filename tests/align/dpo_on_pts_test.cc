@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/chat_format.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "eval/query_set.h"
 #include "model/logprobs.h"
@@ -45,8 +45,8 @@ double success_rate(const Phi3Model& model, const Tokenizer& tok, const Oracle& 
   std::vector<GenerationRequest> requests;
   for (const std::string& name : names) {
     GenerationRequest r;
-    r.prompt = ChatFormat::make(ChatFormatKind::kPhi4, tok, "the test")
-                   .render({{"user", testing::toy_prompt(name)}}, true)
+    r.prompt = select_chat_format("", tok, ChatFormatKind::kPhi4, "the test")
+                   .render({{"user", testing::toy_prompt(name), {}}}, true)
                    .ids;
     r.num_samples = n;
     r.max_new_tokens = 12;

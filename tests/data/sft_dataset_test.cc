@@ -21,7 +21,7 @@ struct Fixture {
   TokenId im_start = *tok.token_to_id("<|im_start|>");
   TokenId im_sep = *tok.token_to_id("<|im_sep|>");
   TokenId im_end = *tok.token_to_id("<|im_end|>");
-  ChatFormat chat = ChatFormat::make(ChatFormatKind::kPhi4, tok, "the test");
+  LazyChatFormat chat{"", &tok, ChatFormatKind::kPhi4, "the test"};
   TempDir dir;
 
   SftDataset load(const std::string& text, SftDataOptions opt = {}) const {
@@ -364,7 +364,7 @@ TEST(SftDataset, TokenizerWithoutEosFailsForTextEvenWhenSkipping) {
   SftDataOptions opt;
   opt.skip_bad_lines = true;
   try {
-    load_sft_dataset(path, ChatFormat::make(ChatFormatKind::kPhi4, tok, "the test"), opt);
+    load_sft_dataset(path, LazyChatFormat("", &tok, ChatFormatKind::kPhi4, "the test"), opt);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     const std::string what = e.what();
@@ -388,8 +388,8 @@ TEST(SftDataset, BadOptionsAndMissingFile) {
 TEST(SftDataset, Phi3FormatTargetsAssistantTurnsAndTheirEnd) {
   const std::string dir = testing::golden_path("tokenizer/phi3");
   const Tokenizer tok = Tokenizer::load(dir);
-  const ChatFormat chat = select_chat_format(dir, tok, ChatFormatKind::kAuto, "model.chat_format");
-  ASSERT_EQ(chat.kind(), ChatFormatKind::kPhi3);
+  const LazyChatFormat chat(dir, &tok, ChatFormatKind::kAuto, "model.chat_format");
+  ASSERT_EQ(chat.get().end_id(), tok.token_to_id("<|end|>"));
   auto targets = [&](const SftExample& ex) {
     std::vector<TokenId> ids;
     for (size_t i = 0; i < ex.ids.size(); ++i)

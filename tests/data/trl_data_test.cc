@@ -22,9 +22,9 @@ const Tokenizer& tokenizer() {
 }
 
 // The format align picks from the tokenizer folder's own template (Phi-4's), as TRL applies it.
-const ChatFormat& chat_format() {
-  static const ChatFormat chat = select_chat_format(testing::golden_path("tokenizer/main"),
-                                                    tokenizer(), ChatFormatKind::kAuto, "test");
+const LazyChatFormat& chat_format() {
+  static const LazyChatFormat chat(testing::golden_path("tokenizer/main"), &tokenizer(),
+                                   ChatFormatKind::kAuto, "test");
   return chat;
 }
 

@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "data/chat_format.h"
 #include "data/chat_template.h"
 #include "data/preference_dataset.h"
 #include "data/token_pairs.h"
@@ -22,8 +21,8 @@ const Tokenizer& tok() {
   return t;
 }
 
-const ChatFormat& chat() {
-  static const ChatFormat c = ChatFormat::make(ChatFormatKind::kPhi4, tok(), "the test");
+const LazyChatFormat& chat() {
+  static const LazyChatFormat c("", &tok(), ChatFormatKind::kPhi4, "the test");
   return c;
 }
 
@@ -53,12 +52,12 @@ TEST(PreferenceData, ConversationalCompletionsAreTheTailOfTheChatFormat) {
   const PreferencePair p = preference_pair_from_json(
       {{"prompt", prompt}, {"chosen", chosen}, {"rejected", rejected}}, chat(), {}, nullptr);
   // The prompt ends with the generation prompt; prompt + chosen is exactly the full conversation.
-  EXPECT_EQ(p.prompt, chat().render(parse_chat_messages(prompt), true).ids);
+  EXPECT_EQ(p.prompt, chat().get().render(parse_chat_messages(prompt), true).ids);
   std::vector<TokenId> joined = p.prompt;
   joined.insert(joined.end(), p.chosen.begin(), p.chosen.end());
   json both = prompt;
   both.push_back(chosen[0]);
-  EXPECT_EQ(joined, chat().render(parse_chat_messages(both), false).ids);
+  EXPECT_EQ(joined, chat().get().render(parse_chat_messages(both), false).ids);
   EXPECT_EQ(p.chosen.back(), *tok().token_to_id("<|im_end|>"));
 }
 
@@ -67,7 +66,7 @@ TEST(PreferenceData, ConversationalCompletionsAreTheTailOfTheChatFormat) {
 TEST(PreferenceData, Phi3ConversationsSplitAtTheGenerationPrompt) {
   const std::string dir = testing::golden_path("tokenizer/phi3");
   const Tokenizer t = Tokenizer::load(dir);
-  const ChatFormat phi3 = select_chat_format(dir, t, ChatFormatKind::kAuto, "model.chat_format");
+  const LazyChatFormat phi3(dir, &t, ChatFormatKind::kAuto, "model.chat_format");
   const json prompt = json::array({{{"role", "user"}, {"content", "Add 2 and 2."}}});
   const json chosen = json::array({{{"role", "assistant"}, {"content", "4"}}});
   const json rejected = json::array({{{"role", "assistant"}, {"content", "22"}}});
