@@ -180,7 +180,7 @@ TEST(DpoBestStep, MaxClippedRatioPassesOverStepsThatStopEnding) {
   const nlohmann::json config = {
       {"model", {{"path", task.model}, {"dtype", "fp32"}, {"device", "cpu"}}},
       {"data", {{"train", task.dir.file("pairs.jsonl")}, {"max_seq_len", 128}, {"batch_size", 4}}},
-      {"dpo", {{"beta", 0.1}}},
+      {"dpo", {{"beta", 0.1}, {"nll_weight", 1.0}}},
       {"optimizer", {{"lr", 1e-2}}},
       {"schedule", {{"type", "constant"}, {"max_steps", 30}}},
       {"training", {{"log_every", 10}}},
