@@ -12,6 +12,17 @@
 namespace align {
 namespace {
 
+// Above the config keys in --help: when the eval section is needed (docs/dpo.md).
+constexpr const char* kEvalAdvice =
+    "When to use the held-out eval (eval.queries + eval.oracle, on a dev set of its own): "
+    "whenever\n"
+    "DPO trains on token-level (PTS) pairs or at a high lr. rewards/accuracies and "
+    "rewards/margins\n"
+    "only score the pairs and can rise while generation breaks (a missing end-of-turn,\n"
+    "repetition); sampling shows it as eval_completions/clipped_ratio, the share of samples that\n"
+    "hit max_new_tokens without a stop token. eval.keep_best returns the best step's weights;\n"
+    "eval.max_clipped_ratio keeps a step that clips more than that from being chosen.";
+
 struct DpoCommandOptions {
   ConfigFlags flags;
   bool resume = false;
@@ -24,6 +35,7 @@ void add_dpo_command(CLI::App& app) {
   auto opt = std::make_shared<DpoCommandOptions>();
   CLI::App* cmd = app.add_subcommand("dpo", "Direct Preference Optimization (LoRA or full)");
   add_config_flags<DpoConfig>(cmd, opt->flags, "docs/dpo.md");
+  cmd->footer(std::string(kEvalAdvice) + "\n\n" + cmd->get_footer());
   cmd->add_flag("--resume", opt->resume, "Continue from the latest checkpoint in output.dir");
   cmd->add_option("--write-reference", opt->write_reference,
                   "Score data.train with the reference model, write it with ref_*_logps to this "

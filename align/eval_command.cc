@@ -39,9 +39,11 @@ void add_eval_command(CLI::App& app) {
     EvalSummary s;
     record_run(config.output.dir, resolved_device_name(config.model.device, "model.device"),
                [&] { s = run_eval(config, opt->flags.config); });
-    std::printf("eval: %lld items x %lld samples, oracle %s, %.1f tokens per completion, %.1f s\n",
-                static_cast<long long>(s.items), static_cast<long long>(s.num_samples),
-                s.oracle.c_str(), s.mean_tokens, s.seconds);
+    std::printf(
+        "eval: %lld items x %lld samples, oracle %s, %.1f tokens per completion (%.1f%% clipped "
+        "at max_new_tokens), %.1f s\n",
+        static_cast<long long>(s.items), static_cast<long long>(s.num_samples), s.oracle.c_str(),
+        s.mean_tokens, 100 * s.clipped_ratio, s.seconds);
     std::printf(
         "%6s  %8s  %s\n", "k", "pass@k",
         (std::to_string(static_cast<int>(config.eval.confidence * 100 + 0.5)) + "% interval")

@@ -206,7 +206,8 @@ std::string eval_section(const std::vector<ReportRun>& runs) {
                         rate.value("higher_is_better", true));
     }
   }
-  for (const char* key : {"items", "num_samples", "mean_tokens", "seconds", "oracle"}) {
+  for (const char* key :
+       {"items", "num_samples", "mean_tokens", "clipped_ratio", "seconds", "oracle"}) {
     out += std::string("<tr><td>") + key + "</td>";
     for (const EvalColumn& c : columns)
       out += plain_cell(c.summary, key);
@@ -286,7 +287,7 @@ std::string samples_section(const std::vector<ReportRun>& runs, int64_t samples)
 
 std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t samples) {
   const bool several = runs.size() > 1;
-  std::vector<ChartSeries> series;
+  std::vector<ChartSeries> series, clipped_series;
   ChartOptions options;
   std::string sentences, metric_name, generations;
   for (const ReportRun& r : runs) {
@@ -296,7 +297,12 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t
     const std::string metric = best.is_object() ? best.value("metric", "pass@1") : "pass@1";
     if (metric_name.empty()) metric_name = metric;
     // The evals: best.json's list, else each evals/step-N/summary.json.
-    std::vector<ChartPoint> points;
+    // ... and each eval's completions/clipped_ratio (samples that hit max_new_tokens).
+    std::vector<ChartPoint> points, clipped;
+    auto add_clipped = [&](double step, const json& v) {
+      if (v.is_object() && v.contains("clipped_ratio") && v["clipped_ratio"].is_number())
+        clipped.push_back({step, v["clipped_ratio"].get<double>()});
+    };
     auto add = [&](double step, const json& v) {
       if (!v.is_object() || (!v.contains("value") && !v.contains("mean"))) return;
       ChartPoint p;
@@ -309,8 +315,11 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t
       points.push_back(p);
     };
     if (best.is_object() && best.contains("evals") && best["evals"].is_array()) {
-      for (const json& e : best["evals"])
-        if (e.is_object() && e.contains("step")) add(e["step"].get<double>(), e);
+      for (const json& e : best["evals"]) {
+        if (!e.is_object() || !e.contains("step")) continue;
+        add(e["step"].get<double>(), e);
+        add_clipped(e["step"].get<double>(), e);
+      }
     } else if (fs::is_directory(dir + "/evals")) {
       const std::string at =
           metric.rfind("pass@", 0) == 0 ? "/pass@k/" + metric.substr(5) : "/" + metric;
@@ -320,9 +329,11 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t
         const json s = read_object_if_exists(entry.path().string() + "/summary.json");
         if (s.is_object() && s.contains(json::json_pointer(at)))
           add(std::stod(name.substr(5)), s[json::json_pointer(at)]);
+        add_clipped(std::stod(name.substr(5)), s);
       }
-      std::sort(points.begin(), points.end(),
-                [](const ChartPoint& a, const ChartPoint& b) { return a.x < b.x; });
+      for (std::vector<ChartPoint>* p : {&points, &clipped})
+        std::sort(p->begin(), p->end(),
+                  [](const ChartPoint& a, const ChartPoint& b) { return a.x < b.x; });
     }
     if (points.empty() && !best.is_object()) continue;
     const std::string who = several ? r.name + ": " : "";
@@ -349,6 +360,18 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t
                    ") but not kept: the output is the last step " + format_number(last_step, 10) +
                    (std::isnan(last_value) ? "" : " (" + fixed(last_value, d) + ")");
       sentences += "<p class=\"kept\">" + html_escape(who + sentence) + "</p>\n";
+      // Steps that eval.max_clipped_ratio ruled out (best.json marks them).
+      std::string over;
+      for (const json& e : best.value("evals", json::array()))
+        if (e.is_object() && !e.value("eligible", true))
+          over += (over.empty() ? "" : ", ") + format_number(e.value("step", 0.0), 10) + " (" +
+                  fixed(e.value("clipped_ratio", 0.0), 3) + ")";
+      if (!over.empty())
+        sentences += "<p class=\"kept\">" +
+                     html_escape(who + "passed over: completions/clipped_ratio above " +
+                                 format_number(best.value("max_clipped_ratio", 1.0)) +
+                                 " (eval.max_clipped_ratio) at step " + over) +
+                     "</p>\n";
       options.marks.push_back(
           {step, (several ? r.name + " " : "kept ") + "step " + format_number(step, 10)});
     }
@@ -370,6 +393,11 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t
     s.points = std::move(points);
     if (several) s.color = r.index;
     series.push_back(std::move(s));
+    ChartSeries c;
+    c.name = several ? r.name : "completions/clipped_ratio";
+    c.points = std::move(clipped);
+    if (several) c.color = r.index;
+    if (!c.points.empty()) clipped_series.push_back(std::move(c));
   }
   if (series.empty()) return "";
   options.x_label = "step";
@@ -377,7 +405,12 @@ std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t
          " of each evaluated checkpoint (evals/step-N/, step 0 = the starting model) with its "
          "interval; the dashed line marks the step best.json keeps.</p>\n" +
          sentences + "<div class=\"charts\">\n" +
-         line_chart(metric_name + " vs step", series, options) + "</div>\n" +
+         line_chart(metric_name + " vs step", series, options) +
+         (clipped_series.empty()
+              ? ""
+              : line_chart("completions/clipped_ratio vs step (samples cut at max_new_tokens)",
+                           clipped_series, options)) +
+         "</div>\n" +
          (generations.empty() ? "" : "<h3>Checkpoint generations</h3>\n" + generations);
 }
 

@@ -88,7 +88,10 @@ struct DpoLossSection {
 
 // Held-out generation eval of the policy (dpo/held_out_eval.h): with `queries` set, every `every`
 // steps (and at the start and the last step) each query is sampled and graded by `oracle`; the
-// best step by `metric` is the run's result when keep_best (the others are only reported).
+// best step by `metric` is the run's result when keep_best (the others are only reported). A step
+// whose completions/clipped_ratio (samples that hit sampling.max_new_tokens) exceeds
+// max_clipped_ratio is never the best while another is within it (train/best_step.h); the
+// default 1 limits nothing, as a ratio that is normal depends on the task and max_new_tokens.
 struct DpoEvalSection {
   std::string queries;
   std::string system_prompt;
@@ -99,6 +102,7 @@ struct DpoEvalSection {
   int64_t every = 0;
   std::string metric = "pass@1";
   bool keep_best = true;
+  double max_clipped_ratio = 1;
   double confidence = 0.95;
 
   template <typename V>
@@ -112,6 +116,8 @@ struct DpoEvalSection {
     v("every", every, "steps between evals; 0: training.eval_every (start and end always)");
     v("metric", metric, "what best means: pass@1, or a rate key of the oracle (docs/oracles.md)");
     v("keep_best", keep_best, "the run's result is the best eval's step, not the last");
+    v("max_clipped_ratio", max_clipped_ratio,
+      "a step with more of its samples cut at max_new_tokens is never the best; 1: no limit");
     v("confidence", confidence, "of the intervals");
   }
   bool enabled() const { return !queries.empty(); }

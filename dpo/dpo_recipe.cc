@@ -131,14 +131,23 @@ void write_best(const BestStep& evals, const std::string& output_dir, int64_t la
   write_file_atomic(output_dir + "/best.json", evals.summary(last_step, kept).dump(2) + "\n");
 }
 
-// "dpo: step 20 held-out pass@1 0.840 [0.800, 0.880]; best so far: step 20"
+// "dpo: step 20 held-out pass@1 0.840 [0.800, 0.880], clipped_ratio 0.000; best: step 20"; a
+// step over eval.max_clipped_ratio is said to be passed over, and why.
 void report_eval(const BestStep& evals, const StepScore& s) {
-  char buffer[160];
+  char buffer[200];
   std::snprintf(buffer, sizeof buffer,
-                "dpo: step %lld held-out %s %.3f [%.3f, %.3f]; best: step %lld\n",
+                "dpo: step %lld held-out %s %.3f [%.3f, %.3f], clipped_ratio %.3f",
                 static_cast<long long>(s.step), evals.metric().c_str(), s.value, s.low, s.high,
-                static_cast<long long>(evals.best()->step));
-  std::cerr << buffer;
+                s.clipped_ratio);
+  std::string line = buffer;
+  if (!evals.eligible(s)) {
+    std::snprintf(buffer, sizeof buffer,
+                  " > eval.max_clipped_ratio %.3g: not eligible as best (its samples hit "
+                  "max_new_tokens without a stop token)",
+                  evals.max_clipped_ratio());
+    line += buffer;
+  }
+  std::cerr << line << "; best: step " << evals.best()->step << "\n";
 }
 
 DpoData load_dpo_data(const DpoConfig& cfg, const LazyChatFormat& chat, ProcessGroup& group) {

@@ -18,11 +18,14 @@
 //   evals/step-N/          summary.json and results.jsonl of the policy at step N (align eval's
 //                          formats): at the start (step 0, saved as a checkpoint too), every
 //                          eval.every steps (each saved as a checkpoint) and at the last step
-//   best.json              every eval's metric with its interval, the best step and whether it
-//                          was kept (train/best_step.h); the best step's checkpoint is never
-//                          removed by output.keep_last
+//   best.json              every eval's metric with its interval and clipped_ratio, the best
+//                          step and whether it was kept (train/best_step.h); the best step's
+//                          checkpoint is never removed by output.keep_last
+//   metrics.jsonl          on eval steps: eval_<metric> (_low, _high),
+//                          eval_completions/mean_length, eval_completions/clipped_ratio
 // and with eval.keep_best (the default) the result is the best step's weights, not the last's
-// (ties go to the earlier step); the last line before "dpo: done" says which step won and why.
+// (ties go to the earlier step; never a step over eval.max_clipped_ratio while one is within
+// it); the last line before "dpo: done" says which step won and why.
 #pragma once
 
 #include <cstdint>

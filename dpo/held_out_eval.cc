@@ -40,7 +40,7 @@ HeldOutEval::HeldOutEval(const DpoEvalSection& section, const LazyChatFormat& ch
 }
 
 BestStep HeldOutEval::new_record() const {
-  return BestStep(section_.metric, higher_is_better_);
+  return BestStep(section_.metric, higher_is_better_, section_.max_clipped_ratio);
 }
 
 StepScore HeldOutEval::run(const Phi3Model& model, int64_t step, const std::string& output_dir,
@@ -65,7 +65,7 @@ StepScore HeldOutEval::run(const Phi3Model& model, int64_t step, const std::stri
     std::filesystem::create_directories(dir);
     write_query_eval(dir, eval);
   }
-  StepScore score{step, 0, 0, 1};
+  StepScore score{step, 0, 0, 1, eval.summary.clipped_ratio};
   MeanInterval value = eval.summary.pass.front().value;
   if (section_.metric != "pass@1") {
     bool found = false;
@@ -87,7 +87,8 @@ StepScore HeldOutEval::run(const Phi3Model& model, int64_t step, const std::stri
   record[key] = score.value;
   record[key + "_low"] = score.low;
   record[key + "_high"] = score.high;
-  record["eval_mean_tokens"] = eval.summary.mean_tokens;
+  record["eval_completions/mean_length"] = eval.summary.mean_tokens;
+  record["eval_completions/clipped_ratio"] = eval.summary.clipped_ratio;
   return score;
 }
 

@@ -3,7 +3,8 @@
 // oracle exactly as align eval grades (eval/query_eval.h). Each eval writes
 // OUTPUT/evals/step-N/{summary.json,results.jsonl} (align eval's formats; step-0 is the starting
 // model) and adds to the step's metrics record eval_<metric> with _low/_high (eval_pass@1, or
-// eval_<rate key>) and eval_mean_tokens.
+// eval_<rate key>), eval_completions/mean_length and eval_completions/clipped_ratio (TRL's names:
+// generated tokens per sample, and the share of samples that hit max_new_tokens, a broken stop).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +30,8 @@ class HeldOutEval {
   HeldOutEval(const DpoEvalSection& section, const LazyChatFormat& chat, const ModelConfig& config,
               const std::string& source);
 
-  // An empty record of evals for this metric, in the metric's direction.
+  // An empty record of evals for this metric, in the metric's direction, with the section's
+  // max_clipped_ratio.
   BestStep new_record() const;
 
   // Samples and grades `model` (every rank samples every query: each holds the whole model); the

@@ -8,7 +8,9 @@
 //                  "finish_reason"}]}
 //   summary.json   {"items", "num_samples", "confidence", "oracle",
 //                   "pass@k": {"1": {"mean", "low", "high"[, "wilson_low", "wilson_high"]}, ...},
-//                   "mean_tokens", "finish_reasons": {"stop": N, "length": N}, "seconds"}
+//                   "mean_tokens", "finish_reasons": {"stop": N, "length": N},
+//                   "clipped_ratio" (the "length" share: TRL's completions/clipped_ratio),
+//                   "seconds"}
 // An oracle that defines its own rates (Oracle::rates(); the safety oracle's refusal rate on
 // harmful items and over-refusal on benign ones) adds to each results.jsonl line the count of the
 // rates covering the item (e.g. "refusals") and to summary.json each rate that covers an item

@@ -8,6 +8,15 @@
 
 namespace align {
 
+double clipped_ratio(const std::map<std::string, int64_t>& finish_reasons) {
+  int64_t all = 0, stopped = 0;
+  for (const auto& [reason, count] : finish_reasons) {
+    all += count;
+    if (reason == "stop") stopped += count;
+  }
+  return all > 0 ? static_cast<double>(all - stopped) / static_cast<double>(all) : 0;
+}
+
 nlohmann::json to_json(const EvalSummary& s) {
   nlohmann::json pass = nlohmann::json::object();
   for (const EvalPassAtK& p : s.pass) {
@@ -25,6 +34,7 @@ nlohmann::json to_json(const EvalSummary& s) {
                       {"pass@k", pass},
                       {"mean_tokens", s.mean_tokens},
                       {"finish_reasons", s.finish_reasons},
+                      {"clipped_ratio", s.clipped_ratio},
                       {"seconds", s.seconds}};
   nlohmann::json rates = nlohmann::json::array();
   for (const auto& [rate, summary] : s.rates) {
@@ -134,6 +144,7 @@ QueryEval evaluate_queries(const Phi3Model& model, const Tokenizer& tokenizer, c
   }
   summary.mean_tokens =
       summary.items > 0 ? static_cast<double>(tokens) / static_cast<double>(summary.items * n) : 0;
+  summary.clipped_ratio = clipped_ratio(summary.finish_reasons);
   return result;
 }
 

@@ -41,17 +41,24 @@ struct EvalSummary {
   int64_t num_samples = 0;
   double confidence = 0.95;
   std::vector<EvalPassAtK> pass;  // in the config's order of k
-  double mean_tokens = 0;         // generated tokens per completion
+  double mean_tokens = 0;         // generated tokens per completion (TRL's completions/mean_length)
   std::map<std::string, int64_t> finish_reasons;
-  double seconds = 0;  // the whole run (align eval: model loading included)
+  double clipped_ratio = 0;  // clipped_ratio(finish_reasons)
+  double seconds = 0;        // the whole run (align eval: model loading included)
   std::string oracle;
   // The oracle's own rates that cover at least one item, in the oracle's order.
   std::vector<std::pair<OracleRate, RateSummary>> rates;
 };
 
+// TRL's completions/clipped_ratio: the fraction of completions that did not end with a stop token,
+// i.e. hit max_new_tokens (finish_reason "length"); 0 when there are none. A model that lost its
+// end-of-turn shows here while its rewards may still look fine (docs/dpo.md).
+double clipped_ratio(const std::map<std::string, int64_t>& finish_reasons);
+
 // summary.json's object: {"items", "num_samples", "confidence", "oracle",
 // "pass@k": {"1": {"mean", "low", "high"[, "wilson_low", "wilson_high"]}, ...}, "mean_tokens",
-// "finish_reasons", "seconds"}, each rate under its key and "oracle_rates" listing them.
+// "finish_reasons", "clipped_ratio", "seconds"}, each rate under its key and "oracle_rates" listing
+// them.
 nlohmann::json to_json(const EvalSummary& summary);
 
 struct QueryEval {

@@ -317,7 +317,7 @@ std::string status_of(const nlohmann::json& record) {
   char buffer[64];
   for (const char* key : {"loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
                           "rewards/accuracies", "rewards/margins", "eval_rewards/accuracies",
-                          "eval_pass@1", "tokens_per_s"}) {
+                          "eval_pass@1", "eval_completions/clipped_ratio", "tokens_per_s"}) {
     if (!record.contains(key) || !record.at(key).is_number()) continue;
     const double v = record.at(key).get<double>();
     const std::string k = key;

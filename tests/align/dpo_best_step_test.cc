@@ -5,8 +5,12 @@
 // result must be the starting model exactly, whatever output.keep_last removed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "common/atomic_file.h"
 #include "model/checkpoint.h"
@@ -138,6 +142,107 @@ TEST(DpoBestStep, ResumeContinuesTheRecordOfEvals) {
   EXPECT_TRUE(same_tensors(t.task.dir.file("part/merged"), t.task.dir.file("whole/merged")));
 }
 
+// completions/clipped_ratio of an eval, derived from its results.jsonl: samples that did not end
+// with a stop token over all samples; and the mean generated tokens per sample.
+std::pair<double, double> clipped_and_length(const std::string& results) {
+  double samples = 0, clipped = 0, tokens = 0;
+  for (const nlohmann::json& item : read_jsonl(results)) {
+    for (const nlohmann::json& s : item.at("samples")) {
+      samples += 1;
+      clipped += s.at("finish_reason").get<std::string>() == "stop" ? 0 : 1;
+      tokens += static_cast<double>(s.at("token_ids").size());
+    }
+  }
+  return {clipped / samples, tokens / samples};
+}
+
+// Issue 25's broken stop, on purpose: the chosen answers repeat "I pick left." past
+// max_new_tokens, so DPO raises pass@1 (the regex finds "left" in text that never stops) while the
+// samples stop ending. The metrics show it as eval_completions/clipped_ratio, and
+// eval.max_clipped_ratio keeps those steps from being the result.
+TEST(DpoBestStep, MaxClippedRatioPassesOverStepsThatStopEnding) {
+  testing::ToyTask task;
+  std::string pairs;
+  for (const std::string& name : testing::toy_names()) {
+    const nlohmann::json user = {{"role", "user"}, {"content", testing::toy_prompt(name)}};
+    auto answer = [](const std::string& text) {
+      return nlohmann::json::array({{{"role", "assistant"}, {"content", text}}});
+    };
+    pairs +=
+        nlohmann::json{{"prompt", nlohmann::json::array({user})},
+                       {"chosen", answer("I pick left. I pick left. I pick left. I pick left.")},
+                       {"rejected", answer("I pick right.")}}
+            .dump() +
+        "\n";
+  }
+  testing::write_text(task.dir.file("pairs.jsonl"), pairs);
+  const std::vector<std::string> held(testing::toy_names().begin() + 6, testing::toy_names().end());
+  const nlohmann::json config = {
+      {"model", {{"path", task.model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+      {"data", {{"train", task.dir.file("pairs.jsonl")}, {"max_seq_len", 128}, {"batch_size", 4}}},
+      {"dpo", {{"beta", 0.1}, {"nll_weight", 1.0}}},
+      {"optimizer", {{"lr", 1e-2}}},
+      {"schedule", {{"type", "constant"}, {"max_steps", 30}}},
+      {"training", {{"log_every", 10}}},
+      {"lora", {{"enabled", true}, {"rank", 8}, {"alpha", 16}, {"dropout", 0.0}}},
+      {"eval",
+       {{"queries", task.queries("held", held, 2)},
+        {"oracle", {{"type", "regex"}, {"pattern", "left"}}},
+        {"every", 10},
+        {"max_clipped_ratio", 0.5},
+        {"sampling", {{"max_new_tokens", 12}, {"num_samples", 16}, {"seed", 7}}}}},
+      {"output", {{"dir", task.dir.file("dpo")}, {"save_every", 1000}, {"keep_last", 1}}}};
+  testing::write_text(task.dir.file("dpo.json"), config.dump(2));
+  std::string out;
+  ASSERT_EQ(run("dpo --config " + task.dir.file("dpo.json"), &out), 0) << out;
+  const std::string dir = task.dir.file("dpo");
+
+  // Each eval's clipped_ratio and mean length, as derived from its samples, in summary.json,
+  // metrics.jsonl and best.json.
+  const nlohmann::json best = nlohmann::json::parse(read_file(dir + "/best.json"));
+  ASSERT_EQ(best.at("evals").size(), 4u) << best.dump();  // steps 0, 10, 20, 30
+  std::map<int64_t, nlohmann::json> logged;
+  for (const nlohmann::json& m : read_jsonl(dir + "/metrics.jsonl"))
+    if (m.contains("eval_pass@1")) logged[m.at("step").get<int64_t>()] = m;
+  for (const nlohmann::json& e : best.at("evals")) {
+    const int64_t step = e.at("step").get<int64_t>();
+    char name[32];
+    std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(step));
+    const std::string at = dir + "/evals/" + name;
+    const auto [clipped, length] = clipped_and_length(at + "/results.jsonl");
+    const nlohmann::json summary = nlohmann::json::parse(read_file(at + "/summary.json"));
+    EXPECT_DOUBLE_EQ(summary.at("clipped_ratio").get<double>(), clipped) << at;
+    EXPECT_DOUBLE_EQ(e.at("clipped_ratio").get<double>(), clipped) << at;
+    EXPECT_EQ(e.at("eligible").get<bool>(), clipped <= 0.5) << at;
+    ASSERT_TRUE(logged.count(step)) << "no eval line for step " << step;
+    EXPECT_DOUBLE_EQ(logged[step].at("eval_completions/clipped_ratio").get<double>(), clipped);
+    EXPECT_NEAR(logged[step].at("eval_completions/mean_length").get<double>(), length, 1e-9);
+  }
+  // The start ends its answers; DPO teaches it not to, and pass@1 rises all the same.
+  const nlohmann::json& start = best["evals"][0];
+  const nlohmann::json& last = best["evals"][3];
+  EXPECT_LE(start.at("clipped_ratio").get<double>(), 0.5) << best.dump();
+  EXPECT_GT(last.at("clipped_ratio").get<double>(), 0.5) << best.dump();
+  EXPECT_GT(last.at("value").get<double>(), start.at("value").get<double>()) << best.dump();
+
+  // The kept step is the best of those within the limit, though a clipped one scored higher.
+  double best_eligible = -1, best_any = -1;
+  for (const nlohmann::json& e : best.at("evals")) {
+    best_any = std::max(best_any, e.at("value").get<double>());
+    if (e.at("eligible").get<bool>())
+      best_eligible = std::max(best_eligible, e.at("value").get<double>());
+  }
+  EXPECT_LT(best_eligible, best_any) << best.dump();
+  EXPECT_EQ(best.at("value").get<double>(), best_eligible) << best.dump();
+  EXPECT_LE(best.at("clipped_ratio").get<double>(), 0.5) << best.dump();
+  EXPECT_NE(best.at("step").get<int64_t>(), 30) << best.dump();
+  EXPECT_NE(out.find("dpo: step 30 held-out pass@1"), std::string::npos) << out;
+  EXPECT_NE(out.find("> eval.max_clipped_ratio 0.5: not eligible as best"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("passed over for completions/clipped_ratio above 0.5: "), std::string::npos)
+      << out;
+}
+
 TEST(DpoBestStep, EvalSectionErrorsNameTheKey) {
   HeldOutTask t;
   std::string out;
@@ -152,6 +257,11 @@ TEST(DpoBestStep, EvalSectionErrorsNameTheKey) {
           &out),
       0);
   EXPECT_NE(out.find("eval.sampling.top_p"), std::string::npos) << out;
+  EXPECT_NE(
+      run("dpo --config " + t.config("bad4", "left", {{"eval", {{"max_clipped_ratio", 1.5}}}}),
+          &out),
+      0);
+  EXPECT_NE(out.find("eval.max_clipped_ratio"), std::string::npos) << out;
 }
 
 }  // namespace

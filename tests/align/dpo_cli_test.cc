@@ -1,12 +1,13 @@
 // `align dpo` end to end on the tiny model: sequence and token pairs with TRL's metric names and a
 // PEFT adapter; --resume from an earlier checkpoint ends with the same adapter and metrics;
 // accumulation equals the large batch; precomputed reference log-probs written, used and checked;
-// config errors name the key.
+// config errors name the key; --help says when to use the held-out eval.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "common/atomic_file.h"
 #include "tests/align/cli_runner.h"
@@ -153,6 +154,20 @@ TEST(DpoCli, ConfigErrorsNameTheKey) {
   EXPECT_NE(log.find("dpo.los"), std::string::npos) << log;
   EXPECT_NE(run("dpo --config " + f.config("y") + " --set dpo.loss=kto", &log), 0);
   EXPECT_NE(log.find("dpo.loss"), std::string::npos) << log;
+}
+
+// --help says when the held-out eval is needed (token pairs, high lr: the pair metrics cannot see
+// a broken stop) and lists eval.max_clipped_ratio with its default, which limits nothing.
+TEST(DpoCli, HelpSaysWhenToUseTheHeldOutEval) {
+  std::string out;
+  ASSERT_EQ(run("dpo --help", &out), 0) << out;
+  for (const char* text :
+       {"When to use the held-out eval", "token-level (PTS) pairs or at a high lr",
+        "eval_completions/clipped_ratio", "eval.max_clipped_ratio"}) {
+    EXPECT_NE(out.find(text), std::string::npos) << text << "\n" << out;
+  }
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(eval\.max_clipped_ratio +float +1\.0 )")))
+      << out;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -121,6 +122,17 @@ TEST(EvalCli, PassAtKOnAToyTaskWithAKnownRate) {
     sum1 += correct / 16.0;
   }
   EXPECT_NEAR(mean1, sum1 / 8, 1e-12);
+  // completions/clipped_ratio: the samples that hit max_new_tokens without a stop token, in
+  // summary.json and the printed summary.
+  double clipped = 0;
+  for (const auto& r : results)
+    for (const auto& s : r.at("samples"))
+      clipped += s.at("finish_reason") == "stop" ? 0 : 1;
+  clipped /= 8 * 16;
+  EXPECT_DOUBLE_EQ(summary.at("clipped_ratio").get<double>(), clipped) << summary.dump();
+  char printed[64];
+  std::snprintf(printed, sizeof printed, "(%.1f%% clipped at max_new_tokens)", 100 * clipped);
+  EXPECT_NE(out.find(printed), std::string::npos) << out;
 
   // The same config gives the same results (seeds per item id), whatever the batch size.
   ASSERT_EQ(run("eval --config " +

@@ -446,6 +446,30 @@ TEST(ReportCli, DpoRunWithCheckpointEvalsMarksTheKeptStep) {
   html = slurp(dir + "/report.html");
   EXPECT_EQ(count(html, "<line class=\"bar\""), 4u);
   EXPECT_EQ(count(html, "<line class=\"mark\""), 0u);
+  EXPECT_EQ(html.find("clipped_ratio vs step"), std::string::npos);  // none recorded
+
+  // With each eval's clipped_ratio and eval.max_clipped_ratio: a chart of them and the step passed
+  // over (the best pass@1, but its samples stopped ending).
+  write_text(dir + "/best.json", R"({"metric": "pass@1", "higher_is_better": true, "step": 20,
+      "value": 0.84, "low": 0.80, "high": 0.88, "clipped_ratio": 0.05, "last_step": 60,
+      "kept": true, "max_clipped_ratio": 0.2,
+      "evals": [{"step": 0, "value": 0.5, "low": 0.46, "high": 0.54, "clipped_ratio": 0,
+                 "eligible": true},
+                {"step": 20, "value": 0.84, "low": 0.80, "high": 0.88, "clipped_ratio": 0.05,
+                 "eligible": true},
+                {"step": 40, "value": 0.9, "low": 0.86, "high": 0.94, "clipped_ratio": 0.5,
+                 "eligible": false},
+                {"step": 60, "value": 0.71, "low": 0.67, "high": 0.75, "clipped_ratio": 0.1,
+                 "eligible": true}]})");
+  ASSERT_EQ(run("report " + dir, &out), 0) << out;
+  html = slurp(dir + "/report.html");
+  EXPECT_NE(html.find(">completions/clipped_ratio vs step (samples cut at max_new_tokens)</text>"),
+            std::string::npos)
+      << html;
+  EXPECT_NE(html.find("passed over: completions/clipped_ratio above 0.2 (eval.max_clipped_ratio) "
+                      "at step 40 (0.500)"),
+            std::string::npos)
+      << html;
 }
 
 TEST(ReportCli, EvalFolderShowsEscapedSampleGenerations) {
