@@ -35,7 +35,6 @@ QueryRun open_query_run(const QueryModelSection& model, const QueryDataSection& 
   ChatFormat chat = select_chat_format(dir, tokenizer, model.chat_format, "model.chat_format");
   Phi3Model loaded = Phi3Model::load(dir, resolve_dtype(model.dtype, device), device,
                                      quantize_options(model.quantize, model.double_quant));
-  check_tokenizer_fits(loaded.config(), tokenizer.vocab_size(), "model.path " + model.path);
   std::vector<Query> queries =
       read_query_data(data, *grader, chat, loaded.config(), max_new_tokens, kv_budget_tokens);
   std::vector<TokenId> stop_ids = default_stop_token_ids(&chat, loaded.config());

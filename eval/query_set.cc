@@ -6,6 +6,7 @@
 #include "common/json_parse.h"
 #include "common/jsonl.h"
 #include "data/chat_format.h"
+#include "data/token_range.h"
 
 namespace align {
 
@@ -40,12 +41,9 @@ std::vector<Query> read_queries(const std::string& path, const ChatFormat& chat,
           "expected \"prompt\" (a string) or \"messages\" (a list of {role, content})");
     }
     q.prompt = chat.render(messages, /*add_generation_prompt=*/true).ids;
-    for (TokenId t : q.prompt) {
-      if (options.vocab_size > 0 && t >= options.vocab_size) {
-        throw InputError("the prompt has token id " + std::to_string(t) +
-                         ", outside the model's vocabulary of " +
-                         std::to_string(options.vocab_size));
-      }
+    if (options.vocab_size > 0) {
+      check_token_ids(q.prompt, options.vocab_size,
+                      line.contains("messages") ? "messages" : "prompt");
     }
     if (options.max_tokens > 0 &&
         static_cast<int64_t>(q.prompt.size()) + options.max_new_tokens > options.max_tokens) {
