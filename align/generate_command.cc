@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/hub_cache.h"
 #include "common/jsonl.h"
+#include "data/token_range.h"
 #include "model/device_options.h"
 #include "model/phi3_model.h"
 #include "rollout/engine.h"
@@ -65,7 +66,7 @@ void run_generate(const GenerateOptions& opt) {
     });
   } else {
     prompts.push_back(text_token_input(opt.prompt, *tokenizer, opt.chat, format));
-    check_token_range(prompts.back().ids, model.config().vocab_size);
+    check_token_ids(prompts.back().ids, model.config().vocab_size, "--prompt");
   }
   // A prompt plus --max-new-tokens must fit the model's positions and the KV budget.
   const int64_t positions = model.config().max_position_embeddings;

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
+#include "data/token_range.h"
 
 namespace align {
 
@@ -35,10 +36,7 @@ TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* token
                          ids[i].dump());
       }
       const int64_t id = ids[i].get<int64_t>();
-      if (id < 0 || id >= vocab_size) {
-        throw InputError("\"token_ids\"[" + std::to_string(i) + "] = " + std::to_string(id) +
-                         " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
-      }
+      check_token_id(id, vocab_size, "\"token_ids\"[" + std::to_string(i) + "]");
       input.ids.push_back(static_cast<TokenId>(id));
     }
     return input;
@@ -60,18 +58,8 @@ TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* token
     ChatTokens tokens = format.get().render(messages, generation_prompt, tools ? &*tools : nullptr);
     input = {std::move(tokens.ids), std::move(tokens.assistant_mask)};
   }
-  check_token_range(input.ids, vocab_size);
+  check_token_ids(input.ids, vocab_size, record.contains("text") ? "\"text\"" : "\"messages\"");
   return input;
-}
-
-void check_token_range(const std::vector<TokenId>& ids, int64_t vocab_size) {
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= vocab_size) {
-      throw InputError("token " + std::to_string(i) + " has id " + std::to_string(ids[i]) +
-                       ", outside the model's vocabulary [0, " + std::to_string(vocab_size) +
-                       "): the tokenizer does not match the model");
-    }
-  }
 }
 
 std::optional<Tokenizer> load_optional_tokenizer(const std::string& dir) {

@@ -27,17 +27,13 @@ struct TokenInput {
 };
 
 // Throws InputError naming the field when the record has none or several of the keys, or a token
-// id outside [0, vocab_size).
+// id outside [0, vocab_size) (check_token_ids, data/token_range.h).
 TokenInput read_token_input(const nlohmann::json& record, const Tokenizer* tokenizer, bool chat,
                             int64_t vocab_size, const LazyChatFormat& format);
 
 // Same for a --text flag.
 TokenInput text_token_input(const std::string& text, const Tokenizer& tokenizer, bool chat,
                             const LazyChatFormat& format);
-
-// Throws InputError when an id is outside [0, vocab_size): a tokenizer larger than the model's
-// embedding would otherwise fail deep inside the forward.
-void check_token_range(const std::vector<TokenId>& ids, int64_t vocab_size);
 
 // The model directory's tokenizer when it has one (tokenizer.json or vocab.json); a broken one is
 // an error, a missing one is not (records must then carry "token_ids").

@@ -39,8 +39,10 @@ const Bpe::Merge* Bpe::PairMap::find(TokenId left, TokenId right) const {
   }
 }
 
-Bpe::Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std::string& where)
-    : ignore_merges_(ignore_merges), cache_(std::make_unique<WordCache>()) {
+Bpe::Bpe(const Vocab& vocab, const Merges& merges, const Options& options, const std::string& where)
+    : ignore_merges_(options.ignore_merges),
+      fuse_unk_(options.fuse_unk),
+      cache_(std::make_unique<WordCache>()) {
   TokenId max_id = -1;
   for (const auto& [token, id] : vocab)
     max_id = std::max(max_id, id);
@@ -61,12 +63,23 @@ Bpe::Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std
     std::string c;
     append_utf8(c, byte_to_char(static_cast<uint8_t>(b)));
     auto it = vocab_.find(c);
+    byte_ids_[b] = it == vocab_.end() ? kNoId : it->second;
+    if (it == vocab_.end()) missing_bytes_.push_back(static_cast<uint8_t>(b));
+  }
+  if (missing_bytes_.size() == 256) {
+    throw InputError(where +
+                     ".vocab: none of the 256 byte-level characters (\"!\", \"\xC4\xA0\" for "
+                     "a space, ...) is in the vocabulary; this is not a byte-level BPE");
+  }
+  if (!missing_bytes_.empty() && options.unk_token) {
+    auto it = vocab_.find(*options.unk_token);
     if (it == vocab_.end()) {
-      throw InputError(where + ".vocab: missing the byte-level character \"" + c + "\" for byte " +
-                       std::to_string(b) +
-                       "; a byte-level BPE needs all 256 (is this a byte-level tokenizer?)");
+      throw InputError(where + ".unk_token: \"" + *options.unk_token +
+                       "\" is not in the vocabulary, and " + std::to_string(missing_bytes_.size()) +
+                       " bytes have no character there (Hugging Face would fail on any text "
+                       "with one of them)");
     }
-    byte_ids_[b] = it->second;
+    unk_id_ = it->second;
   }
   merges_.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -100,11 +113,13 @@ const std::string* Bpe::id_to_token(TokenId id) const {
 
 void Bpe::encode(std::string_view bytes, std::vector<TokenId>& out) const {
   if (bytes.empty()) return;
-  if (bytes.size() == 1) {
+  const bool complete = missing_bytes_.empty();
+  if (bytes.size() == 1 && complete) {
     out.push_back(byte_ids_[static_cast<uint8_t>(bytes[0])]);
     return;
   }
-  if (bytes.size() == 2 && !ignore_merges_) {  // one possible merge: cheaper than the cache
+  if (bytes.size() == 2 && complete &&
+      !ignore_merges_) {  // one possible merge: cheaper than the cache
     const TokenId a = byte_ids_[static_cast<uint8_t>(bytes[0])];
     const TokenId b = byte_ids_[static_cast<uint8_t>(bytes[1])];
     if (const Merge* m = merges_.find(a, b)) {
@@ -147,12 +162,24 @@ void Bpe::merge_word(std::string_view bytes, std::vector<TokenId>& out) const {
   };
   thread_local std::vector<Symbol> symbols;
   thread_local std::vector<Candidate> heap;
-  const auto n = static_cast<int32_t>(bytes.size());
-  symbols.resize(n);
+  // One symbol per byte. A byte without a character is left out (HF drops it before merging), or
+  // becomes unk_token, once per run of such bytes with fuse_unk.
+  symbols.clear();
   heap.clear();
-  for (int32_t i = 0; i < n; ++i) {
-    symbols[i] = {byte_ids_[static_cast<uint8_t>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  bool after_unknown = false;
+  for (char c : bytes) {
+    TokenId id = byte_ids_[static_cast<uint8_t>(c)];
+    const bool unknown = id == kNoId;
+    if (unknown) id = unk_id_;
+    const bool fused = unknown && after_unknown && fuse_unk_;
+    after_unknown = unknown;
+    if (id == kNoId || fused) continue;
+    const auto i = static_cast<int32_t>(symbols.size());
+    symbols.push_back({id, i - 1, i + 1, true});
   }
+  if (symbols.empty()) return;
+  const auto n = static_cast<int32_t>(symbols.size());
+  symbols.back().next = -1;
   auto push = [&](int32_t pos) {
     const int32_t next = symbols[pos].next;
     if (next < 0) return;

@@ -4,9 +4,14 @@
 // no pair has one. With `ignore_merges`, a pre-token found whole in the vocabulary is emitted as
 // that one token without merging (Llama 3 style).
 //
-// Differences from HF, all on inputs HF would also mishandle: every one of the 256 byte
-// characters must be in the vocabulary (HF silently drops unknown characters when there is no
-// unk_token), and ids must be unique.
+// A byte whose character is not in the vocabulary (SmolLM2's lacks 21 of them: bytes that never
+// occur in UTF-8, or never occurred in training) is handled as HF's BPE::merge_word handles any
+// character without a token: with no unk_token it is dropped before merging, so its neighbours
+// become adjacent and may merge across it ("!\x04!" -> "!!"), and a word of such bytes only gives
+// no ids; with an unk_token each such byte becomes that token (one per run with fuse_unk), which
+// then merges like any other symbol.
+//
+// Difference from HF, on input HF would also mishandle: ids must be unique.
 #pragma once
 
 #include <array>
@@ -28,9 +33,18 @@ class Bpe {
   using Vocab = std::vector<std::pair<std::string, TokenId>>;       // token -> id
   using Merges = std::vector<std::pair<std::string, std::string>>;  // in rank order
 
+  // tokenizer.json's model fields besides vocab and merges.
+  struct Options {
+    bool ignore_merges = false;
+    std::optional<std::string> unk_token;  // a vocabulary token, for bytes without a character
+    bool fuse_unk = false;                 // one unk_token per run of such bytes
+  };
+
   // Throws InputError prefixed with `where` (e.g. "dir/tokenizer.json: model") when a merge names
-  // a token missing from the vocabulary, an id repeats, or a byte character is missing.
-  Bpe(const Vocab& vocab, const Merges& merges, bool ignore_merges, const std::string& where);
+  // a token missing from the vocabulary, an id repeats, no byte character at all is in the
+  // vocabulary (not a byte-level BPE), or bytes lack their character and the unk_token is not in
+  // the vocabulary (HF would fail on every text with such a byte).
+  Bpe(const Vocab& vocab, const Merges& merges, const Options& options, const std::string& where);
 
   // Appends the ids of one pre-token, given as raw bytes (not byte-level characters).
   void encode(std::string_view bytes, std::vector<TokenId>& out) const;
@@ -41,6 +55,12 @@ class Bpe {
   TokenId max_id() const { return static_cast<TokenId>(tokens_.size()) - 1; }
   size_t size() const { return vocab_.size(); }
   size_t merge_count() const { return merge_count_; }
+  // The bytes whose byte-level character is not in the vocabulary, in byte order.
+  const std::vector<uint8_t>& missing_bytes() const { return missing_bytes_; }
+  // The id those bytes are encoded as (unk_token), when some are missing and there is one.
+  std::optional<TokenId> unk_id() const {
+    return unk_id_ == kNoId ? std::nullopt : std::optional<TokenId>(unk_id_);
+  }
 
  private:
   struct Merge {
@@ -69,10 +89,14 @@ class Bpe {
   std::unordered_map<std::string, TokenId> vocab_;      // byte-level string -> id
   std::unordered_map<std::string, TokenId> raw_vocab_;  // raw bytes -> id (ignore_merges)
   std::vector<std::optional<std::string>> tokens_;      // id -> byte-level string
-  std::array<TokenId, 256> byte_ids_{};
+  static constexpr TokenId kNoId = -1;
+  std::array<TokenId, 256> byte_ids_{};  // kNoId for a missing byte character
+  std::vector<uint8_t> missing_bytes_;
+  TokenId unk_id_ = kNoId;  // set when bytes are missing and there is an unk_token
   PairMap merges_;
   size_t merge_count_ = 0;
   bool ignore_merges_ = false;
+  bool fuse_unk_ = false;
   std::unique_ptr<WordCache> cache_;  // mutable through the pointer; thread-safe
 };
 

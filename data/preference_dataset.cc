@@ -1,11 +1,13 @@
 #include "data/preference_dataset.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "data/chat_template.h"
 #include "data/json_fields.h"
+#include "data/token_range.h"
 
 namespace align {
 namespace {
@@ -16,7 +18,8 @@ std::vector<TokenId> read_ids(const json& value, const std::string& field) {
   if (!value.is_array()) throw InputError(field + ": expected a list of token ids");
   std::vector<TokenId> ids;
   for (size_t i = 0; i < value.size(); ++i) {
-    if (!value[i].is_number_integer() || value[i].get<int64_t>() < 0) {
+    if (!value[i].is_number_integer() || value[i].get<int64_t>() < 0 ||
+        value[i].get<int64_t>() > std::numeric_limits<TokenId>::max()) {
       throw InputError(field + "[" + std::to_string(i) + "]: expected a token id, got " +
                        describe_json(value[i]));
     }
@@ -149,14 +152,6 @@ PreferencePair preference_pair_from_json(const json& record, const LazyChatForma
     pair.prompt = read_ids(need(record, "prompt_input_ids"), "prompt_input_ids");
     pair.chosen = read_ids(need(record, "chosen_input_ids"), "chosen_input_ids");
     pair.rejected = read_ids(need(record, "rejected_input_ids"), "rejected_input_ids");
-    for (const auto* ids : {&pair.prompt, &pair.chosen, &pair.rejected}) {
-      for (TokenId id : *ids) {
-        if (id >= tok.vocab_size()) {
-          throw InputError("token id " + std::to_string(id) + " is outside the vocabulary (" +
-                           std::to_string(tok.vocab_size()) + ")");
-        }
-      }
-    }
   } else {
     const json& chosen = need(record, "chosen");
     const json& rejected = need(record, "rejected");
@@ -204,6 +199,12 @@ PreferencePair preference_pair_from_json(const json& record, const LazyChatForma
           describe_json(prompt) + ", " + describe_json(chosen_part) + ", " +
           describe_json(rejected_part));
     }
+  }
+  if (opt.vocab_size > 0) {
+    const char* suffix = record.contains("prompt_input_ids") ? "_input_ids" : "";
+    check_token_ids(pair.prompt, opt.vocab_size, std::string("prompt") + suffix);
+    check_token_ids(pair.chosen, opt.vocab_size, std::string("chosen") + suffix);
+    check_token_ids(pair.rejected, opt.vocab_size, std::string("rejected") + suffix);
   }
   if (pair.prompt.empty()) throw InputError("prompt: no tokens (nothing predicts the completion)");
   if (pair.chosen.empty()) throw InputError("chosen: no completion tokens");

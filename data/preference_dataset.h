@@ -62,6 +62,8 @@ struct PreferencePair {
 struct PreferenceDataOptions {
   int64_t max_seq_len = 2048;  // prompt + completion tokens per sequence
   PairWeight weight = PairWeight::kNone;
+  int64_t vocab_size =
+      0;  // the model's: an id past it is an error (data/token_range.h); 0: unchecked
 };
 
 struct PreferenceDataset {

@@ -10,6 +10,7 @@
 #include "common/jsonl.h"
 #include "data/chat_template.h"
 #include "data/json_fields.h"
+#include "data/token_range.h"
 
 namespace align {
 
@@ -183,6 +184,12 @@ SftExample sft_example_from_json(const json& record, const LazyChatFormat& chat,
   check_options(opt);
   Draft draft = draft_from_json(record, chat);
   SftExample& ex = draft.example;
+  if (opt.vocab_size > 0) {
+    check_token_ids(ex.ids, opt.vocab_size,
+                    record.contains("messages") ? "messages"
+                    : record.contains("text")   ? "text"
+                                                : "prompt + completion");
+  }
   if (!opt.assistant_only_loss) {
     std::fill(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
     draft.why = "a single token, nothing to predict it from";

@@ -42,6 +42,8 @@ struct SftDataOptions {
   bool skip_bad_lines = false;      // false: the first malformed line throws InputError
                                     // "file:line: field: ..."; true: skipped and counted
   int64_t max_seq_len = 2048;       // longer examples are truncated (counted); must be >= 2
+  int64_t vocab_size = 0;           // the model's: an example with an id past it is a bad line
+                                    // (check_token_ids, data/token_range.h); 0: unchecked
 };
 
 // How many skip reasons SftDataset::skip_messages keeps.

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "common/error.h"
 #include "common/jsonl.h"
 #include "data/json_fields.h"
+#include "data/token_range.h"
 
 namespace align {
 namespace {
@@ -20,14 +22,12 @@ const json& need(const json& record, const char* key) {
 }
 
 TokenId token_id(const json& value, const std::string& field, int64_t vocab) {
-  if (!value.is_number_integer() || value.get<int64_t>() < 0) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
+      value.get<int64_t>() > std::numeric_limits<TokenId>::max()) {
     throw InputError(field + ": expected a token id, got " + describe_json(value));
   }
   const int64_t id = value.get<int64_t>();
-  if (vocab > 0 && id >= vocab) {
-    throw InputError(field + ": token id " + std::to_string(id) + " is outside the vocabulary (" +
-                     std::to_string(vocab) + ")");
-  }
+  if (vocab > 0) check_token_id(id, vocab, field);
   return static_cast<TokenId>(id);
 }
 

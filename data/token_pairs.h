@@ -36,7 +36,7 @@ struct TokenPair {
 
 struct TokenPairOptions {
   int64_t max_seq_len = 2048;  // longest prompt allowed
-  int64_t vocab_size = 0;      // ids must be < vocab_size (0: unchecked)
+  int64_t vocab_size = 0;      // the model's: ids must be below it (check_token_id); 0: unchecked
   PairWeight weight = PairWeight::kNone;
 };
 

@@ -34,6 +34,9 @@ class Tokenizer {
   // true, a subword prefix/suffix, a normalizer, a pre-tokenizer step other than Split(Isolated)
   // and a final ByteLevel, a decoder other than ByteLevel, truncation or padding set.
   // post_processor is ignored: encode() never adds tokens (HF's add_special_tokens=False).
+  // A vocabulary that lacks the characters of some bytes (SmolLM2's lacks 21) loads as in HF, with
+  // one warning on stderr naming them; encode() drops such bytes, or gives model.unk_token for
+  // them when set (data/bpe.h).
   static Tokenizer load(const std::string& dir);
 
   // Token ids of `text`, as HF's encode(text, add_special_tokens=False).

@@ -1,11 +1,17 @@
 // Tokenizer::load: reading tokenizer.json, or vocab.json + merges.txt, plus tokenizer_config.json.
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <mutex>
+#include <set>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "data/byte_level.h"
 #include "data/json_fields.h"
 #include "data/tokenizer_state.h"
+#include "data/utf8.h"
 
 namespace align {
 
@@ -187,10 +193,43 @@ Bpe parse_model(const json& model, const JsonPath& at) {
   }
   require_empty_string(model, "continuing_subword_prefix", at);
   require_empty_string(model, "end_of_word_suffix", at);
-  const bool ignore_merges = json_bool(model, "ignore_merges", false, at);
+  Bpe::Options options;
+  options.ignore_merges = json_bool(model, "ignore_merges", false, at);
+  if (const json* unk = json_optional(model, "unk_token")) {
+    options.unk_token = json_string(*unk, at / "unk_token");
+  }
+  options.fuse_unk = json_bool(model, "fuse_unk", false, at);
   const Bpe::Vocab vocab = parse_vocab(json_member(model, "vocab", at), at / "vocab");
   const Bpe::Merges merges = parse_merges(json_member(model, "merges", at), at / "merges");
-  return Bpe(vocab, merges, ignore_merges, at.str());
+  return Bpe(vocab, merges, options, at.str());
+}
+
+// One warning per file and process (a command may load its tokenizer more than once) when bytes
+// have no character in the vocabulary: HF `tokenizers` loads such a file and drops those bytes
+// (or encodes them as unk_token), and so does align (data/bpe.h).
+void warn_missing_bytes(const Bpe& bpe, const std::string& file) {
+  const std::vector<uint8_t>& missing = bpe.missing_bytes();
+  if (missing.empty()) return;
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!warned.insert(file).second) return;
+  }
+  std::string list;
+  char hex[8];
+  for (uint8_t b : missing) {
+    std::snprintf(hex, sizeof(hex), "0x%02X", b);
+    list += (list.empty() ? "" : ", ") + std::string(hex) + " \"";
+    append_utf8(list, byte_to_char(b));
+    list += "\"";
+  }
+  const std::string effect =
+      bpe.unk_id() ? "encodes them as the unk_token \"" + *bpe.id_to_token(*bpe.unk_id()) + "\""
+                   : "drops them from the text it encodes";
+  std::cerr << "align: warning: " << file << ": the vocabulary has no byte-level character for "
+            << missing.size() << " of the 256 bytes (" << list
+            << "); like Hugging Face tokenizers, align " << effect << "\n";
 }
 
 void check_decoder(const json& root, const JsonPath& at) {
@@ -234,6 +273,7 @@ Loaded load_tokenizer_json(const std::string& path) {
   }
   check_added_tokens(added, bpe, paths);
   check_hf_added_ids(added, bpe, paths);
+  warn_missing_bytes(bpe, path);
   return {std::move(bpe), std::move(pre), std::move(added)};
 }
 
@@ -297,7 +337,7 @@ Tokenizer Tokenizer::load(const std::string& dir) {
       throw InputError(merges_txt + ": missing (needed next to " + vocab_json + ")");
     }
     const json vocab = read_json_file(vocab_json);
-    Bpe bpe(parse_vocab(vocab, JsonPath{vocab_json, ""}), read_merges_txt(merges_txt), false,
+    Bpe bpe(parse_vocab(vocab, JsonPath{vocab_json, ""}), read_merges_txt(merges_txt), {},
             vocab_json + " + " + merges_txt);
     // transformers takes these ids as written.
     std::vector<AddedToken> added;
@@ -306,6 +346,7 @@ Tokenizer Tokenizer::load(const std::string& dir) {
       added = parse_added_token_map(*map, config_at / "added_tokens_decoder", paths);
     }
     check_added_tokens(added, bpe, paths);
+    warn_missing_bytes(bpe, vocab_json);
     loaded.emplace(Loaded{std::move(bpe), PreTokenizer::phi4(), std::move(added)});
   } else {
     throw InputError(dir +

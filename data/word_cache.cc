@@ -90,7 +90,7 @@ void WordCache::insert(std::string_view word, uint64_t hash, const TokenId* ids,
   entry->hash = hash;
   entry->key_size = static_cast<uint32_t>(word.size());
   entry->ids_size = static_cast<uint32_t>(count);
-  std::memcpy(const_cast<TokenId*>(entry->ids()), ids, count * sizeof(TokenId));
+  if (count > 0) std::memcpy(const_cast<TokenId*>(entry->ids()), ids, count * sizeof(TokenId));
   std::memcpy(const_cast<char*>(entry->key()), word.data(), word.size());
   slots_[i].store(entry, std::memory_order_release);
   size_.fetch_add(1, std::memory_order_relaxed);

@@ -17,6 +17,7 @@
 #include "dpo/pair_data.h"
 #include "dpo/pair_scoring.h"
 #include "dpo/reference_logprobs.h"
+#include "model/config.h"
 #include "model/phi3_model.h"
 #include "parallel/data_parallel.h"
 #include "train/train_checkpoint.h"
@@ -150,9 +151,11 @@ void report_eval(const BestStep& evals, const StepScore& s) {
   std::cerr << line << "; best: step " << evals.best()->step << "\n";
 }
 
-DpoData load_dpo_data(const DpoConfig& cfg, const LazyChatFormat& chat, ProcessGroup& group) {
+// `vocab_size`: the model's; every pair's ids are checked against it (data/token_range.h).
+DpoData load_dpo_data(const DpoConfig& cfg, const LazyChatFormat& chat, int64_t vocab_size,
+                      ProcessGroup& group) {
   const PairDataOptions options{cfg.data.format == PairFormat::kToken, cfg.data.max_seq_len,
-                                cfg.data.weight};
+                                cfg.data.weight, vocab_size};
   DpoData d;
   d.train = load_pair_data(cfg.data.train, chat, options);
   if (!cfg.data.eval.empty()) d.eval = load_pair_data(cfg.data.eval, chat, options);
@@ -176,7 +179,7 @@ void write_reference(const DpoConfig& cfg, const std::string& out_path, ProcessG
   const std::string model_dir = resolve_model_dir(cfg.model.path, "model.path").dir;
   const Tokenizer tokenizer = Tokenizer::load(model_dir);
   const LazyChatFormat chat(model_dir, &tokenizer, cfg.model.chat_format, "model.chat_format");
-  const DpoData data = load_dpo_data(cfg, chat, group);
+  const DpoData data = load_dpo_data(cfg, chat, load_model_config(model_dir).vocab_size, group);
   const bool own_reference =
       cfg.reference.type == ReferenceType::kCheckpoint || !cfg.reference.path.empty();
   const std::string ref_name = own_reference ? cfg.reference.path : cfg.model.path;
@@ -208,7 +211,8 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   // written.
   const std::string ref_dir =
       cfg.reference.path.empty() ? "" : resolve_model_dir(cfg.reference.path, "reference.path").dir;
-  const DpoData data = load_dpo_data(cfg, chat, run.group());
+  const DpoData data =
+      load_dpo_data(cfg, chat, load_model_config(run.model_dir()).vocab_size, run.group());
   const PairData& train = data.train;
   const PairData& eval = data.eval;
 
@@ -240,7 +244,6 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
   }
   const Reference reference(ref_type, std::move(ref_model));
   Phi3Model model = run.load_policy();
-  check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
   if (cfg.data.max_seq_len > model.config().max_position_embeddings) {
     throw InputError("data.max_seq_len: " + std::to_string(cfg.data.max_seq_len) +
                      " exceeds the model's max_position_embeddings " +

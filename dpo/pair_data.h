@@ -21,6 +21,8 @@ struct PairDataOptions {
   bool token_pairs = false;  // data.format == "token"
   int64_t max_seq_len = 2048;
   PairWeight weight = PairWeight::kNone;
+  int64_t vocab_size =
+      0;  // the model's: every id must be below it (data/token_range.h); 0: unchecked
 };
 
 struct PairData {

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "common/json_parse.h"
 #include "common/jsonl.h"
+#include "data/token_range.h"
 
 namespace align {
 
@@ -83,12 +84,12 @@ std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokeni
     if (!ids.insert(q.id).second) throw InputError("id: \"" + q.id + "\" appears twice");
 
     q.prompt = query_prompt(line, tokenizer, chat, options);
-    for (TokenId t : q.prompt) {
-      if (options.vocab_size > 0 && t >= options.vocab_size) {
-        throw InputError("the prompt has token id " + std::to_string(t) +
-                         ", outside the model's vocabulary of " +
-                         std::to_string(options.vocab_size));
-      }
+    if (options.vocab_size > 0) {
+      const char* const shapes[] = {"messages", "prompt", "text", "token_ids"};
+      const char* shape = "prompt";
+      for (const char* key : shapes)
+        if (line.contains(key)) shape = key;
+      check_token_ids(q.prompt, options.vocab_size, shape);
     }
     if (options.max_tokens > 0 &&
         static_cast<int64_t>(q.prompt.size()) + options.max_new_tokens > options.max_tokens) {

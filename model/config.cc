@@ -255,17 +255,6 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   return c;
 }
 
-void check_tokenizer_fits(const ModelConfig& config, int64_t tokenizer_size,
-                          const std::string& where) {
-  if (tokenizer_size > config.vocab_size) {
-    throw InputError(where + ": the tokenizer has " + std::to_string(tokenizer_size) +
-                     " token ids but the model's vocab_size is " +
-                     std::to_string(config.vocab_size) + ": ids from " +
-                     std::to_string(config.vocab_size) +
-                     " up have no embedding (a tokenizer and model that do not belong together?)");
-  }
-}
-
 ModelConfig load_model_config(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "config.json");

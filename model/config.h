@@ -74,11 +74,6 @@ struct ModelConfig {
 ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
 
 // Reads `path`: a config.json file or a model directory holding one.
-// Throws InputError "<where>: ..." when a tokenizer of `tokenizer_size` ids (its vocabulary and
-// added tokens) has ids the model has no embedding row for. A model may have more rows (padding).
-void check_tokenizer_fits(const ModelConfig& config, int64_t tokenizer_size,
-                          const std::string& where);
-
 ModelConfig load_model_config(const std::string& path);
 
 // Checks every field and computes the derived ones. Throws InputError naming `source` and the

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "data/token_range.h"
 #include "rollout/model_runner.h"
 #include "rollout/scheduler.h"
 #include "rollout/stop_checker.h"
@@ -63,12 +64,7 @@ std::vector<std::vector<GeneratedSample>> Engine::generate(
     const std::string where = "Engine::generate: request " + std::to_string(i) + ": ";
     const int64_t P = static_cast<int64_t>(r.prompt.size());
     if (P == 0) throw InputError(where + "empty prompt");
-    for (TokenId t : r.prompt) {
-      if (t < 0 || t >= c.vocab_size) {
-        throw InputError(where + "prompt token " + std::to_string(t) +
-                         " outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
-      }
-    }
+    check_token_ids(r.prompt, c.vocab_size, where + "prompt");
     if (r.num_samples < 0 || r.num_samples > options_.max_batch) {
       throw InputError(where + "num_samples " + std::to_string(r.num_samples) +
                        " outside [0, max_batch = " + std::to_string(options_.max_batch) + "]");

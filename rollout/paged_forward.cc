@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "data/token_range.h"
 #include "kernels/rms_norm_op.h"
 #include "kernels/rope_kv_write_op.h"
 #include "model/attention.h"
@@ -33,12 +34,7 @@ void check_rows(const ModelConfig& c, const PagedKvCache& cache,
     if (!cache.contains(row.seq)) bad_input(where + " is not in the cache");
     if (!seen.insert(row.seq).second) bad_input(where + " appears twice");
     if (row.tokens.empty()) bad_input(where + " has no new tokens");
-    for (TokenId t : row.tokens) {
-      if (t < 0 || t >= c.vocab_size) {
-        bad_input(where + " has token id " + std::to_string(t) + " outside [0, " +
-                  std::to_string(c.vocab_size) + ")");
-      }
-    }
+    check_token_ids(row.tokens, c.vocab_size, "paged_forward: " + where);
     const int64_t end = cache.length(row.seq) + static_cast<int64_t>(row.tokens.size());
     if (c.uses_long_factors(end) && !cache.long_rope(row.seq)) {
       bad_input(where + " grows to " + std::to_string(end) +

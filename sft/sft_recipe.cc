@@ -82,7 +82,6 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   const LazyChatFormat chat(run.model_dir(), &tokenizer, cfg.model.chat_format,
                             "model.chat_format");
   Phi3Model model = run.load_policy();
-  check_tokenizer_fits(model.config(), tokenizer.vocab_size(), "model.path " + cfg.model.path);
   if (cfg.data.max_seq_len > model.config().max_position_embeddings) {
     throw InputError("data.max_seq_len: " + std::to_string(cfg.data.max_seq_len) +
                      " exceeds the model's max_position_embeddings " +
@@ -90,7 +89,7 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
   }
 
   const SftDataOptions data_opt{cfg.data.assistant_only_loss, cfg.data.skip_bad_lines,
-                                cfg.data.max_seq_len};
+                                cfg.data.max_seq_len, model.config().vocab_size};
   const SftDataset train = load_sft_dataset(cfg.data.train, chat, data_opt);
   SftDataset eval;
   if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, chat, data_opt);

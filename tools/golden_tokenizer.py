@@ -13,6 +13,9 @@ Outputs (all small):
                   (use_regex, add_prefix_space) and added tokens with assorted flags
   ignore_merges/  main with model.ignore_merges = true and a few merges removed, so whole-word
                   vocabulary hits differ from what merging alone can build
+  missing_bytes/  main without the 21 byte characters SmolLM2-135M's vocabulary lacks (ids
+                  renumbered to stay dense); encode_missing_bytes.json also holds the ids with
+                  model.unk_token "-" ("ids_unk") and with fuse_unk ("ids_unk_fused")
   encode_<variant>.json   {text or bytes_hex, allow_special, ids}
   decode_<variant>.json   {ids, skip_special, text}
   chat_main.json          transformers apply_chat_template(tokenize=True) results
@@ -238,6 +241,55 @@ def write_ignore_merges(tok, out):
     os.makedirs(d, exist_ok=True)
     save_json(os.path.join(d, "tokenizer.json"), data)
     return d, removed
+
+
+# The bytes whose byte-level character SmolLM2-135M's vocabulary lacks: control bytes that never
+# occurred in its training data, bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5..0xFF) and the
+# lead bytes of U+40000..U+BFFFF (0xF1, 0xF2; planes with no assigned characters).
+SMOLLM2_MISSING_BYTES = [4, 6, 19, 20, 22, 29, 192, 193, 241, 242] + list(range(245, 256))
+assert len(SMOLLM2_MISSING_BYTES) == 21
+UNK_FOR_MISSING = "-"  # a model token that merges ("->"), so unk symbols are seen merging
+
+
+def byte_char(b):
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    n = sum(1 for x in range(b) if x not in bs)
+    return chr(b) if b in bs else chr(256 + n)
+
+
+def write_missing_bytes(tok, out):
+    """main without SmolLM2's missing byte characters; ids renumbered densely (HF gives added
+    tokens the ids after the vocabulary's size, so holes would move them)."""
+    data = json.loads(tok.to_str())
+    model = data["model"]
+    gone = {byte_char(b) for b in SMOLLM2_MISSING_BYTES}
+    for a, b in model["merges"]:
+        assert a not in gone and b not in gone, (a, b)  # HF would refuse the merge
+    kept = sorted((i, t) for t, i in model["vocab"].items() if t not in gone)
+    model["vocab"] = {t: new for new, (_, t) in enumerate(kept)}
+    for i, added in enumerate(data["added_tokens"]):
+        added["id"] = len(kept) + i
+    d = os.path.join(out, "missing_bytes")
+    os.makedirs(d, exist_ok=True)
+    save_json(os.path.join(d, "tokenizer.json"), data)
+    return d
+
+
+def missing_bytes_texts():
+    """Text with the missing bytes alone, in runs, inside pre-tokens (where the characters around
+    them may merge across them) and beside added tokens, plus text without them."""
+    t = ["\x04", "\x06", "\x04\x06\x13\x14\x16\x1d", "a\x04b", "!\x04!", "-\x04>", ":\x06:", "\x04>", "\x04\x06>", "..\x06..",
+         "((\x04((", " \x04", "\x04 x", "x \x04\x06 y", "he\x04llo", "hello\x04 world",
+         "the\x13\x14model", "=\x04=\x04=", "\x1d\n\x1d", "\t\x16\t", "1\x042\x043",
+         "<|im_start|>\x04<|im_end|>", "\x04<|endoftext|>\x06", "a \x04\x04\x04 !",
+         # U+40000..U+BFFFF: 4-byte UTF-8 led by the missing 0xF1 or 0xF2 (0xF3, 0xF4 are kept)
+         "\U00040000", "\U00080000", "\U000BFFFF", "a\U00050000b", "!\U00090001!",
+         "x \U00040020\U00080041 y", "\U000E0001\U00040065\U000E006E", "👍\U00040041",
+         "\U000F0000\x04\U00100000", "\U000E0041", "\U0010FFFF"]
+    t += ["hello world", "  leading", "don't", "1234567890", "你好，世界", "👨‍👩‍👧‍👦", "Café",
+          "\u00f1and\u00fa", "\x7f\x05\x07", "a\x00b", "tabs\t \t ", ENGLISH, CODE[:200],
+          "<|im_start|>user<|im_sep|>hi<|im_end|>", ""]
+    return t
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,6 +671,26 @@ def main():
     for case in ignore_cases:
         case["ids_merging"] = merging_tok.encode(case["text"], add_special_tokens=False).ids
     save_json(os.path.join(out, "encode_ignore_merges.json"), ignore_cases)
+
+    missing_dir = write_missing_bytes(tok, out)
+    missing_tok = Tokenizer.from_file(os.path.join(missing_dir, "tokenizer.json"))
+    assert missing_tok.encode("\x04").ids == [] and missing_tok.encode("-\x04>").tokens == ["->"]
+    missing_cases = encode_goldens(missing_tok, missing_bytes_texts(), invalid,
+                                   ["<|im_start|>\x04<|im_end|>"])
+    unk = json.loads(missing_tok.to_str())
+    unk["model"]["unk_token"] = UNK_FOR_MISSING
+    for key, fuse in (("ids_unk", False), ("ids_unk_fused", True)):
+        unk["model"]["fuse_unk"] = fuse
+        unk_tok = Tokenizer.from_str(json.dumps(unk))
+        for case in missing_cases:
+            unk_tok.encode_special_tokens = not case["allow_special"]
+            text = case.get("text")
+            if text is None:
+                text = bytes.fromhex(case["bytes_hex"]).decode("utf-8", errors="replace")
+            case[key] = unk_tok.encode(text, add_special_tokens=False).ids
+    save_json(os.path.join(out, "encode_missing_bytes.json"), missing_cases)
+    save_json(os.path.join(out, "decode_missing_bytes.json"),
+              decode_goldens(missing_tok, ["a\x04b", "-\x04>", "\U00040041x", "hello world"], 9))
 
     decode_texts = ["hello world", "你好，世界 👍", "<|im_start|>user<|im_sep|>hi<|im_end|>",
                     "  <|endoftext|>  x", "tab\there\r\n"]

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -310,26 +311,98 @@ TEST(InputGuard, QuerySetsAndSamplingSections) {
       << missing.second;
 }
 
-TEST(InputGuard, ATokenizerLargerThanTheModelIsNamed) {
+// A tokenizer with more ids than the model has embedding rows (here an added token at the model's
+// vocab_size) is accepted by every command alike; a sequence that uses such an id is refused where
+// it is built, naming the file and line (or flag), the field, the id and the range
+// (check_token_ids, data/token_range.h), never "index out of range" from the forward.
+TEST(InputGuard, TokenIdsPastTheModelsVocabularyAreRefusedPerSequence) {
   testing::TempDir dir;
   const std::string model = dir.file("model");
   ASSERT_EQ(run("init --config " + testing::source_path("examples/arith/model_config.json") +
                 " --tokenizer " + testing::source_path("examples/arith/tokenizer") + " --out " +
                 model + " --dtype fp32"),
             0);
-  // Another model's tokenizer (1,196 ids) over this model's 320 embedding rows.
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"})
-    fs::copy_file(testing::golden_path(std::string("tokenizer/main/") + f), model + "/" + f,
-                  fs::copy_options::overwrite_existing);
-  const nlohmann::json c = {
-      {"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
-      {"data", {{"train", testing::source_path("examples/sft/train.jsonl")}, {"max_seq_len", 64}}},
-      {"output", {{"dir", dir.file("run")}}}};
-  testing::write_text(dir.file("c.json"), c.dump());
+  const int64_t vocab =
+      nlohmann::json::parse(read_file(model + "/config.json")).at("vocab_size").get<int64_t>();
+  // init pads the model's rows to a multiple of 64: fill them with added tokens (HF gives each
+  // the next free id), then one more, <|extra|>, the first id without a row.
+  nlohmann::json tokenizer = nlohmann::json::parse(read_file(model + "/tokenizer.json"));
+  int64_t next = 0;
+  for (const auto& t : tokenizer["added_tokens"])
+    next = std::max(next, t["id"].get<int64_t>() + 1);
+  for (; next <= vocab; ++next) {
+    tokenizer["added_tokens"].push_back(
+        {{"id", next},
+         {"content", next == vocab ? "<|extra|>" : "<|filler_" + std::to_string(next) + "|>"},
+         {"single_word", false},
+         {"lstrip", false},
+         {"rstrip", false},
+         {"normalized", false},
+         {"special", true}});
+  }
+  testing::write_text(model + "/tokenizer.json", tokenizer.dump());
+  const std::string past = "token id " + std::to_string(vocab) +
+                           " is outside the model's vocabulary [0, " + std::to_string(vocab) + ")";
+  auto expect_refused = [&](const std::string& args, const std::string& where) {
+    std::string out;
+    EXPECT_EQ(run(args, &out), 1) << out;
+    EXPECT_NE(out.find(where), std::string::npos) << "expected: " << where << "\n" << out;
+    EXPECT_NE(out.find(past), std::string::npos) << "expected: " << past << "\n" << out;
+    EXPECT_EQ(out.find("index out of range"), std::string::npos) << out;
+  };
+
+  // Text without the extra token runs; the tokenizer itself is no error.
+  const std::string plain = dir.file("plain.jsonl");
+  testing::write_text(plain,
+                      "{\"messages\": [{\"role\": \"user\", \"content\": \"1+2\"}, "
+                      "{\"role\": \"assistant\", \"content\": \"3\"}]}\n");
+  nlohmann::json sft = {{"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+                        {"data", {{"train", plain}, {"max_seq_len", 64}}},
+                        {"schedule", {{"max_steps", 1}}},
+                        {"output", {{"dir", dir.file("run")}}}};
+  testing::write_text(dir.file("sft.json"), sft.dump());
   std::string out;
-  EXPECT_EQ(run("sft --config " + dir.file("c.json"), &out), 1) << out;
-  EXPECT_NE(out.find("token ids but the model's vocab_size is 320"), std::string::npos) << out;
-  EXPECT_EQ(out.find("index out of range"), std::string::npos) << out;
+  EXPECT_EQ(run("sft --config " + dir.file("sft.json"), &out), 0) << out;
+  EXPECT_EQ(
+      run("logprobs --model " + model + " --input " + plain + " --output " + dir.file("lp.jsonl"),
+          &out),
+      0)
+      << out;
+  // tokenize has no model to check against: the id is printed.
+  EXPECT_EQ(run("tokenize --model " + model + " --text '1<|extra|>'", &out), 0) << out;
+  EXPECT_NE(out.find(std::to_string(vocab)), std::string::npos) << out;
+
+  // A sequence with the extra token, in each command. ("text" matches added tokens as HF does;
+  // chat message content never becomes a control token, so "messages" cannot reach it.)
+  const std::string bad = dir.file("bad.jsonl");
+  testing::write_text(bad, read_file(plain) + "{\"text\": \"1+2=<|extra|>\"}\n");
+  sft["data"]["train"] = bad;
+  sft["output"]["dir"] = dir.file("run2");
+  testing::write_text(dir.file("sft2.json"), sft.dump());
+  expect_refused("sft --config " + dir.file("sft2.json"), bad + ":2: text, token 4: ");
+  expect_refused(
+      "logprobs --model " + model + " --input " + bad + " --output " + dir.file("lp2.jsonl"),
+      bad + ":2: \"text\", token 4: ");
+  expect_refused(
+      "generate --model " + model + " --prompt '<|extra|>' --output " + dir.file("g.jsonl"),
+      "--prompt, token 0: ");
+  testing::write_text(dir.file("ids.jsonl"),
+                      "{\"token_ids\": [1, 2, " + std::to_string(vocab) + "]}\n");
+  expect_refused("logprobs --model " + model + " --input " + dir.file("ids.jsonl") + " --output " +
+                     dir.file("lp3.jsonl"),
+                 "\"token_ids\"[2]: ");
+  testing::write_text(dir.file("pairs.jsonl"),
+                      "{\"query_id\": \"q\", \"prompt_token_ids\": [1, 2], \"chosen_token_id\": 3, "
+                      "\"rejected_token_id\": " +
+                          std::to_string(vocab) + "}\n");
+  const nlohmann::json dpo = {
+      {"model", {{"path", model}, {"dtype", "fp32"}, {"device", "cpu"}}},
+      {"data", {{"train", dir.file("pairs.jsonl")}, {"format", "token"}, {"max_seq_len", 64}}},
+      {"schedule", {{"max_steps", 1}}},
+      {"output", {{"dir", dir.file("dpo")}}}};
+  testing::write_text(dir.file("dpo.json"), dpo.dump());
+  expect_refused("dpo --config " + dir.file("dpo.json"),
+                 dir.file("pairs.jsonl") + ":1: rejected_token_id: ");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "common/error.h"
@@ -38,7 +39,7 @@ std::vector<TokenId> run(const Bpe& bpe, const std::string& word) {
 }
 
 TEST(Bpe, MergesByRankThenPosition) {
-  const Bpe bpe(hand_vocab(), kMerges, /*ignore_merges=*/false, "test");
+  const Bpe bpe(hand_vocab(), kMerges, {}, "test");
   using V = std::vector<TokenId>;
   EXPECT_EQ(run(bpe, "abc"), (V{'a', kBC}));  // "b c" has rank 0, beats "a b" to its left
   EXPECT_EQ(run(bpe, "ab"), (V{kAB}));
@@ -54,7 +55,7 @@ TEST(Bpe, MergesByRankThenPosition) {
 }
 
 TEST(Bpe, LongWordsAndCacheGiveTheSameIds) {
-  const Bpe bpe(hand_vocab(), kMerges, false, "test");
+  const Bpe bpe(hand_vocab(), kMerges, {}, "test");
   std::vector<TokenId> expected(500, kLL);
   expected.push_back('l');
   const std::string word(1001, 'l');  // longer than the cache takes
@@ -64,15 +65,17 @@ TEST(Bpe, LongWordsAndCacheGiveTheSameIds) {
 }
 
 TEST(Bpe, IgnoreMergesEmitsWholeVocabularyWords) {
-  const Bpe merging(hand_vocab(), kMerges, false, "test");
-  const Bpe ignoring(hand_vocab(), kMerges, true, "test");
+  Bpe::Options ignore;
+  ignore.ignore_merges = true;
+  const Bpe merging(hand_vocab(), kMerges, {}, "test");
+  const Bpe ignoring(hand_vocab(), kMerges, ignore, "test");
   EXPECT_EQ(run(merging, "hello"), (std::vector<TokenId>{kHELL, 'o'}));
   EXPECT_EQ(run(ignoring, "hello"), (std::vector<TokenId>{kHELLO}));
   EXPECT_EQ(run(ignoring, "hellox"), (std::vector<TokenId>{kHELL, 'o', 'x'}));  // not whole
 }
 
 TEST(Bpe, Lookups) {
-  const Bpe bpe(hand_vocab(), kMerges, false, "test");
+  const Bpe bpe(hand_vocab(), kMerges, {}, "test");
   EXPECT_EQ(bpe.token_to_id("\xC4\xA0"), std::optional<TokenId>(' '));  // "Ġ"
   EXPECT_EQ(bpe.token_to_id("hell"), std::optional<TokenId>(kHELL));
   EXPECT_FALSE(bpe.token_to_id("nope").has_value());
@@ -83,7 +86,7 @@ TEST(Bpe, Lookups) {
 }
 
 TEST(Bpe, ThreadsShareTheCache) {
-  const Bpe bpe(hand_vocab(), kMerges, false, "test");
+  const Bpe bpe(hand_vocab(), kMerges, {}, "test");
   const std::vector<std::string> words = {"abc", "hello", "lll", "hhell", "abab", "xyz"};
   std::vector<std::vector<TokenId>> expected;
   for (const auto& w : words)
@@ -138,10 +141,66 @@ TEST(WordCache, FillsUpThenStopsTakingWords) {
   EXPECT_NE(hash_bytes(""), 0u);
 }
 
+// A vocabulary without the characters of 'q' and 'x' (SmolLM2's lacks 21 bytes). HF's
+// BPE::merge_word drops a character without a token before merging, so its neighbours merge
+// across it; with an unk_token each such byte is that token (one per run with fuse_unk), and the
+// unk symbol merges like any other.
+Bpe::Vocab without_q_and_x() {
+  Bpe::Vocab vocab = hand_vocab();
+  vocab.erase(
+      std::remove_if(vocab.begin(), vocab.end(),
+                     [](const auto& entry) { return entry.first == "q" || entry.first == "x"; }),
+      vocab.end());
+  return vocab;
+}
+
+TEST(Bpe, BytesWithoutACharacterAreDroppedBeforeMerging) {
+  const Bpe bpe(without_q_and_x(), kMerges, {}, "test");
+  EXPECT_EQ(bpe.missing_bytes(), (std::vector<uint8_t>{'q', 'x'}));
+  EXPECT_FALSE(bpe.unk_id().has_value());
+  using V = std::vector<TokenId>;
+  EXPECT_EQ(run(bpe, "q"), V{});
+  EXPECT_EQ(run(bpe, "qxq"), V{});
+  EXPECT_EQ(run(bpe, "aqb"), (V{kAB}));        // "a b" merges across the dropped 'q'
+  EXPECT_EQ(run(bpe, "abqc"), (V{'a', kBC}));  // as "abc"
+  EXPECT_EQ(run(bpe, "hexllqo"), (V{kHELL, 'o'}));
+  EXPECT_EQ(run(bpe, "qa"), (V{'a'}));
+  EXPECT_EQ(run(bpe, "aq"), (V{'a'}));
+  EXPECT_EQ(run(bpe, "aq"), (V{'a'}));  // again, from the cache
+  Bpe::Options ignore;
+  ignore.ignore_merges = true;
+  const Bpe ignoring(without_q_and_x(), kMerges, ignore, "test");
+  EXPECT_EQ(run(ignoring, "hexllo"), (V{kHELL, 'o'}));  // "hexllo" is no vocabulary word
+  EXPECT_EQ(run(ignoring, "hello"), (V{kHELLO}));
+}
+
+TEST(Bpe, BytesWithoutACharacterBecomeTheUnkToken) {
+  using V = std::vector<TokenId>;
+  Bpe::Options one_each;
+  one_each.unk_token = "b";
+  const Bpe bpe(without_q_and_x(), kMerges, one_each, "test");
+  EXPECT_EQ(bpe.unk_id(), std::optional<TokenId>('b'));
+  EXPECT_EQ(run(bpe, "q"), (V{'b'}));
+  EXPECT_EQ(run(bpe, "qx"), (V{'b', 'b'}));
+  // a b b c: "b c" (rank 0) at the right first, then "a b".
+  EXPECT_EQ(run(bpe, "aqqc"), (V{kAB, kBC}));
+  Bpe::Options fused = one_each;
+  fused.fuse_unk = true;
+  const Bpe fusing(without_q_and_x(), kMerges, fused, "test");
+  EXPECT_EQ(run(fusing, "qx"), (V{'b'}));
+  EXPECT_EQ(run(fusing, "aqqc"), (V{'a', kBC}));  // a b c
+  EXPECT_EQ(run(fusing, "qaq"), (V{'b', kAB}));   // b a b: only "a b" merges
+  // With every byte present the unk_token is never used.
+  const Bpe complete(hand_vocab(), kMerges, fused, "test");
+  EXPECT_FALSE(complete.unk_id().has_value());
+  EXPECT_TRUE(complete.missing_bytes().empty());
+}
+
 TEST(Bpe, RejectsBadVocabularies) {
-  auto expect_error = [](const Bpe::Vocab& vocab, const Bpe::Merges& merges, const char* part) {
+  auto expect_error = [](const Bpe::Vocab& vocab, const Bpe::Merges& merges, const char* part,
+                         const Bpe::Options& options = {}) {
     try {
-      Bpe bpe(vocab, merges, false, "file.json: model");
+      Bpe bpe(vocab, merges, options, "file.json: model");
       FAIL() << "no error; expected one containing " << part;
     } catch (const InputError& e) {
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
@@ -150,9 +209,15 @@ TEST(Bpe, RejectsBadVocabularies) {
   expect_error(hand_vocab(), {{"b", "c"}, {"q", "zz"}}, "model.merges[1]");
   expect_error(hand_vocab(), {{"b", "c"}, {"q", "zz"}}, "\"zz\" is not in the vocabulary");
   expect_error(hand_vocab(), {{"x", "y"}}, "the merged token \"xy\" is not in the vocabulary");
-  Bpe::Vocab missing_byte = hand_vocab();
-  missing_byte.erase(missing_byte.begin() + 'q');
-  expect_error(missing_byte, {}, "missing the byte-level character \"q\"");
+  expect_error({{"hello", 0}, {"world", 1}}, {},
+               "model.vocab: none of the 256 byte-level characters");
+  Bpe::Options unk;
+  unk.unk_token = "<unk>";
+  expect_error(without_q_and_x(), {},
+               "model.unk_token: \"<unk>\" is not in the vocabulary, and 2 bytes have no "
+               "character there",
+               unk);
+  EXPECT_NO_THROW(Bpe(hand_vocab(), {}, unk, "test"));  // every byte present: never needed
   Bpe::Vocab duplicate = hand_vocab();
   duplicate.emplace_back("zz", kAB);
   expect_error(duplicate, {}, "id 257 is given to both");

@@ -385,6 +385,36 @@ TEST(SftDataset, BadOptionsAndMissingFile) {
 // Phi-4-mini's format (the phi3 golden tokenizer, its template read from the folder): the targets
 // are each assistant turn's content and <|end|>; the eos that closes the conversation is not one,
 // and a conversational prompt's part ends where its rendering parts from the whole.
+// A tokenizer with more ids than the model has rows: only an example that uses such an id is a
+// bad line, naming the field, the position, the id and the range (data/token_range.h).
+TEST(SftDataset, IdsPastTheModelsVocabularyAreABadLine) {
+  const Fixture f;
+  SftDataOptions opt;
+  opt.vocab_size = f.im_sep;  // text + eos (<|im_end|>) fits; a chat turn's <|im_sep|> does not
+  const std::string lines =
+      "{\"text\": \"hello\"}\n"
+      "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, "
+      "{\"role\": \"assistant\", \"content\": \"yo\"}]}\n";
+  const size_t at = 1 + f.tok.encode("user").size();  // <|im_start|> user <|im_sep|>
+  try {
+    f.load(lines, opt);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.jsonl:2: messages, token " + std::to_string(at) +
+                                         ": token id " + std::to_string(f.im_sep) +
+                                         " is outside the model's vocabulary [0, " +
+                                         std::to_string(f.im_sep) + ")"),
+              std::string::npos)
+        << e.what();
+  }
+  opt.skip_bad_lines = true;
+  const SftDataset kept = f.load(lines, opt);
+  EXPECT_EQ(kept.examples.size(), 1u);
+  EXPECT_EQ(kept.skipped, 1);
+  opt.vocab_size = 0;  // unchecked
+  EXPECT_EQ(f.load(lines, opt).examples.size(), 2u);
+}
+
 TEST(SftDataset, Phi3FormatTargetsAssistantTurnsAndTheirEnd) {
   const std::string dir = testing::golden_path("tokenizer/phi3");
   const Tokenizer tok = Tokenizer::load(dir);

@@ -72,6 +72,19 @@ TEST(TokenizerErrors, ModelFields) {
                               {"model.vocab.\xC4\xA0the", "expected an integer id"});
   expect_tokenizer_json_error([](json& j) { j["model"]["vocab"]["zz"] = -3; },
                               {"model.vocab.zz", "out of range"});
+  expect_tokenizer_json_error([](json& j) { j["model"]["unk_token"] = 5; },
+                              {"model.unk_token", "expected a string"});
+  expect_tokenizer_json_error([](json& j) { j["model"]["fuse_unk"] = "yes"; },
+                              {"model.fuse_unk", "expected true or false"});
+  // Bytes without a character and an unk_token HF could not find: HF fails on every text with
+  // such a byte (UnkTokenOutOfVocabulary); align refuses the file.
+  TempDir dir;
+  json j = read_golden_json("missing_bytes/tokenizer.json");
+  j["model"]["unk_token"] = "<unk>";
+  write_text(dir.file("tokenizer.json"), j.dump());
+  expect_load_error(dir.path(), {dir.file("tokenizer.json"),
+                                 "model.unk_token: \"<unk>\" is not "
+                                 "in the vocabulary, and 21 bytes"});
 }
 
 TEST(TokenizerErrors, Merges) {
@@ -165,9 +178,10 @@ TEST(TokenizerErrors, VocabJsonAndMergesTxt) {
   }
   {
     TempDir dir;
-    write_text(dir.file("vocab.json"), "{\"a\": 0, \"b\": 1}");
+    write_text(dir.file("vocab.json"), "{\"<s>\": 0, \"hello\": 1}");
     write_text(dir.file("merges.txt"), merges);
-    expect_load_error(dir.path(), {dir.file("vocab.json"), "missing the byte-level character"});
+    expect_load_error(dir.path(),
+                      {dir.file("vocab.json"), "none of the 256 byte-level characters"});
   }
 }
 

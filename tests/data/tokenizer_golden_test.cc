@@ -2,6 +2,7 @@
 // from `tokenizers` 0.23.3 / transformers 5.23, never by the code under test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -79,6 +80,58 @@ TEST(TokenizerGolden, IgnoreMergesFlagBothWays) {
     differing += want != case_ids(cases[i]);
   }
   EXPECT_GE(differing, 4u);  // " the", " model", " assistant" in a few texts
+}
+
+// SmolLM2-135M's vocabulary lacks 21 byte characters; HF drops those bytes (golden
+// missing_bytes/: the main tokenizer without the same 21).
+TEST(TokenizerGolden, EncodeMissingBytesDropsThemAsHuggingFace) {
+  expect_encodings(Tokenizer::load(tokenizer_golden("missing_bytes")), "encode_missing_bytes.json");
+}
+
+TEST(TokenizerGolden, DecodeMissingBytes) {
+  expect_decodings(Tokenizer::load(tokenizer_golden("missing_bytes")), "decode_missing_bytes.json");
+}
+
+TEST(TokenizerGolden, MissingBytesWithAnUnkTokenAsHuggingFace) {
+  const nlohmann::json cases = read_golden_json("encode_missing_bytes.json");
+  for (const bool fuse : {false, true}) {
+    testing::TempDir dir;
+    nlohmann::json j = read_golden_json("missing_bytes/tokenizer.json");
+    j["model"]["unk_token"] = "-";  // tools/golden_tokenizer.py's UNK_FOR_MISSING
+    j["model"]["fuse_unk"] = fuse;
+    testing::write_text(dir.file("tokenizer.json"), j.dump());
+    const Tokenizer tok = Tokenizer::load(dir.path());
+    const char* key = fuse ? "ids_unk_fused" : "ids_unk";
+    size_t differing = 0;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const auto want = cases[i][key].get<std::vector<TokenId>>();
+      EXPECT_EQ(tok.encode(case_input(cases[i]), cases[i]["allow_special"].get<bool>()), want)
+          << key << "[" << i << "] " << cases[i].dump();
+      differing += want != case_ids(cases[i]);
+    }
+    EXPECT_GE(differing, 20u) << key;  // the unk token shows up wherever a byte was dropped
+  }
+}
+
+TEST(TokenizerGolden, MissingBytesWarnOncePerFile) {
+  testing::TempDir dir;
+  std::filesystem::copy_file(tokenizer_golden("missing_bytes/tokenizer.json"),
+                             dir.file("tokenizer.json"));
+  ::testing::internal::CaptureStderr();
+  Tokenizer::load(dir.path());
+  Tokenizer::load(dir.path());
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  for (const std::string& part :
+       {"align: warning: " + dir.file("tokenizer.json"), std::string("21 of the 256 bytes"),
+        std::string("0x04 \"\xC4\x84\""), std::string("0xC0 \"\xC3\x80\""),
+        std::string("0xFF \"\xC3\xBF\""), std::string("drops them")}) {
+    EXPECT_NE(err.find(part), std::string::npos) << part << " in " << err;
+  }
+  // A complete vocabulary loads silently.
+  ::testing::internal::CaptureStderr();
+  Tokenizer::load(tokenizer_golden("main"));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
 TEST(TokenizerGolden, DecodeMain) {

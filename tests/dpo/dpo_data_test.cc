@@ -153,6 +153,26 @@ TEST(PreferenceData, PretokenizedTruncationWeightsAndReference) {
             std::string::npos);
 }
 
+TEST(PreferenceData, IdsPastTheModelsVocabularyNameTheField) {
+  PreferenceDataOptions opt;
+  opt.vocab_size = 8;
+  EXPECT_NE(error_of([&] {
+              preference_pair_from_json({{"prompt_input_ids", {1, 2, 3}},
+                                         {"chosen_input_ids", {4, 9}},
+                                         {"rejected_input_ids", {5}}},
+                                        chat(), opt, nullptr);
+            })
+                .find("chosen_input_ids, token 1: token id 9 is outside the model's vocabulary "
+                      "[0, 8)"),
+            std::string::npos);
+  // Text encoded by a tokenizer larger than the model: the same check on the built sequence.
+  EXPECT_NE(error_of([&] {
+              preference_pair_from_json({{"prompt", "a"}, {"chosen", "b"}, {"rejected", "c"}},
+                                        chat(), opt, nullptr);
+            }).find("is outside the model's vocabulary [0, 8)"),
+            std::string::npos);
+}
+
 TEST(PreferenceData, FileErrorsNameTheLine) {
   testing::TempDir dir;
   const std::string path = dir.file("pairs.jsonl");
@@ -187,7 +207,7 @@ TEST(TokenPairs, ReadWithPGapWeightsAndUnknownKeysIgnored) {
                                     {"chosen_token_id", 7},
                                     {"rejected_token_id", 700}},
                                    opt);
-            }).find("rejected_token_id: token id 700 is outside the vocabulary"),
+            }).find("rejected_token_id: token id 700 is outside the model's vocabulary"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
               token_pair_from_json({{"query_id", "q"},

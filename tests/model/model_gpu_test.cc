@@ -58,7 +58,9 @@ TEST_P(GpuForward, Bf16LogprobsMatchTransformers) {
   }
   std::cout << GetParam() << " CUDA bf16: max |dlogprob| vs CPU transformers " << worst << "\n";
   // The goldens ran on CPU; cuBLAS bf16 GEMMs accumulate in fp32 in another order, so a few bf16
-  // roundings land differently. Same scale as the CPU bf16 tolerance in forward_test.cc, doubled.
+  // roundings land differently. A fixed bound, unlike the CPU bf16 tests (FlashAttention's rule
+  // and same rounding against fp32, tests/model/model_test_util.h): this one has not yet been
+  // measured against those criteria on a GPU.
   EXPECT_LT(worst, 0.1);
 }
 
