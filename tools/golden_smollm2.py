@@ -13,10 +13,10 @@ lacks 21 byte symbols and a ChatML template:
   logprobs.json  {"sequences": [{"name", "tokens", "logprobs"}]}: fp32, teacher-forced,
                  logprobs[i] = log p(tokens[i] | tokens[:i]) (log-softmax of the fp32 logits),
                  logprobs[0] = null.
-  greedy.json    {"max_new_tokens", "eos_token_id", "cases": [{"name", "prompt", "tokens",
-                 "logprobs", "min_margin"}]}: generate(do_sample=False) in fp32 from the token
-                 prompt (3 ChatML prompts from apply_chat_template(add_generation_prompt=True), 3
-                 plain texts); tokens end at the first eos (kept) or after max_new_tokens;
+  greedy.json    {"max_new_tokens", "eos_token_id", "cases": [{"name", "messages" | "text",
+                 "prompt", "tokens", "logprobs", "min_margin"}]}: generate(do_sample=False) in
+                 fp32 from the token prompt (3 ChatML prompts from
+                 apply_chat_template(messages, add_generation_prompt=True), 3 plain texts); tokens end at the first eos (kept) or after max_new_tokens;
                  logprobs[i] = log-softmax of generate's step-i logits at tokens[i]; min_margin is
                  the smallest gap between the top two logits over the steps (a gap near zero would
                  make greedy equality a coin toss; the script refuses one under 1e-3). The tokens
@@ -185,14 +185,14 @@ def greedy_one(model, prompt, eos):
 
 def greedy_golden(model, tok):
     eos = model.generation_config.eos_token_id
-    prompts = [(name, chat_ids(tok, m, True)) for name, m in GREEDY_CHAT]
-    prompts += [(name, tok(text).input_ids) for name, text in GREEDY_TEXT]
+    prompts = [(name, {"messages": m}, chat_ids(tok, m, True)) for name, m in GREEDY_CHAT]
+    prompts += [(name, {"text": text}, tok(text).input_ids) for name, text in GREEDY_TEXT]
     cases = []
-    for name, prompt in prompts:
+    for name, source, prompt in prompts:
         tokens, logprobs, margin = greedy_one(model, prompt, eos)
         print(f"  greedy {name}: {tok.decode(tokens)!r} (min top-2 gap {margin:.3f})")
-        cases.append({"name": name, "prompt": prompt, "tokens": tokens, "logprobs": logprobs,
-                      "min_margin": margin})
+        cases.append({"name": name, **source, "prompt": prompt, "tokens": tokens,
+                      "logprobs": logprobs, "min_margin": margin})
     return {"max_new_tokens": MAX_NEW_TOKENS, "eos_token_id": eos, "cases": cases}
 
 
