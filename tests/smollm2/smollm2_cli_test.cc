@@ -8,6 +8,8 @@
 //   - sft: a LoRA run on {"text"} data; its step-1 loss is the NLL of the first example (from
 //     align's forward and from transformers), and the adapter it writes, loaded by peft, gives
 //     align's logits.
+// They need what issue 25 asks for (items 1, 2, 4): the model's own template, no chat format
+// where nothing is rendered, and a byte-level vocab without some byte symbols loading.
 #include <gtest/gtest.h>
 
 #include <algorithm>
