@@ -5,14 +5,21 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/build.sh
-# Test-only Python packages, into the same venv, skipped when present: the TensorBoard reader that
-# checks align's event files, and transformers for the competitor side of scripts/gpu_check.sh
-# --dry-run (pinned as in tools/make_golden.sh).
+# Test-only Python packages, into the same venv, skipped when that version is there: the
+# TensorBoard reader that checks align's event files, transformers for the competitor side of
+# scripts/gpu_check.sh --dry-run (pinned as in tools/make_golden.sh), and peft, which loads the
+# LoRA adapter of the SmolLM2 tests.
 source scripts/env.sh
-"$ALIGN_VENV/bin/python" -c "import tensorboard" 2>/dev/null ||
-  "$ALIGN_VENV/bin/pip" install -q --disable-pip-version-check "tensorboard==2.20.0"
-"$ALIGN_VENV/bin/python" -c "import transformers" 2>/dev/null ||
-  "$ALIGN_VENV/bin/pip" install -q --disable-pip-version-check "transformers==5.23.0"
+need() {
+  "$ALIGN_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" \
+    2>/dev/null || "$ALIGN_VENV/bin/pip" install -q --disable-pip-version-check "$1==$2"
+}
+need tensorboard 2.20.0
+need transformers 5.23.0
+need peft 0.21.2
+# The SmolLM2-135M-Instruct test model (tests/smollm2/, docs/smollm2.md): built once per machine
+# into the cache (about 40 s, a 98 MB download), then a stamp check.
+tools/smollm2_folder.sh
 # Tests run in parallel (one per core), so each uses one LibTorch thread: more threads than cores
 # makes LibTorch's thread pool spin and slows every test several-fold.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

@@ -1,5 +1,6 @@
 // Helpers shared by the tests: a temporary directory removed at scope exit, and paths into the
-// source tree (golden files) and the build tree (the align binary).
+// source tree (golden files), the build tree (the align binary) and the machine's cache (the
+// SmolLM2 test model).
 #pragma once
 
 #include <cstdlib>
@@ -19,6 +20,21 @@ inline std::string golden_path(const std::string& relative) {
 
 inline std::string align_binary() {
   return std::string(ALIGN_BINARY_DIR) + "/bin/align";
+}
+
+// The SmolLM2-135M-Instruct folder in Phi-3 layout that tools/smollm2_folder.sh builds
+// (docs/smollm2.md): $ALIGN_SMOLLM2_DIR, else $ALIGN_CACHE_DIR/models/SmolLM2-135M-Instruct-phi3
+// (ALIGN_CACHE_DIR defaults to ~/.cache/align). The tests that read it fail when it is missing.
+inline std::string smollm2_dir() {
+  if (const char* dir = std::getenv("ALIGN_SMOLLM2_DIR"); dir && *dir) return dir;
+  std::string cache;
+  if (const char* c = std::getenv("ALIGN_CACHE_DIR"); c && *c) {
+    cache = c;
+  } else {
+    const char* home = std::getenv("HOME");
+    cache = std::string(home ? home : "") + "/.cache/align";
+  }
+  return cache + "/models/SmolLM2-135M-Instruct-phi3";
 }
 
 class TempDir {
