@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "model/checkpoint.h"
 #include "model/logprobs.h"
 #include "model/peft_io.h"
@@ -230,6 +232,95 @@ TEST_F(SmolLM2Sft, LoraStepLossIsTheNllAndPeftComputesAlignsLogits) {
   // peft-written random adapter (r 4, B ~ N(0, 0.01)) measured 5.5e-5 on logits up to ~25.
   EXPECT_LT(peft.worst, 2e-4);
   EXPECT_GT(peft.base_gap, 1e-2);
+}
+
+// The training and sampling commands on the folder exactly as it comes, each reading the model's
+// own ChatML template: sft on messages (LoRA, merged/ keeps the template), eval and pts on
+// "prompt" queries and on "text" queries (the model's own prompt layout, no template), and dpo on
+// conversational pairs. Small sizes: this checks that every command runs on a real checkpoint and
+// stops where the template ends a turn, not what training achieves (examples/smollm2/ does that).
+TEST_F(SmolLM2Cli, EveryCommandRunsOnTheFolderAsItComes) {
+  testing::TempDir tmp;
+  const json model = {{"path", dir()}, {"dtype", "fp32"}, {"device", "cpu"}};
+  const json rollout = {{"kv_budget_tokens", 4096}, {"max_batch", 16}};
+  auto write_config = [&](const std::string& name, const json& config) {
+    testing::write_text(tmp.file(name), config.dump(2));
+    return tmp.file(name);
+  };
+  write_jsonl(
+      tmp.file("sft.jsonl"),
+      {{{"messages",
+         {{{"role", "user"}, {"content", "12+35="}}, {{"role", "assistant"}, {"content", "47"}}}}},
+       {{"messages",
+         {{{"role", "user"}, {"content", "20+22="}},
+          {{"role", "assistant"}, {"content", "42"}}}}}});
+  std::string log;
+  ASSERT_EQ(run("sft --config " +
+                    write_config("sft.json",
+                                 {{"model", model},
+                                  {"data", {{"train", tmp.file("sft.jsonl")}, {"max_seq_len", 64}}},
+                                  {"schedule", {{"max_steps", 2}}},
+                                  {"lora", {{"enabled", true}, {"rank", 4}}},
+                                  {"output", {{"dir", tmp.file("sft")}, {"merge_lora", true}}}}),
+                &log),
+            0)
+      << log;
+  // The targets were the answers and <|im_end|>: 2 + 1 tokens per example ("47" is two digits).
+  EXPECT_NE(log.find("(6 target tokens"), std::string::npos) << log;
+  EXPECT_EQ(read_file(tmp.file("sft/merged/chat_template.jinja")),
+            read_file(dir() + "/chat_template.jinja"));
+
+  write_jsonl(
+      tmp.file("queries.jsonl"),
+      {{{"id", "chat"}, {"prompt", "What is 2+3? Answer with the number."}, {"answer", "5"}},
+       {{"id", "text"}, {"text", "Q: What is 2+3?\nA:"}, {"answer", "5"}}});
+  const json eval = {{"model", model},
+                     {"data", {{"path", tmp.file("queries.jsonl")}}},
+                     {"oracle", {{"type", "regex"}, {"pattern", "5"}}},
+                     {"sampling", {{"max_new_tokens", 48}, {"num_samples", 1}, {"temperature", 0}}},
+                     {"rollout", rollout},
+                     {"eval", {{"k", {1}}}},
+                     {"output", {{"dir", tmp.file("eval")}}}};
+  ASSERT_EQ(run("eval --config " + write_config("eval.json", eval), &log), 0) << log;
+  // Greedy, the chat query's answer ("2 + 3 = 5") ends at the template's <|im_end|>; the text
+  // query (no template, no end of turn to stop on) runs to the cap.
+  const int im_end = 2;  // <|im_end|>
+  for (const json& r : read_jsonl(tmp.file("eval/results.jsonl"))) {
+    const json& sample = r["samples"][0];
+    if (r["id"] == "chat") {
+      EXPECT_EQ(sample["finish_reason"], "stop") << sample.dump();
+      EXPECT_EQ(sample["token_ids"].back(), im_end) << sample.dump();
+      EXPECT_TRUE(sample["success"].get<bool>()) << sample.dump();
+    } else {
+      EXPECT_EQ(sample["finish_reason"], "length") << sample.dump();
+    }
+  }
+
+  json pts = eval;
+  pts.erase("eval");
+  pts["sampling"] = {{"max_new_tokens", 8}, {"temperature", 1.0}};
+  pts["pts"] = {{"completions_per_query", 1}, {"min_rollouts", 4}, {"rollout_step", 4},
+                {"max_rollouts", 8},          {"band_low", 0.0},   {"band_high", 1.0}};
+  pts["output"] = {{"dir", tmp.file("pts")}};
+  ASSERT_EQ(run("pts --config " + write_config("pts.json", pts), &log), 0) << log;
+
+  const json prompt = {{{"role", "user"}, {"content", "What is 2+3?"}}};
+  write_jsonl(tmp.file("pairs.jsonl"),
+              {{{"prompt", prompt},
+                {"chosen", {{{"role", "assistant"}, {"content", "5"}}}},
+                {"rejected", {{{"role", "assistant"}, {"content", "6"}}}}}});
+  ASSERT_EQ(run("dpo --config " +
+                    write_config("dpo.json",
+                                 {{"model", model},
+                                  {"data", {{"train", tmp.file("pairs.jsonl")}, {"batch_size", 1}}},
+                                  {"reference", {{"type", "lora_base"}}},
+                                  {"schedule", {{"max_steps", 2}}},
+                                  {"lora", {{"enabled", true}, {"rank", 4}}},
+                                  {"output", {{"dir", tmp.file("dpo")}}}}),
+                &log),
+            0)
+      << log;
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("dpo/adapter/adapter_model.safetensors"))) << log;
 }
 
 }  // namespace
