@@ -35,17 +35,9 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_chat  # noqa: E402
 import golden_tokenizer as gt  # noqa: E402
 from tokenizers import AddedToken  # noqa: E402
-
-# microsoft/Phi-4-mini-instruct, tokenizer_config.json "chat_template".
-PHI4_MINI = (
-    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and "
-    "message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + "
-    "'<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + "
-    "message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if "
-    "add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
-)
 
 # microsoft/Phi-4-reasoning and Phi-4-reasoning-plus, tokenizer_config.json "chat_template": a
 # built-in system prompt written as template text, {% generation %} around assistant turns.
@@ -205,7 +197,8 @@ def main():
     out = os.path.abspath(args.out)
     import transformers
 
-    published = [("phi-4", gt.PHI4_CHAT_TEMPLATE), ("Phi-4-mini-instruct", PHI4_MINI),
+    published = [("phi-4", gt.PHI4_CHAT_TEMPLATE),
+                 ("Phi-4-mini-instruct", golden_chat.PHI4_MINI_CHAT_TEMPLATE),
                  ("Phi-4-reasoning", PHI4_REASONING), ("SmolLM2-135M-Instruct", SMOLLM2)]
     files = sorted(f for f in os.listdir(args.templates) if f.endswith(".jinja"))
     sources = [(name, text, None) for name, text in published]
