@@ -20,7 +20,8 @@ using testing::run;
 namespace fs = std::filesystem;
 
 const char* const kExamples[] = {"examples/pipeline/phi4_math.json", "examples/toy/pipeline.json",
-                                 "examples/arith/pipeline.json", "examples/safety/pipeline.json"};
+                                 "examples/arith/pipeline.json", "examples/safety/pipeline.json",
+                                 "examples/smollm2/pipeline.json"};
 
 // A tiny model folder and stand-ins for the Phi-4 example's PATH/TO/... files.
 struct StandIns {
