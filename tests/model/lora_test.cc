@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -585,17 +587,19 @@ TEST(PeftIo, MergedModelDirectoryLoadsBack) {
   EXPECT_TRUE(torch::equal(batch_logits(mini_loaded, tokens), batch_logits(mini, tokens)));
 }
 
-// Dev-only: with ALIGN_PEFT_CHECK_DIR set, writes what tools/check_peft_load.py compares with
-// PEFT and transformers: for each golden model an adapter, merged fp32 and bf16 model
-// directories, token rows, and align's logits with the adapter (fp32 and bf16 base).
-TEST(PeftExport, WriteFilesForPythonCheck) {
-  const char* out = std::getenv("ALIGN_PEFT_CHECK_DIR");
-  if (!out) GTEST_SKIP() << "set ALIGN_PEFT_CHECK_DIR to write the files";
+// PEFT and transformers read what align writes and compute what align computes: for each golden
+// model (phi4_tiny; mini_tiny: tied, partial rotary, longrope, sliding window) an adapter with
+// random B on all four projections, merged fp32 and bf16 model folders, token rows and align's
+// logits with the adapter (fp32 and bf16 base), checked by tools/check_peft_load.py with align's
+// venv python (peft and transformers installed by scripts/test.sh): PEFT's logits on an fp32 and
+// a bf16 base, transformers' on the merged folder, PEFT's merge against align's merged weights.
+TEST(PeftExport, PeftAndTransformersComputeAlignsLogits) {
+  testing::TempDir out;
   torch::NoGradGuard no_grad;
   nlohmann::json manifest = nlohmann::json::array();
   for (const char* name : {"phi4_tiny", "mini_tiny"}) {
     const std::string base = testing::golden_model_dir(name);
-    const std::string dir = std::string(out) + "/" + name;
+    const std::string dir = out.file(name);
     Phi3Model model = golden_model(name);
     LoraOptions o = small_lora();
     o.alpha = 16;  // scale 4
@@ -620,7 +624,20 @@ TEST(PeftExport, WriteFilesForPythonCheck) {
     save_model_dir(dir + "/merged_bf16", bf);
     manifest.push_back({{"name", name}, {"base", base}, {"dir", dir}, {"rows", rows}});
   }
-  write_file_atomic(std::string(out) + "/manifest.json", manifest.dump(2));
+  write_file_atomic(out.file("manifest.json"), manifest.dump(2));
+  const std::string command = std::string(ALIGN_VENV_PYTHON) + " " +
+                              testing::source_path("tools/check_peft_load.py") + " " +
+                              out.file("manifest.json") + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr) << command;
+  std::string report;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe))
+    report += buffer;
+  const int status = ::pclose(pipe);
+  EXPECT_EQ(status, 0) << command << "\n" << report;
+  EXPECT_NE(report.find("\nOK"), std::string::npos) << report;
+  if (status == 0) std::cout << report;
 }
 
 }  // namespace
