@@ -15,6 +15,8 @@
 // Prints pairs/s and tokens/s (tokens the forward processes) per mode and the speed-up.
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -57,35 +59,24 @@ double seconds_per_step(Phi3Model& model, const PairBatch& b, int64_t steps) {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    const std::string v = argv[i + 1];
-    if (k == "--device")
-      a.device = v;
-    else if (k == "--dtype")
-      a.dtype = v;
-    else if (k == "--preset")
-      a.preset = v;
-    else if (k == "--completions")
-      a.completions = std::stoll(v);
-    else if (k == "--pivots")
-      a.pivots = std::stoll(v);
-    else if (k == "--prompt")
-      a.prompt = std::stoll(v);
-    else if (k == "--completion")
-      a.completion = std::stoll(v);
-    else if (k == "--hidden")
-      a.hidden = std::stoll(v);
-    else if (k == "--layers")
-      a.layers = std::stoll(v);
-    else if (k == "--vocab")
-      a.vocab = std::stoll(v);
-    else if (k == "--steps")
-      a.steps = std::stoll(v);
-    else {
-      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
-      return 2;
-    }
+  CLI::App app(
+      "DPO step time on token-level pairs: completions x pivots scored in one forward "
+      "(see the comment at the top of bench/dpo_bench.cc)");
+  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_option("--dtype", a.dtype, "fp32 or bf16");
+  app.add_option("--preset", a.preset, "A model preset (else --hidden/--vocab shape a small one)");
+  app.add_option("--completions", a.completions, "Completions per step");
+  app.add_option("--pivots", a.pivots, "Pivots per completion");
+  app.add_option("--prompt", a.prompt, "Prompt tokens");
+  app.add_option("--completion", a.completion, "Completion tokens");
+  app.add_option("--hidden", a.hidden, "Hidden size (without --preset)");
+  app.add_option("--layers", a.layers, "Layers");
+  app.add_option("--vocab", a.vocab, "Vocabulary (without --preset)");
+  app.add_option("--steps", a.steps, "Timed steps");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
   torch::manual_seed(0);
   ModelConfig c = model_preset(a.preset.empty() ? "tiny" : a.preset);

@@ -15,7 +15,9 @@
 // tensor and each projection quantised as it is produced, as Phi3Model::load does.
 #include <sys/resource.h>
 #include <torch/torch.h>
+
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -40,42 +42,24 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "missing value for %s\n", k.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (k == "--shape")
-      a.shape = next();
-    else if (k == "--layers")
-      a.layers = std::stoll(next());
-    else if (k == "--dtype")
-      a.dtype = next();
-    else if (k == "--rows")
-      a.rows = std::stoll(next());
-    else if (k == "--seq")
-      a.seq = std::stoll(next());
-    else if (k == "--steps")
-      a.steps = std::stoll(next());
-    else if (k == "--rank")
-      a.rank = std::stoll(next());
-    else if (k == "--checkpointing")
-      a.checkpointing = true;
-    else if (k == "--dequant")
-      a.dequant = true;
-    else if (k == "--only")
-      a.only = next();
-    else {
-      std::fprintf(stderr,
-                   "usage: %s [--shape bench52m|phi4-slice] [--layers N] [--dtype fp32|bf16] "
-                   "[--rows B] [--seq T] [--steps N] [--rank R] [--checkpointing] [--dequant]\n",
-                   argv[0]);
-      std::exit(2);
-    }
+  CLI::App app(
+      "QLoRA (NF4 base) against LoRA: base bytes, step peak memory, tokens/s (see the "
+      "comment at the top of bench/qlora_bench.cc)");
+  app.add_option("--shape", a.shape, "bench52m or phi4-slice")
+      ->check(CLI::IsMember({"bench52m", "phi4-slice"}));
+  app.add_option("--layers", a.layers, "Layers (phi4-slice default 2)");
+  app.add_option("--dtype", a.dtype, "fp32 or bf16");
+  app.add_option("--rows", a.rows, "Rows per step");
+  app.add_option("--seq", a.seq, "Tokens per row");
+  app.add_option("--steps", a.steps, "Timed steps");
+  app.add_option("--rank", a.rank, "LoRA rank");
+  app.add_flag("--checkpointing", a.checkpointing, "Activation checkpointing");
+  app.add_flag("--dequant", a.dequant, "Only the dequantisation row");
+  app.add_option("--only", a.only, "Run one mode (the child processes this binary starts)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   return a;
 }

@@ -21,6 +21,8 @@
 // EngineOptions::cascade_decode (CUDA: forks of one prompt decode in the shared-prefix form).
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -45,58 +47,36 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "missing value for %s\n", k.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (k == "--model")
-      a.model = next();
-    else if (k == "--preset")
-      a.preset = next();
-    else if (k == "--config")
-      a.config = next();
-    else if (k == "--layers")
-      a.layers = std::stoll(next());
-    else if (k == "--save-config")
-      a.save_config = next();
-    else if (k == "--device")
-      a.device = next();
-    else if (k == "--dtype")
-      a.dtype = next();
-    else if (k == "--prefixes")
-      a.prefixes = std::stoll(next());
-    else if (k == "--samples")
-      a.samples = std::stoll(next());
-    else if (k == "--completion")
-      a.completion = std::stoll(next());
-    else if (k == "--new-tokens")
-      a.new_tokens = std::stoll(next());
-    else if (k == "--kv-budget-tokens")
-      a.kv_budget_tokens = std::stoll(next());
-    else if (k == "--decode-buckets")
-      a.decode_buckets = true;
-    else if (k == "--cuda-graphs")
-      a.cuda_graphs = true;
-    else if (k == "--cascade-decode")
-      a.cascade_decode = true;
-    else if (k == "--peak-gbs")
-      a.peak_gbs = std::stod(next());
-    else if (k == "--peak-tflops")
-      a.peak_tflops = std::stod(next());
-    else {
-      std::fprintf(stderr, "unknown flag %s (see the comment at the top of rollout_bench.cc)\n",
-                   k.c_str());
-      std::exit(2);
-    }
+  CLI::App app(
+      "Rollout engine throughput: batch-1 decode and a PTS-shaped load (see the comment "
+      "at the top of bench/rollout_bench.cc)");
+  auto* model = app.add_option("--model", a.model, "Hugging Face model directory");
+  auto* preset = app.add_option("--preset", a.preset, "phi-4, phi-4-mini or tiny: a random model");
+  auto* config = app.add_option("--config", a.config, "config.json of a random model");
+  model->excludes(preset)->excludes(config);
+  preset->excludes(config);
+  app.add_option("--layers", a.layers, "Keep the first N layers");
+  app.add_option("--save-config", a.save_config, "Write the shape used as a config.json");
+  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_option("--dtype", a.dtype, "fp32 or bf16");
+  app.add_option("--prefixes", a.prefixes, "Nested prefixes of the PTS-shaped load");
+  app.add_option("--samples", a.samples, "Samples per prefix");
+  app.add_option("--completion", a.completion, "Tokens of the completion the prefixes cut");
+  app.add_option("--new-tokens", a.new_tokens, "New tokens per sample");
+  app.add_option("--kv-budget-tokens", a.kv_budget_tokens,
+                 "KV cache tokens (default: what the PTS-shaped load needs at once)");
+  app.add_flag("--decode-buckets", a.decode_buckets, "EngineOptions::decode_buckets");
+  app.add_flag("--cuda-graphs", a.cuda_graphs, "EngineOptions::cuda_graphs");
+  app.add_flag("--cascade-decode", a.cascade_decode, "EngineOptions::cascade_decode");
+  app.add_option("--peak-gbs", a.peak_gbs, "Memory bandwidth limit for the batch-1 row");
+  app.add_option("--peak-tflops", a.peak_tflops, "FLOP/s limit for the PTS-shaped row");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   if (a.model.empty() + a.preset.empty() + a.config.empty() != 2) {
-    std::fprintf(stderr, "usage: %s (--model DIR | --preset NAME | --config FILE) [flags]\n",
-                 argv[0]);
+    std::fprintf(stderr, "%s: give one of --model, --preset, --config\n", argv[0]);
     std::exit(2);
   }
   return a;

@@ -15,6 +15,8 @@
 #include <sys/resource.h>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -38,49 +40,27 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "missing value for %s\n", k.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (k == "--preset")
-      a.preset = next();
-    else if (k == "--config")
-      a.config = next();
-    else if (k == "--docs")
-      a.docs = std::stoll(next());
-    else if (k == "--mode")
-      a.mode = next();
-    else if (k == "--layers")
-      a.layers = std::stoll(next());
-    else if (k == "--device")
-      a.device = next();
-    else if (k == "--dtype")
-      a.dtype = next();
-    else if (k == "--rows")
-      a.rows = std::stoll(next());
-    else if (k == "--seq")
-      a.seq = std::stoll(next());
-    else if (k == "--steps")
-      a.steps = std::stoll(next());
-    else if (k == "--lora-rank")
-      a.lora_rank = std::stoll(next());
-    else if (k == "--peak-tflops")
-      a.peak_tflops = std::stod(next());
-    else if (k == "--checkpointing")
-      a.checkpointing = true;
-    else {
-      std::fprintf(stderr,
-                   "usage: %s [--preset P | --config FILE] [--layers N] [--device D] [--dtype T] "
-                   "[--rows B] [--seq T] [--docs N] [--steps N] [--mode full|lora|both] "
-                   "[--lora-rank R] [--peak-tflops P] [--checkpointing]\n",
-                   argv[0]);
-      std::exit(2);
-    }
+  CLI::App app(
+      "SFT step throughput, full fine-tuning and LoRA (see the comment at the top of "
+      "bench/sft_bench.cc)");
+  app.add_option("--preset", a.preset, "tiny, phi-4 or phi-4-mini: a random model");
+  app.add_option("--config", a.config, "config.json of a random model (instead of --preset)");
+  app.add_option("--layers", a.layers, "Keep the first N layers");
+  app.add_option("--device", a.device, "cpu or cuda");
+  app.add_option("--dtype", a.dtype, "fp32 or bf16");
+  app.add_option("--rows", a.rows, "Packed rows per step");
+  app.add_option("--seq", a.seq, "Tokens per row");
+  app.add_option("--docs", a.docs, "Examples packed per row (1: plain causal rows)");
+  app.add_option("--steps", a.steps, "Timed steps");
+  app.add_option("--mode", a.mode, "full, lora or both")
+      ->check(CLI::IsMember({"full", "lora", "both"}));
+  app.add_option("--lora-rank", a.lora_rank, "LoRA rank");
+  app.add_option("--peak-tflops", a.peak_tflops, "FLOP/s limit for MFU");
+  app.add_flag("--checkpointing", a.checkpointing, "Activation checkpointing");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   return a;
 }

@@ -5,6 +5,7 @@
 //
 // DIR defaults to the small golden tokenizer (tests/golden/tokenizer/main); pass a Phi-4 download
 // for real numbers. Pass 1 starts with an empty word cache, later passes reuse it.
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -134,18 +135,16 @@ int run(int argc, char** argv) {
   double mb = 32;
   int passes = 2;
   std::string dir = std::string(ALIGN_SOURCE_DIR) + "/tests/golden/tokenizer/main";
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--mb" && i + 1 < argc) {
-      mb = std::atof(argv[++i]);
-    } else if (arg == "--tokenizer" && i + 1 < argc) {
-      dir = argv[++i];
-    } else if (arg == "--passes" && i + 1 < argc) {
-      passes = std::max(1, std::atoi(argv[++i]));
-    } else {
-      std::fprintf(stderr, "usage: %s [--mb N] [--tokenizer DIR] [--passes N]\n", argv[0]);
-      return 2;
-    }
+  CLI::App app(
+      "Tokenizer encode throughput on a generated corpus (see the comment at the top of "
+      "bench/tokenizer_bench.cc)");
+  app.add_option("--mb", mb, "Megabytes of text");
+  app.add_option("--tokenizer", dir, "Tokenizer folder");
+  app.add_option("--passes", passes, "Timed passes (at least 1)")->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
 
   const auto load_start = std::chrono::steady_clock::now();
