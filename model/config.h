@@ -73,7 +73,8 @@ struct ModelConfig {
 // Parses a config.json object; `source` names the file in error messages. Throws InputError.
 ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
 
-// Reads `path`: a config.json file or a model directory holding one.
+// Reads `path`: a config.json file or a model directory holding one, and the eos ids of the
+// generation_config.json beside it when there is one (generation_eos_token_ids).
 ModelConfig load_model_config(const std::string& path);
 
 // Checks every field and computes the derived ones. Throws InputError naming `source` and the

@@ -92,7 +92,7 @@ bool QuerySearch::advance() {
         bool all_done = true;
         for (PivotState& p : pivots_) {
           progressed |= advance_pivot(p);
-          all_done &= p.stage == 2;
+          all_done &= p.stage == PivotStage::kDone;
         }
         if (all_done) {
           stage_ = Stage::kDone;
@@ -217,15 +217,15 @@ void QuerySearch::collect_pivots() {
       s.pivot.n_before = before.exact ? 0 : before.trials;
       s.pivot.n_after = next.exact ? 0 : next.trials;
       s.raises = s.pivot.p_after > s.pivot.p_before;
-      s.stage = options_.confirm ? 0 : 1;
+      s.stage = options_.confirm ? PivotStage::kConfirm : PivotStage::kAlternatives;
       pivots_.push_back(std::move(s));
     }
   }
 }
 
 bool QuerySearch::advance_pivot(PivotState& state) {
-  if (state.stage == 0) return advance_confirm(state);
-  if (state.stage == 1) return advance_alternative(state);
+  if (state.stage == PivotStage::kConfirm) return advance_confirm(state);
+  if (state.stage == PivotStage::kAlternatives) return advance_alternative(state);
   return false;
 }
 
@@ -240,7 +240,7 @@ bool QuerySearch::advance_confirm(PivotState& state) {
                        stats(EstimateSpace::kConfirm, state.pivot.prefix).count.p();
   const bool holds = std::abs(fresh) >= options_.p_gap - 1e-12 && (fresh > 0) == state.raises;
   state.dropped = !holds;
-  state.stage = holds ? 1 : 2;
+  state.stage = holds ? PivotStage::kAlternatives : PivotStage::kDone;
   return true;
 }
 
@@ -263,7 +263,8 @@ bool QuerySearch::advance_alternative(PivotState& state) {
     }
   }
   if (state.next_candidate >= state.candidates.size()) {
-    state.stage = 2;  // no measured alternative on the other side: a pivot without a pair
+    // No measured alternative on the other side: a pivot without a pair.
+    state.stage = PivotStage::kDone;
     return true;
   }
   const TokenId x = state.candidates[state.next_candidate];
@@ -313,7 +314,7 @@ bool QuerySearch::advance_alternative(PivotState& state) {
     pair.n_rejected = state.pivot.n_after;
   }
   state.has_pair = true;
-  state.stage = 2;
+  state.stage = PivotStage::kDone;
   return true;
 }
 

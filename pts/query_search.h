@@ -50,10 +50,12 @@ class QuerySearch {
     int64_t target = 0;                            // rollouts wanted in total
     bool inherited = false;  // holds the parent's rollouts that began with this prefix's last token
   };
+  // Where one pivot is: confirming its estimates, measuring alternatives, or done.
+  enum class PivotStage { kConfirm, kAlternatives, kDone };
   struct PivotState {
     PtsPivot pivot;
-    bool raises = false;              // p_after > p_before
-    int stage = 0;                    // 0 confirm, 1 alternatives, 2 done
+    bool raises = false;  // p_after > p_before
+    PivotStage stage = PivotStage::kConfirm;
     bool dropped = false;             // failed confirmation
     std::vector<TokenId> candidates;  // alternative first tokens, best first
     size_t next_candidate = 0;

@@ -142,7 +142,7 @@ class Engine {
   int64_t bucketed_steps() const;
   int64_t graphs_captured() const;
   void reset_stats() { stats_ = Stats(); }
-  // Drops every cached prefix (their pages return to the free list).
+  // The engine's paged KV cache (pages in use, the page table), for tests and benches.
   const PagedKvCache& kv_cache() const { return cache_; }
 
  private:
