@@ -27,6 +27,7 @@ import  --folder DIR --golden GOLDEN.json --out REPORT.json
 """
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -115,7 +116,7 @@ def check_export(args):
                                                           dtype=torch.float32).eval()
         entry["transformers_class"] = type(gguf_model).__name__
         gguf_logits = logits_of(gguf_model, rows)
-        format_model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+        format_model = copy.deepcopy(folder_model)
         format_model.load_state_dict(format_state, strict=False)
         entry["logits_vs_folder"] = max_diff(gguf_logits, folder_logits)
         entry["logits_vs_format"] = max_diff(gguf_logits, logits_of(format_model, rows))
