@@ -102,9 +102,7 @@ void run_export(const ExportOptions& opt) {
   out.set("general.type", GgufValue::string("model"));
   out.set("general.name", GgufValue::string(fs::path(dir).lexically_normal().filename().string()));
   out.set("general.file_type", GgufValue::u32(type->second.file_type));
-  if (type->second.tensors == GgmlType::kQ8_0) {
-    out.set("general.quantization_version", GgufValue::u32(2));  // GGML_QNT_VERSION
-  }
+  out.set("general.quantization_version", GgufValue::u32(2));  // GGML_QNT_VERSION
   write_gguf_vocab(vocab, out);
   std::map<std::string, int> written;
   for (const auto& [hf, shape] : model_tensor_shapes(config)) {

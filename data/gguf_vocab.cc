@@ -23,13 +23,14 @@ struct PreTokenizerName {
   std::vector<std::string> splits;  // Split(Regex, Isolated) patterns, in order
   bool byte_level_regex;            // ByteLevel's use_regex
   bool ignore_merges;               // model.ignore_merges
+  bool adds_bos;                    // llama.cpp's add_bos when the file does not say
 };
 const std::vector<PreTokenizerName>& pre_tokenizer_names() {
   static const std::vector<PreTokenizerName> names = {
-      {"gpt-2", {}, true, false},
-      {"smollm", {R"(\p{N})"}, true, false},
-      {"dbrx", {kCl100kPattern}, false, false},
-      {"llama-bpe", {kCl100kPattern}, false, true},
+      {"gpt-2", {}, true, false, false},
+      {"smollm", {R"(\p{N})"}, true, false, false},
+      {"dbrx", {kCl100kPattern}, false, false, false},
+      {"llama-bpe", {kCl100kPattern}, false, true, true},
   };
   return names;
 }
@@ -96,18 +97,20 @@ const PreTokenizerName& match_pre_tokenizer(const TokenizerFiles& files) {
 }
 
 // add_bos / add_eos as tokenizer_config.json says, else as tokenizer.json's TemplateProcessing
-// adds them (a special token first / last in "single"), as gguf-py's SpecialVocab reads them.
-bool adds_special(const TokenizerFiles& files, const std::string& key, bool first,
-                  const std::optional<std::string>& token) {
+// adds them (a special token first / last in "single"), as gguf-py's SpecialVocab reads them;
+// std::nullopt when neither says.
+std::optional<bool> adds_special(const TokenizerFiles& files, const std::string& key, bool first,
+                                 const std::optional<std::string>& token) {
   if (auto flag = files.config.find(key); flag != files.config.end() && flag->is_boolean()) {
     return flag->get<bool>();
   }
   const json& post = files.post_processor;
-  if (!token || !post.is_object() || post.value("type", "") != "TemplateProcessing") return false;
+  if (!post.is_object() || post.value("type", "") != "TemplateProcessing") return std::nullopt;
   const json single = post.value("single", json::array());
-  if (!single.is_array() || single.size() < 2) return false;
+  if (!single.is_array() || single.size() < 2) return std::nullopt;
   const json& end = first ? single.front() : single.back();
-  return end.contains("SpecialToken") && end["SpecialToken"].value("id", "") == *token;
+  if (!end.contains("SpecialToken")) return std::nullopt;
+  return token && end["SpecialToken"].value("id", "") == *token;
 }
 
 }  // namespace
@@ -132,13 +135,16 @@ GgufVocab gguf_vocab_from_folder(const std::string& dir, int64_t vocab_size) {
   };
   for (const auto& [token, id] : files.vocab)
     place(token, id, kGgufTokenNormal, "token");
+  std::vector<std::string> stripping;
   for (const AddedToken& t : files.added) {
     place(t.content, t.id, t.special ? kGgufTokenControl : kGgufTokenUserDefined, "added token");
-    if (t.lstrip || t.rstrip || t.single_word) {
-      out.notes.push_back("added token \"" + t.content +
-                          "\" has lstrip/rstrip/single_word, which llama.cpp does not apply: it "
-                          "keeps the whitespace next to it");
-    }
+    if (t.lstrip || t.rstrip || t.single_word) stripping.push_back("\"" + t.content + "\"");
+  }
+  if (!stripping.empty()) {
+    out.notes.push_back(std::to_string(stripping.size()) + " added tokens (" + stripping[0] +
+                        (stripping.size() > 1 ? ", ..." : "") +
+                        ") have lstrip/rstrip/single_word, which llama.cpp does not apply: it "
+                        "keeps the whitespace next to them (docs/gguf.md)");
   }
   for (int64_t id = 0; id < vocab_size; ++id) {
     if (out.token_types[id] == kGgufTokenUnused) out.tokens[id] = "[PAD" + std::to_string(id) + "]";
@@ -187,8 +193,8 @@ void write_gguf_vocab(const GgufVocab& vocab, GgufWriter& out) {
               GgufValue::u32(static_cast<uint32_t>(**id)));
     }
   }
-  out.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(vocab.add_bos));
-  out.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(vocab.add_eos));
+  if (vocab.add_bos) out.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(*vocab.add_bos));
+  if (vocab.add_eos) out.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(*vocab.add_eos));
   if (!vocab.chat_template.empty()) {
     out.set("tokenizer.chat_template", GgufValue::string(vocab.chat_template));
   }
@@ -238,8 +244,8 @@ GgufVocab read_gguf_vocab(const GgufFile& file) {
       fail(name, "is " + std::to_string(**id) + ", not a token id");
     }
   }
-  out.add_bos = file.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
-  out.add_eos = file.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  out.add_bos = file.get_bool("tokenizer.ggml.add_bos_token");
+  out.add_eos = file.get_bool("tokenizer.ggml.add_eos_token");
   out.chat_template = file.get_string("tokenizer.chat_template").value_or("");
   for (size_t id = 0; id < out.tokens.size(); ++id) {
     if (!is_valid_utf8(out.tokens[id])) {
@@ -309,8 +315,8 @@ void write_tokenizer_folder(const GgufVocab& vocab, const std::string& dir,
                             {"ignore_merges", pre->ignore_merges},
                             {"vocab", model_vocab},
                             {"merges", merges}}}};
-  json config = {{"add_bos_token", vocab.add_bos},
-                 {"add_eos_token", vocab.add_eos},
+  json config = {{"add_bos_token", vocab.add_bos.value_or(pre->adds_bos)},
+                 {"add_eos_token", vocab.add_eos.value_or(false)},
                  {"clean_up_tokenization_spaces", false},
                  {"model_max_length", model_max_length},
                  {"tokenizer_class", "PreTrainedTokenizerFast"}};

@@ -14,7 +14,9 @@
 //   tokenizer.ggml.merges                   [string]  "left right", in rank order
 //   tokenizer.ggml.{bos,eos,unknown,padding}_token_id  u32  tokenizer_config.json's tokens
 //   tokenizer.ggml.add_bos_token, add_eos_token        bool tokenizer_config.json's flags, else
-//                                                     what tokenizer.json's TemplateProcessing adds
+//                                                     what tokenizer.json's TemplateProcessing
+//                                                     adds, else absent (llama.cpp's default: true
+//                                                     for llama-bpe, false for the others)
 //   tokenizer.chat_template                 string    the folder's template (data/chat_template.h)
 //
 // Pre-tokenizers, as tokenizer.json's steps (data/pretokenizer.h) and llama.cpp's names:
@@ -41,8 +43,8 @@ struct GgufVocab {
   std::vector<int32_t> token_types;  // by id
   std::vector<std::string> merges;   // "left right"
   std::optional<int64_t> bos, eos, unk, pad;
-  bool add_bos = false;
-  bool add_eos = false;
+  std::optional<bool> add_bos;  // absent: llama.cpp's default for `pre`
+  std::optional<bool> add_eos;
   std::string chat_template;       // empty: none
   std::vector<std::string> notes;  // where llama.cpp may tokenize differently (printed by export)
 };
@@ -68,7 +70,8 @@ GgufVocab read_gguf_vocab(const GgufFile& file);
 // gguf_tokenizer_mapping.py): tokenizer.json (every token in the BPE vocabulary, tokens outside
 // the byte-level alphabet spelled by their bytes; control tokens written in the alphabet as
 // special added tokens, user-defined ones as plain added tokens; the table's pre-tokenizer; the
-// merges), tokenizer_config.json (special tokens, add_bos/eos flags, model_max_length) and
+// merges), tokenizer_config.json (special tokens, add_bos/eos flags, absent ones as llama.cpp
+// defaults them, model_max_length) and
 // chat_template.jinja. Each file is written atomically into `dir`.
 void write_tokenizer_folder(const GgufVocab& vocab, const std::string& dir,
                             int64_t model_max_length);

@@ -77,7 +77,7 @@ TEST(GgufVocab, ExportWritesTokensTypesMergesAndSpecialIds) {
   EXPECT_EQ(v.bos, tok.bos_id());
   EXPECT_EQ(v.eos, tok.eos_id());
   EXPECT_EQ(v.pad, tok.pad_id());
-  EXPECT_FALSE(v.add_bos);
+  EXPECT_EQ(v.add_bos, std::nullopt);  // neither tokenizer_config.json nor tokenizer.json says
   EXPECT_FALSE(v.chat_template.empty());
   ASSERT_FALSE(v.notes.empty());  // Phi-4's special tokens strip whitespace; llama.cpp does not
   EXPECT_NE(v.notes[0].find("lstrip/rstrip"), std::string::npos) << v.notes[0];

@@ -190,6 +190,20 @@ TEST(GgufTensors, ExportTypesFollowConvertHfToGguf) {
 
 // A GGUF of `config` in `arch` layout from Phi-3 weights `weights` (Hugging Face names): llama
 // files get q/k/v and gate/up split and Q/K permuted, as llama.cpp's converter writes them.
+// The llama.* keys llama.cpp's converter writes for a Llama of `config`'s sizes.
+void set_llama_config(GgufWriter& w, const ModelConfig& config) {
+  w.set("general.architecture", GgufValue::string("llama"));
+  w.set("llama.context_length", GgufValue::u32(config.max_position_embeddings));
+  w.set("llama.embedding_length", GgufValue::u32(config.hidden_size));
+  w.set("llama.feed_forward_length", GgufValue::u32(config.intermediate_size));
+  w.set("llama.block_count", GgufValue::u32(config.num_layers));
+  w.set("llama.attention.head_count", GgufValue::u32(config.num_heads));
+  w.set("llama.attention.head_count_kv", GgufValue::u32(config.num_kv_heads));
+  w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(config.rms_norm_eps));
+  w.set("llama.rope.freq_base", GgufValue::f32(config.rope_theta));
+  w.set("llama.rope.dimension_count", GgufValue::u32(config.head_dim));
+}
+
 // `zeros_of` names a GGUF tensor written as zero blocks of that type instead (any ggml type).
 void write_model_gguf(const std::string& path, const ModelConfig& config, GgufArch arch,
                       const std::map<std::string, torch::Tensor>& weights, GgmlType type,
@@ -198,16 +212,7 @@ void write_model_gguf(const std::string& path, const ModelConfig& config, GgufAr
   if (arch == GgufArch::kPhi3) {
     write_phi3_config(config, w);
   } else {
-    w.set("general.architecture", GgufValue::string("llama"));
-    w.set("llama.context_length", GgufValue::u32(config.max_position_embeddings));
-    w.set("llama.embedding_length", GgufValue::u32(config.hidden_size));
-    w.set("llama.feed_forward_length", GgufValue::u32(config.intermediate_size));
-    w.set("llama.block_count", GgufValue::u32(config.num_layers));
-    w.set("llama.attention.head_count", GgufValue::u32(config.num_heads));
-    w.set("llama.attention.head_count_kv", GgufValue::u32(config.num_kv_heads));
-    w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(config.rms_norm_eps));
-    w.set("llama.rope.freq_base", GgufValue::f32(config.rope_theta));
-    w.set("llama.rope.dimension_count", GgufValue::u32(config.head_dim));
+    set_llama_config(w, config);
   }
   for (const auto& [name, shape] : model_tensor_shapes(config)) {
     int64_t row = 0;
@@ -386,13 +391,7 @@ TEST(GgufConfig, RefusesWhatLlamaCppsPhi3OrAPhi3CannotRun) {
   };
   for (const Case& c : cases) {
     GgufWriter w;
-    w.set("general.architecture", GgufValue::string("llama"));
-    w.set("llama.context_length", GgufValue::u32(tiny.max_position_embeddings));
-    w.set("llama.embedding_length", GgufValue::u32(tiny.hidden_size));
-    w.set("llama.feed_forward_length", GgufValue::u32(tiny.intermediate_size));
-    w.set("llama.block_count", GgufValue::u32(tiny.num_layers));
-    w.set("llama.attention.head_count", GgufValue::u32(tiny.num_heads));
-    w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+    set_llama_config(w, tiny);
     w.set(c.key, c.value);
     GgufTensorSource embed{
         "token_embd.weight", {tiny.hidden_size, tiny.vocab_size}, GgmlType::kF16, nullptr};
