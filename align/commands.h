@@ -15,5 +15,6 @@ void add_dpo_command(CLI::App& app);       // align dpo: preference optimization
 void add_eval_command(CLI::App& app);      // align eval: pass@k of a model on a task set
 void add_pipeline_command(CLI::App& app);  // align pipeline: SFT -> eval -> PTS -> DPO -> eval
 void add_report_command(CLI::App& app);    // align report: one HTML page for a run directory
+void add_gguf_commands(CLI::App& app);     // align export --gguf, align import --gguf
 
 }  // namespace align

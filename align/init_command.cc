@@ -12,8 +12,10 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hub_cache.h"
+#include "common/partial_dir.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
+#include "model/generation_config.h"
 #include "model/init.h"
 
 namespace align {
@@ -47,15 +49,6 @@ void adopt_tokenizer(ModelConfig& config, const Tokenizer& tokenizer) {
   config.pad_token_id = tokenizer.pad_id();
 }
 
-nlohmann::json generation_config(const ModelConfig& config) {
-  nlohmann::json gen = {{"_from_model_config", true}};
-  if (config.bos_token_id) gen["bos_token_id"] = *config.bos_token_id;
-  if (config.eos_token_ids.size() == 1) gen["eos_token_id"] = config.eos_token_ids[0];
-  if (config.eos_token_ids.size() > 1) gen["eos_token_id"] = config.eos_token_ids;
-  if (config.pad_token_id) gen["pad_token_id"] = *config.pad_token_id;
-  return gen;
-}
-
 void run_init(const InitOptions& opt) {
   ModelConfig config =
       opt.preset.empty() ? load_model_config(opt.config) : model_preset(opt.preset);
@@ -76,24 +69,18 @@ void run_init(const InitOptions& opt) {
     throw InputError("--dtype: expected bf16 or fp32, found '" + opt.dtype + "'");
   }
 
-  const fs::path out = opt.out;
-  if (fs::exists(out) && !opt.overwrite && !fs::is_empty(out)) {
-    throw InputError(opt.out + " already exists and is not empty (pass --overwrite to replace it)");
-  }
-  const fs::path partial = out.string() + ".partial";
-  fs::remove_all(partial);
-  fs::create_directories(partial);
+  PartialDir out(opt.out, opt.overwrite, "--out");
+  const fs::path partial = out.dir();
   write_random_model(partial.string(), config, opt.seed, dtype, opt.max_shard_bytes);
   write_file_atomic((partial / "generation_config.json").string(),
-                    generation_config(config).dump(2) + "\n");
+                    generation_config_json(config).dump(2) + "\n");
   if (tokenizer) {
     for (const char* name : kTokenizerFiles) {
       const fs::path from = fs::path(tokenizer_dir) / name;
       if (fs::exists(from)) fs::copy_file(from, partial / name);
     }
   }
-  if (fs::exists(out)) fs::remove_all(out);
-  fs::rename(partial, out);
+  out.commit();
   std::cout << "wrote " << opt.out << ": " << config.num_parameters() << " parameters, vocab "
             << config.vocab_size << ", " << config.num_layers << " layers, hidden "
             << config.hidden_size << "\n";

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   align::add_eval_command(app);
   align::add_pipeline_command(app);
   align::add_report_command(app);
+  align::add_gguf_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -22,7 +22,8 @@ void flatten(const nlohmann::json& value, const JsonPath& at,
   steps.emplace_back(&value, at);
 }
 
-Regex parse_split(const nlohmann::json& step, const JsonPath& at) {
+// A Split step's regex and whether its pattern is a literal {"String": ...}.
+std::pair<Regex, bool> parse_split(const nlohmann::json& step, const JsonPath& at) {
   const std::string behavior = json_string(json_member(step, "behavior", at), at / "behavior");
   if (behavior != "Isolated") {
     throw_json_error(at / "behavior", "unsupported Split behavior \"" + behavior +
@@ -32,12 +33,14 @@ Regex parse_split(const nlohmann::json& step, const JsonPath& at) {
   const nlohmann::json& pattern = json_member(step, "pattern", at);
   const JsonPath pattern_at = at / "pattern";
   if (const nlohmann::json* regex = json_optional(pattern, "Regex")) {
-    return Regex(json_string(*regex, pattern_at / "Regex"), Regex::Syntax::kRegex,
-                 (pattern_at / "Regex").str());
+    return {Regex(json_string(*regex, pattern_at / "Regex"), Regex::Syntax::kRegex,
+                  (pattern_at / "Regex").str()),
+            false};
   }
   if (const nlohmann::json* literal = json_optional(pattern, "String")) {
-    return Regex(json_string(*literal, pattern_at / "String"), Regex::Syntax::kLiteral,
-                 (pattern_at / "String").str());
+    return {Regex(json_string(*literal, pattern_at / "String"), Regex::Syntax::kLiteral,
+                  (pattern_at / "String").str()),
+            true};
   }
   throw_json_error(pattern_at,
                    "expected {\"Regex\": ...} or {\"String\": ...}, got " + describe_json(pattern));
@@ -45,9 +48,9 @@ Regex parse_split(const nlohmann::json& step, const JsonPath& at) {
 
 }  // namespace
 
-PreTokenizer::SplitStep PreTokenizer::make_split(Regex regex, bool fast_paths) {
-  const bool cl100k = fast_paths && regex.pattern() == kCl100kPattern;
-  return SplitStep{std::move(regex), cl100k};
+PreTokenizer::SplitStep PreTokenizer::make_split(Regex regex, bool literal, bool fast_paths) {
+  const bool cl100k = fast_paths && !literal && regex.pattern() == kCl100kPattern;
+  return SplitStep{std::move(regex), literal, cl100k};
 }
 
 PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath& at,
@@ -67,7 +70,8 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath
                                     "must be the last pre-tokenizer)");
     }
     if (type == "Split") {
-      pre.splits_.push_back(make_split(parse_split(*step, step_at), fast_paths));
+      auto [regex, literal] = parse_split(*step, step_at);
+      pre.splits_.push_back(make_split(std::move(regex), literal, fast_paths));
     } else if (type == "ByteLevel") {
       byte_level = true;
       // Hugging Face's defaults when a field is absent: both true.
@@ -85,10 +89,29 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const JsonPath
 }
 
 PreTokenizer PreTokenizer::phi4(bool fast_paths) {
-  PreTokenizer pre;
-  pre.splits_.push_back(
-      make_split(Regex(kCl100kPattern, Regex::Syntax::kRegex, "cl100k pre-tokenizer"), fast_paths));
-  return pre;
+  return from_json(phi4_json(), JsonPath{"Phi-4's pre-tokenizer", ""}, fast_paths);
+}
+
+nlohmann::json PreTokenizer::phi4_json() {
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"},
+             {"pattern", {{"Regex", kCl100kPattern}}},
+             {"behavior", "Isolated"},
+             {"invert", false}},
+            {{"type", "ByteLevel"},
+             {"add_prefix_space", false},
+             {"trim_offsets", true},
+             {"use_regex", false}}}}};
+}
+
+PreTokenizer::Steps PreTokenizer::steps() const {
+  Steps out;
+  for (const SplitStep& split : splits_)
+    out.splits.emplace_back(split.regex.pattern(), split.literal);
+  out.add_prefix_space = add_prefix_space_;
+  out.byte_level_regex = byte_level_regex_.has_value();
+  return out;
 }
 
 void PreTokenizer::for_each(std::string_view text,

@@ -49,6 +49,16 @@ class PreTokenizer {
                                 bool fast_paths = true);
   // Phi-4's: Split(cl100k, Isolated) then ByteLevel(add_prefix_space=false, use_regex=false).
   static PreTokenizer phi4(bool fast_paths = true);
+  // The same as tokenizer.json's "pre_tokenizer" value.
+  static nlohmann::json phi4_json();
+
+  // What the steps are, for writers of other formats (data/gguf_vocab.h).
+  struct Steps {
+    std::vector<std::pair<std::string, bool>> splits;  // Split patterns in order: (text, literal)
+    bool add_prefix_space = false;                     // ByteLevel
+    bool byte_level_regex = false;                     // ByteLevel's use_regex (GPT-2's regex)
+  };
+  Steps steps() const;
 
   // Calls `sink` with each piece of `text` (valid UTF-8), in order; views point into `text`.
   // Streams: memory does not grow with the length of `text`.
@@ -64,9 +74,10 @@ class PreTokenizer {
 
   struct SplitStep {
     Regex regex;
-    bool cl100k = false;  // run for_each_cl100k_piece instead of the regex
+    bool literal = false;  // a {"String": ...} pattern
+    bool cl100k = false;   // run for_each_cl100k_piece instead of the regex
   };
-  static SplitStep make_split(Regex regex, bool fast_paths);
+  static SplitStep make_split(Regex regex, bool literal, bool fast_paths);
 
   std::vector<SplitStep> splits_;          // Split steps, in order
   bool add_prefix_space_ = false;          // ByteLevel step

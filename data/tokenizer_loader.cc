@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "data/byte_level.h"
 #include "data/json_fields.h"
+#include "data/tokenizer_files.h"
 #include "data/tokenizer_state.h"
 #include "data/utf8.h"
 
@@ -182,7 +183,8 @@ Bpe::Merges parse_merges(const json& merges, const JsonPath& at) {
   return out;
 }
 
-Bpe parse_model(const json& model, const JsonPath& at) {
+// tokenizer.json's "model": a byte-level BPE's vocabulary, merges and options.
+void read_model(const json& model, const JsonPath& at, TokenizerFiles& files) {
   const std::string type = json_string(json_member(model, "type", at), at / "type");
   if (type != "BPE") {
     throw_json_error(at / "type", "unsupported model type \"" + type + "\" (only BPE)");
@@ -193,15 +195,13 @@ Bpe parse_model(const json& model, const JsonPath& at) {
   }
   require_empty_string(model, "continuing_subword_prefix", at);
   require_empty_string(model, "end_of_word_suffix", at);
-  Bpe::Options options;
-  options.ignore_merges = json_bool(model, "ignore_merges", false, at);
+  files.options.ignore_merges = json_bool(model, "ignore_merges", false, at);
   if (const json* unk = json_optional(model, "unk_token")) {
-    options.unk_token = json_string(*unk, at / "unk_token");
+    files.options.unk_token = json_string(*unk, at / "unk_token");
   }
-  options.fuse_unk = json_bool(model, "fuse_unk", false, at);
-  const Bpe::Vocab vocab = parse_vocab(json_member(model, "vocab", at), at / "vocab");
-  const Bpe::Merges merges = parse_merges(json_member(model, "merges", at), at / "merges");
-  return Bpe(vocab, merges, options, at.str());
+  files.options.fuse_unk = json_bool(model, "fuse_unk", false, at);
+  files.vocab = parse_vocab(json_member(model, "vocab", at), at / "vocab");
+  files.merges = parse_merges(json_member(model, "merges", at), at / "merges");
 }
 
 // One warning per file and process (a command may load its tokenizer more than once) when bytes
@@ -243,13 +243,7 @@ void check_decoder(const json& root, const JsonPath& at) {
   }
 }
 
-struct Loaded {
-  Bpe bpe;
-  PreTokenizer pre;
-  std::vector<AddedToken> added;
-};
-
-Loaded load_tokenizer_json(const std::string& path) {
+void read_tokenizer_json(const std::string& path, TokenizerFiles& files) {
   const json root = read_json_file(path);
   const JsonPath at{path, ""};
   if (!root.is_object()) throw_json_error(at, "expected an object, got " + describe_json(root));
@@ -263,18 +257,12 @@ Loaded load_tokenizer_json(const std::string& path) {
   require_null(root, "truncation", at, "HF would truncate every encoding");
   require_null(root, "padding", at, "HF would pad every encoding");
   check_decoder(root, at);
-  Bpe bpe = parse_model(json_member(root, "model", at), at / "model");
-  PreTokenizer pre =
-      PreTokenizer::from_json(json_member(root, "pre_tokenizer", at), at / "pre_tokenizer");
-  std::vector<AddedToken> added;
-  std::vector<JsonPath> paths;
+  read_model(json_member(root, "model", at), at / "model", files);
+  files.pre_tokenizer = json_member(root, "pre_tokenizer", at);
+  if (const json* post = json_optional(root, "post_processor")) files.post_processor = *post;
   if (const json* list = json_optional(root, "added_tokens")) {
-    added = parse_added_token_list(*list, at / "added_tokens", paths);
+    files.added = parse_added_token_list(*list, at / "added_tokens", files.added_at);
   }
-  check_added_tokens(added, bpe, paths);
-  check_hf_added_ids(added, bpe, paths);
-  warn_missing_bytes(bpe, path);
-  return {std::move(bpe), std::move(pre), std::move(added)};
 }
 
 Bpe::Merges read_merges_txt(const std::string& path) {
@@ -297,9 +285,11 @@ Bpe::Merges read_merges_txt(const std::string& path) {
   return merges;
 }
 
+}  // namespace
+
 // bos_token may be a string or an AddedToken object {"content": ...}.
-std::optional<std::string> special_name(const json& config, const std::string& key,
-                                        const JsonPath& at) {
+std::optional<std::string> TokenizerFiles::special_token(const std::string& key) const {
+  const JsonPath at{config_path, ""};
   const json* value = json_optional(config, key);
   if (!value) return std::nullopt;
   if (value->is_object())
@@ -307,57 +297,63 @@ std::optional<std::string> special_name(const json& config, const std::string& k
   return json_string(*value, at / key);
 }
 
-}  // namespace
-
-Tokenizer Tokenizer::load(const std::string& dir) {
+TokenizerFiles read_tokenizer_files(const std::string& dir) {
   namespace fs = std::filesystem;
   const std::string tokenizer_json = dir + "/tokenizer.json";
   const std::string vocab_json = dir + "/vocab.json";
   const std::string merges_txt = dir + "/merges.txt";
-  const std::string config_json = dir + "/tokenizer_config.json";
-
-  json config = json::object();
-  const bool has_config = fs::exists(config_json);
-  if (has_config) {
-    config = read_json_file(config_json);
-    if (!config.is_object()) {
-      throw InputError(config_json + ": expected an object, got " + describe_json(config));
+  TokenizerFiles files;
+  files.config_path = dir + "/tokenizer_config.json";
+  if (fs::exists(files.config_path)) {
+    files.config = read_json_file(files.config_path);
+    if (!files.config.is_object()) {
+      throw InputError(files.config_path + ": expected an object, got " +
+                       describe_json(files.config));
     }
   }
-  const JsonPath config_at{config_json, ""};
-
-  std::optional<Loaded> loaded;
-  std::string source;
   if (fs::exists(tokenizer_json)) {
-    source = tokenizer_json;
-    loaded.emplace(load_tokenizer_json(tokenizer_json));
+    files.source = tokenizer_json;
+    files.from_tokenizer_json = true;
+    read_tokenizer_json(tokenizer_json, files);
   } else if (fs::exists(vocab_json)) {
-    source = vocab_json;
+    files.source = vocab_json;
     if (!fs::exists(merges_txt)) {
       throw InputError(merges_txt + ": missing (needed next to " + vocab_json + ")");
     }
-    const json vocab = read_json_file(vocab_json);
-    Bpe bpe(parse_vocab(vocab, JsonPath{vocab_json, ""}), read_merges_txt(merges_txt), {},
-            vocab_json + " + " + merges_txt);
+    files.vocab = parse_vocab(read_json_file(vocab_json), JsonPath{vocab_json, ""});
+    files.merges = read_merges_txt(merges_txt);
+    files.pre_tokenizer = PreTokenizer::phi4_json();
     // transformers takes these ids as written.
-    std::vector<AddedToken> added;
-    std::vector<JsonPath> paths;
-    if (const json* map = json_optional(config, "added_tokens_decoder")) {
-      added = parse_added_token_map(*map, config_at / "added_tokens_decoder", paths);
+    if (const json* map = json_optional(files.config, "added_tokens_decoder")) {
+      files.added = parse_added_token_map(
+          *map, JsonPath{files.config_path, ""} / "added_tokens_decoder", files.added_at);
     }
-    check_added_tokens(added, bpe, paths);
-    warn_missing_bytes(bpe, vocab_json);
-    loaded.emplace(Loaded{std::move(bpe), PreTokenizer::phi4(), std::move(added)});
   } else {
     throw InputError(dir +
                      ": no tokenizer found (expected tokenizer.json, or vocab.json and "
                      "merges.txt)");
   }
+  return files;
+}
 
-  auto state = std::make_shared<TokenizerState>(std::move(loaded->bpe), std::move(loaded->pre),
-                                                std::move(loaded->added), source);
+Tokenizer Tokenizer::load(const std::string& dir) {
+  TokenizerFiles files = read_tokenizer_files(dir);
+  const std::string& source = files.source;
+  Bpe bpe(files.vocab, files.merges, files.options,
+          files.from_tokenizer_json ? source + ": model" : source + " + " + dir + "/merges.txt");
+  PreTokenizer pre =
+      files.from_tokenizer_json
+          ? PreTokenizer::from_json(files.pre_tokenizer, JsonPath{source, ""} / "pre_tokenizer")
+          : PreTokenizer::phi4();
+  check_added_tokens(files.added, bpe, files.added_at);
+  if (files.from_tokenizer_json) check_hf_added_ids(files.added, bpe, files.added_at);
+  warn_missing_bytes(bpe, source);
+
+  auto state = std::make_shared<TokenizerState>(std::move(bpe), std::move(pre),
+                                                std::move(files.added), source);
+  const JsonPath config_at{files.config_path, ""};
   auto resolve = [&](const std::string& key) -> std::optional<TokenId> {
-    const auto name = special_name(config, key, config_at);
+    const auto name = files.special_token(key);
     if (!name) return std::nullopt;
     auto it = state->added_ids.find(*name);
     if (it != state->added_ids.end()) return it->second;
