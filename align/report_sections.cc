@@ -162,7 +162,8 @@ std::string grpo_completions(const std::vector<ReportRun>& runs, int64_t samples
         }
         const double advantage = c.value("advantage", 0.0);
         std::string rewards;
-        for (const auto& [name, v] : c.value("rewards", json::object()).items())
+        const json named = c.value("rewards", json::object());
+        for (const auto& [name, v] : named.items())
           rewards += ", " + name + " " + format_number(v.is_number() ? v.get<double>() : 0.0);
         out += std::string("<div class=\"gen") +
                (advantage > 0   ? " ok"
