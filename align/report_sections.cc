@@ -342,6 +342,8 @@ std::string training_section(const std::vector<ReportRun>& runs, const std::stri
   for (const ReportRun& r : runs) {
     const std::string dir = r.stage_dir(stage);
     if (dir.empty()) continue;
+    // GRPO is not a default stage: a pipeline that did not list it has no section for it.
+    if (grpo && r.kind == RunKind::kPipeline && !fs::exists(dir)) continue;
     any = true;
     const std::string path = dir + "/metrics.jsonl";
     if (!fs::exists(path)) {
@@ -402,7 +404,10 @@ std::string training_section(const std::vector<ReportRun>& runs, const std::stri
     specs.push_back({"completion length", {"completions/mean_length"}});
     specs.push_back(
         {"clip ratios", {"clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean"}});
-    specs.push_back({"KL to the reference", {"kl"}});
+    bool kl = false;  // logged with beta > 0 only
+    for (const RunMetrics& m : logs)
+      kl = kl || m.log.has("kl");
+    if (kl) specs.push_back({"KL to the reference", {"kl"}});
     specs.push_back({"entropy", {"entropy"}});
   }
   specs.push_back({"gradient norm", {"grad_norm"}});
