@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   align::add_sft_command(app);
   align::add_pts_command(app);
   align::add_dpo_command(app);
+  align::add_grpo_command(app);
   align::add_eval_command(app);
   align::add_pipeline_command(app);
   align::add_report_command(app);

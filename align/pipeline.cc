@@ -14,10 +14,13 @@
 #include "common/error.h"
 #include "common/hub_cache.h"
 #include "common/json_parse.h"
+#include "common/jsonl.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
 #include "eval/eval_config.h"
 #include "eval/eval_recipe.h"
+#include "grpo/grpo_config.h"
+#include "grpo/grpo_recipe.h"
 #include "oracles/oracle.h"
 #include "pts/pts_config.h"
 #include "pts/pts_recipe.h"
@@ -30,7 +33,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Every stage in the order they run.
 const std::vector<std::string>& all_stages() {
+  static const std::vector<std::string> stages = {"sft", "eval-before", "pts",
+                                                  "dpo", "grpo",        "eval-after"};
+  return stages;
+}
+
+// Without a "stages" key: the main job's chain (grpo runs only when listed).
+const std::vector<std::string>& default_stages() {
   static const std::vector<std::string> stages = {"sft", "eval-before", "pts", "dpo", "eval-after"};
   return stages;
 }
@@ -38,13 +49,13 @@ const std::vector<std::string>& all_stages() {
 // The stages to run: known names, each once, in the canonical order (a stage reads what the
 // ones before it wrote), at least one.
 std::vector<std::string> read_stages(const nlohmann::json& config, const std::string& source) {
-  if (!config.contains("stages")) return all_stages();
+  if (!config.contains("stages")) return default_stages();
   const nlohmann::json& list = config.at("stages");
   if (!list.is_array()) throw InputError(source + ": stages: expected a list of stage names");
   if (list.empty())
     throw InputError(source +
-                     ": stages: expected at least one of sft, eval-before, pts, dpo, "
-                     "eval-after (omit the key to run all)");
+                     ": stages: expected at least one of sft, eval-before, pts, dpo, grpo, "
+                     "eval-after (omit the key for sft, eval-before, pts, dpo, eval-after)");
   std::vector<std::string> out;
   size_t last = 0;
   for (const auto& s : list) {
@@ -52,14 +63,14 @@ std::vector<std::string> read_stages(const nlohmann::json& config, const std::st
     const auto it = std::find(all_stages().begin(), all_stages().end(), name);
     if (it == all_stages().end()) {
       throw InputError(source + ": stages: unknown stage " + name +
-                       " (expected sft, eval-before, pts, dpo, eval-after)");
+                       " (expected sft, eval-before, pts, dpo, grpo, eval-after)");
     }
     if (std::find(out.begin(), out.end(), name) != out.end())
       throw InputError(source + ": stages: " + name + " appears twice");
     const auto index = static_cast<size_t>(it - all_stages().begin());
     if (!out.empty() && index < last) {
       throw InputError(source + ": stages: " + name + " after " + out.back() +
-                       ": stages run in the order sft, eval-before, pts, dpo, eval-after");
+                       ": stages run in the order sft, eval-before, pts, dpo, grpo, eval-after");
     }
     last = index;
     out.push_back(name);
@@ -121,26 +132,26 @@ void check_stage_section(const nlohmann::json& config, const std::string& sectio
     throw InputError(source + ": " + section + ".output.dir: the pipeline writes each stage to " +
                      "RUN_DIR/<stage>; set run_dir instead");
   }
-  if ((section == "eval" || section == "pts") && s.contains("oracle")) {
-    throw InputError(source + ": " + section +
-                     ".oracle: eval and pts share the top-level oracle section; set it there");
+  if ((section == "eval" || section == "pts" || section == "grpo") && s.contains("oracle")) {
+    throw InputError(
+        source + ": " + section +
+        ".oracle: eval, pts and grpo share the top-level oracle section; set it there");
   }
-  if (section == "dpo" && s.contains("eval") && s.at("eval").is_object() &&
+  if ((section == "dpo" || section == "grpo") && s.contains("eval") && s.at("eval").is_object() &&
       s.at("eval").contains("oracle")) {
-    throw InputError(source +
-                     ": dpo.eval.oracle: the held-out eval of dpo uses the top-level oracle "
-                     "section, as eval and pts do; set it there");
+    throw InputError(source + ": " + section + ".eval.oracle: the held-out eval of " + section +
+                     " uses the top-level oracle section, as eval and pts do; set it there");
   }
 }
 
 void check_top_level(const nlohmann::json& config, const std::string& source) {
   if (!config.is_object()) throw InputError(source + ": expected a JSON object of sections");
-  static const std::set<std::string> known = {"run_dir", "model", "oracle", "sft",
-                                              "eval",    "pts",   "dpo",    "stages"};
+  static const std::set<std::string> known = {"run_dir", "model", "oracle", "sft",   "eval",
+                                              "pts",     "dpo",   "grpo",   "stages"};
   for (const auto& [key, value] : config.items()) {
     if (!known.count(key)) {
       throw InputError(source + ": unknown key " + key +
-                       " (expected run_dir, model, oracle, sft, eval, pts, dpo, stages)");
+                       " (expected run_dir, model, oracle, sft, eval, pts, dpo, grpo, stages)");
     }
   }
   if (!config.contains("run_dir") || !config.at("run_dir").is_string()) {
@@ -163,7 +174,7 @@ nlohmann::json stage_json(const nlohmann::json& config, const std::string& secti
   if (section == "eval" || section == "pts") model.erase("activation_checkpointing");
   j["model"] = model;
   j["output"]["dir"] = dir;
-  if ((section == "eval" || section == "pts") && config.contains("oracle")) {
+  if ((section == "eval" || section == "pts" || section == "grpo") && config.contains("oracle")) {
     j["oracle"] = config.at("oracle");
   }
   return j;
@@ -183,10 +194,11 @@ nlohmann::json prepare_stage(const std::string& stage, const nlohmann::json& con
       j["data"]["train"] = fs::path(dir).parent_path().string() + "/pts/pairs.jsonl";
     }
     if (!j["data"].contains("format")) j["data"]["format"] = "token";
-    // The held-out eval that picks DPO's best step grades with the pipeline's oracle.
-    if (j.contains("eval") && j["eval"].is_object() && config.contains("oracle")) {
-      j["eval"]["oracle"] = config.at("oracle");
-    }
+  }
+  // The held-out eval that picks DPO's or GRPO's best step grades with the pipeline's oracle.
+  if ((stage == "dpo" || stage == "grpo") && j.contains("eval") && j["eval"].is_object() &&
+      config.contains("oracle")) {
+    j["eval"]["oracle"] = config.at("oracle");
   }
   return j;
 }
@@ -224,6 +236,19 @@ std::string run_stage(const std::string& stage, const nlohmann::json& j, const s
       options.resume = resume;
       options.source = where;
       run_dpo(c, options);
+    }
+    return stage_model(dir, c.lora.enabled);
+  }
+  if (stage == "grpo") {
+    GrpoConfig c = parse_grpo_config(j, where, "grpo");
+    c.output.merge_lora = c.output.merge_lora || c.lora.enabled;
+    if (run) {
+      const bool resume = find_latest_checkpoint(dir).has_value();
+      if (!resume) fs::remove_all(dir);
+      GrpoRunOptions options;
+      options.resume = resume;
+      options.source = where;
+      run_grpo(c, options);
     }
     return stage_model(dir, c.lora.enabled);
   }
@@ -273,7 +298,14 @@ std::string summary_table(const nlohmann::json& summary) {
   }
   const nlohmann::json& eval = summary.at("eval");
   if (eval.contains("before") || eval.contains("after")) {
-    out << "\n| eval | before DPO | after DPO |\n|---|---|---|\n";
+    // "DPO", "GRPO", "DPO + GRPO": the training stages between the two evals.
+    std::string trained;
+    for (const auto& s : summary.at("stages")) {
+      const std::string name = s.at("name");
+      if (name != "dpo" && name != "grpo") continue;
+      trained += (trained.empty() ? " " : " + ") + std::string(name == "dpo" ? "DPO" : "GRPO");
+    }
+    out << "\n| eval | before" << trained << " | after" << trained << " |\n|---|---|---|\n";
     const nlohmann::json empty = nlohmann::json::object();
     const nlohmann::json& before = eval.value("before", empty);
     const nlohmann::json& after = eval.value("after", empty);
@@ -298,7 +330,19 @@ std::string summary_table(const nlohmann::json& summary) {
     }
   }
   if (summary.contains("pairs")) out << "\nPTS pairs found: " << summary.at("pairs") << "\n";
+  if (summary.contains("grpo")) {
+    out << "GRPO completion tokens sampled: " << summary.at("grpo").at("tokens_sampled") << "\n";
+  }
   return out.str();
+}
+
+// Completion tokens a GRPO run sampled: num_completion_tokens of its last metrics line.
+int64_t grpo_tokens_sampled(const std::string& dir) {
+  int64_t tokens = 0;
+  for_each_jsonl(dir + "/metrics.jsonl", [&](const nlohmann::json& r, const JsonlLocation&) {
+    tokens = r.value("num_completion_tokens", tokens);
+  });
+  return tokens;
 }
 
 // Name, size and modification time of every file a stage reads (the files of its model
@@ -336,13 +380,13 @@ nlohmann::json input_fingerprints(const nlohmann::json& stage_config) {
 std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& config,
                                                      const std::string& source) {
   check_top_level(config, source);
-  for (const char* section : {"sft", "eval", "pts", "dpo"})
+  for (const char* section : {"sft", "eval", "pts", "dpo", "grpo"})
     check_stage_section(config, section, source);
   const std::string run_dir = config.at("run_dir").get<std::string>();
   const std::vector<std::string> stages = read_stages(config, source);
   bool graded = false;  // a stage that uses the oracle
   for (const std::string& stage : stages)
-    graded = graded || stage == "pts" || stage.rfind("eval", 0) == 0;
+    graded = graded || stage == "pts" || stage == "grpo" || stage.rfind("eval", 0) == 0;
   std::unique_ptr<Oracle> oracle;
   if (graded && config.contains("oracle")) oracle = make_oracle(config.at("oracle"), source);
   std::vector<PipelineStagePlan> plan;
@@ -363,7 +407,7 @@ std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& confi
       check_data_file(data.at("train"), "sft", where + " data.train", nullptr);
       if (data.contains("eval") && !data.at("eval").get<std::string>().empty())
         check_data_file(data.at("eval"), "sft", where + " data.eval", nullptr);
-    } else if (stage == "pts" || stage.rfind("eval", 0) == 0) {
+    } else if (stage == "pts" || stage == "grpo" || stage.rfind("eval", 0) == 0) {
       if (data.contains("path"))
         check_data_file(data.at("path"), "queries", where + " data.path", oracle.get());
     } else if (stage == "dpo") {
@@ -374,21 +418,24 @@ std::vector<PipelineStagePlan> check_pipeline_config(const nlohmann::json& confi
       if (!from_pts) check_data_file(train, kind, where + " data.train", nullptr);
       if (data.contains("eval") && !data.at("eval").get<std::string>().empty())
         check_data_file(data.at("eval"), kind, where + " data.eval", nullptr);
-      const nlohmann::json& held_out = j.value("eval", nlohmann::json::object());
-      const std::string queries = held_out.value("queries", "");
-      if (!queries.empty()) {
-        std::unique_ptr<Oracle> grader =
-            config.contains("oracle") ? make_oracle(config.at("oracle"), source) : nullptr;
-        check_data_file(queries, "queries", where + " eval.queries", grader.get());
-        // Choosing DPO's step on the set the final eval reports would bias that eval upward.
-        const std::string final_set = config.value("eval", nlohmann::json::object())
-                                          .value("data", nlohmann::json::object())
-                                          .value("path", "");
-        if (queries == final_set) {
-          std::cerr << "pipeline: warning: dpo.eval.queries is the eval stages' data.path ("
-                    << queries << "): the step DPO keeps is chosen on the set eval-after "
-                    << "reports, which biases it upward; hold out a separate dev set\n";
-        }
+    }
+    // The held-out eval that picks DPO's or GRPO's step.
+    const nlohmann::json& held_out = j.value("eval", nlohmann::json::object());
+    const std::string queries =
+        held_out.is_object() ? held_out.value("queries", std::string()) : std::string();
+    if ((stage == "dpo" || stage == "grpo") && !queries.empty()) {
+      std::unique_ptr<Oracle> grader =
+          config.contains("oracle") ? make_oracle(config.at("oracle"), source) : nullptr;
+      check_data_file(queries, "queries", where + " eval.queries", grader.get());
+      // Choosing the step on the set the final eval reports would bias that eval upward.
+      const std::string final_set = config.value("eval", nlohmann::json::object())
+                                        .value("data", nlohmann::json::object())
+                                        .value("path", "");
+      if (queries == final_set) {
+        std::cerr << "pipeline: warning: " << stage
+                  << ".eval.queries is the eval stages' data.path (" << queries << "): the step "
+                  << stage << " keeps is chosen on the set eval-after "
+                  << "reports, which biases it upward; hold out a separate dev set\n";
       }
     }
   }
@@ -444,6 +491,9 @@ PipelineResult run_pipeline(const nlohmann::json& config, const std::string& sou
                                  {"status", already_done ? "skipped (done before)" : "done"}});
     if (stage == "eval-before") summary["eval"]["before"] = read_json_file(dir + "/summary.json");
     if (stage == "eval-after") summary["eval"]["after"] = read_json_file(dir + "/summary.json");
+    if (stage == "grpo") {
+      summary["grpo"] = {{"tokens_sampled", grpo_tokens_sampled(dir)}};
+    }
     if (stage == "pts") {
       summary["pairs"] =
           read_json_file(dir + "/progress.json").at("totals").value("pairs", int64_t{0});

@@ -285,13 +285,14 @@ std::string samples_section(const std::vector<ReportRun>& runs, int64_t samples)
   return "<h2>Sample generations</h2>\n" + body;
 }
 
-std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t samples) {
+std::string checkpoint_evals_section(const std::vector<ReportRun>& runs, int64_t samples,
+                                     const std::string& stage) {
   const bool several = runs.size() > 1;
   std::vector<ChartSeries> series, clipped_series;
   ChartOptions options;
   std::string sentences, metric_name, generations;
   for (const ReportRun& r : runs) {
-    const std::string dir = r.stage_dir("dpo");
+    const std::string dir = r.stage_dir(stage);
     if (dir.empty()) continue;
     const json best = read_object_if_exists(dir + "/best.json");
     const std::string metric = best.is_object() ? best.value("metric", "pass@1") : "pass@1";

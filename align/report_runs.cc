@@ -50,6 +50,8 @@ const char* run_kind_name(RunKind kind) {
       return "sft";
     case RunKind::kDpo:
       return "dpo";
+    case RunKind::kGrpo:
+      return "grpo";
     case RunKind::kPts:
       return "pts";
     case RunKind::kEval:
@@ -81,8 +83,8 @@ RunKind detect_run_kind(const std::string& dir) {
   if (run.is_object() && run.contains("command") && run["command"].is_array()) {
     for (const json& arg : run["command"]) {
       if (!arg.is_string()) continue;
-      for (RunKind k :
-           {RunKind::kPipeline, RunKind::kSft, RunKind::kDpo, RunKind::kPts, RunKind::kEval})
+      for (RunKind k : {RunKind::kPipeline, RunKind::kSft, RunKind::kDpo, RunKind::kGrpo,
+                        RunKind::kPts, RunKind::kEval})
         if (arg.get<std::string>() == run_kind_name(k)) return k;
     }
   }
@@ -93,13 +95,14 @@ RunKind detect_run_kind(const std::string& dir) {
   if (exists(dir, "queries.jsonl") || exists(dir, "pivots.jsonl")) return RunKind::kPts;
   const json config = read_object_if_exists(dir + "/config.json");
   const json first = first_metrics_line(dir + "/metrics.jsonl");
+  if (config_has_section(config, "grpo")) return RunKind::kGrpo;
   if (config_has_section(config, "dpo") || config_has_section(config, "reference") ||
       (first.is_object() && first.contains("rewards/margins")))
     return RunKind::kDpo;
   if (config_has_section(config, "optimizer") || !first.is_null()) return RunKind::kSft;
   throw InputError(dir +
                    ": not a run folder of align: expected summary.json with stages (align "
-                   "pipeline), config.json and metrics.jsonl (align sft or align dpo), "
+                   "pipeline), config.json and metrics.jsonl (align sft, dpo or grpo), "
                    "queries.jsonl or pivots.jsonl (align pts), or summary.json and results.jsonl "
                    "(align eval)");
 }

@@ -1,8 +1,9 @@
 // The run folders `align report` reads, whatever made them, and what kind each is:
 //   pipeline  summary.json with "stages" (or stages.json): one subfolder per stage
 //             (sft, eval-before, pts, dpo, eval-after)
-//   sft, dpo  config.json and metrics.jsonl (checkpoints/, adapter/ | model/ | merged/); dpo when
-//             config.json has a "dpo" or "reference" section or metrics.jsonl has rewards/*
+//   sft, dpo, grpo  config.json and metrics.jsonl (checkpoints/, adapter/ | model/ | merged/);
+//             grpo when config.json has a "grpo" section; dpo when it has a "dpo" or
+//             "reference" section or metrics.jsonl has rewards/margins
 //   pts       queries.jsonl or pivots.jsonl (pairs.jsonl, completions.jsonl, metrics.jsonl)
 //   eval      summary.json and results.jsonl
 // run.json (common/run_info.h), when present, names the command that made the folder and wins.
@@ -18,8 +19,8 @@
 
 namespace align {
 
-enum class RunKind { kPipeline, kSft, kDpo, kPts, kEval };
-const char* run_kind_name(RunKind kind);  // "pipeline", "sft", "dpo", "pts", "eval"
+enum class RunKind { kPipeline, kSft, kDpo, kGrpo, kPts, kEval };
+const char* run_kind_name(RunKind kind);  // "pipeline", "sft", "dpo", "grpo", "pts", "eval"
 
 struct ReportRun {
   std::string dir;   // as given on the command line
@@ -27,8 +28,8 @@ struct ReportRun {
   RunKind kind = RunKind::kPipeline;
   int index = 0;  // position on the command line: the run's colour
 
-  // The folder of `stage` ("sft", "eval-before", "pts", "dpo", "eval-after", or "eval" for a
-  // standalone eval) in this run: RUN_DIR/<stage> for a pipeline (whether or not it ran), the run
+  // The folder of `stage` ("sft", "eval-before", "pts", "dpo", "grpo", "eval-after", or "eval" for
+  // a standalone eval) in this run: RUN_DIR/<stage> for a pipeline (whether or not it ran), the run
   // itself for the standalone run of that kind, else "".
   std::string stage_dir(const std::string& stage) const;
   // How messages name a file of that stage: "sft/metrics.jsonl" in a pipeline, "metrics.jsonl"

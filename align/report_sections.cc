@@ -1,5 +1,6 @@
 #include "align/report_sections.h"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -129,6 +130,60 @@ std::string chart(const ChartSpec& spec, const std::vector<RunMetrics>& logs, st
   return line_chart(spec.title, series, options);
 }
 
+// Sample completions of GRPO's first, middle and last generations (completions/step-N.jsonl):
+// the first `samples` rollouts of each, with the prompt, rewards and advantage.
+std::string grpo_completions(const std::vector<ReportRun>& runs, int64_t samples) {
+  std::string out;
+  for (const ReportRun& r : runs) {
+    const std::string dir = r.stage_dir("grpo") + "/completions";
+    if (r.stage_dir("grpo").empty() || !fs::is_directory(dir)) continue;
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".jsonl") files.push_back(e.path().string());
+    if (files.empty()) continue;
+    std::sort(files.begin(), files.end());
+    std::vector<std::string> shown = {files.front()};
+    if (files.size() > 2) shown.push_back(files[files.size() / 2]);
+    if (files.size() > 1) shown.push_back(files.back());
+    if (runs.size() > 1) out += "<h4>" + html_escape(r.name) + "</h4>\n";
+    for (const std::string& path : shown) {
+      const std::string step = fs::path(path).stem().string();
+      out += "<div class=\"item\"><div class=\"meta\">" + html_escape(step) +
+             " (the generation first trained on at that step)</div>\n";
+      std::string prompt;
+      int64_t n = 0;
+      for_each_jsonl(path, [&](const json& c, const JsonlLocation&) {
+        if (n++ >= samples) return;
+        const std::string p = c.value("prompt", "");
+        if (p != prompt) {
+          prompt = p;
+          out += "<div class=\"prompt\">" + html_escape(c.value("query_id", "")) + ": " +
+                 html_escape(p) + "</div>\n";
+        }
+        const double advantage = c.value("advantage", 0.0);
+        std::string rewards;
+        const json named = c.value("rewards", json::object());
+        for (const auto& [name, v] : named.items())
+          rewards += ", " + name + " " + format_number(v.is_number() ? v.get<double>() : 0.0);
+        out += std::string("<div class=\"gen") +
+               (advantage > 0   ? " ok"
+                : advantage < 0 ? " fail"
+                                : "") +
+               "\"><div class=\"meta\">reward " + format_number(c.value("reward", 0.0)) +
+               html_escape(rewards) + "; advantage " + format_number(advantage) + "; " +
+               html_escape(c.value("finish_reason", "")) + "</div><div class=\"text\">" +
+               html_escape(c.value("completion", "")) + "</div></div>\n";
+      });
+      out += "</div>\n";
+    }
+  }
+  if (out.empty()) return "";
+  return "<h3>Sample completions</h3>\n<p class=\"sub\">The first " + std::to_string(samples) +
+         " completions of the first, middle and last generations (green: advantage above the "
+         "group's mean, red: below).</p>\n" +
+         out;
+}
+
 std::string stat_row(const std::string& label, const std::vector<RunMetrics>& logs,
                      double (*value)(const MetricsLog&), int digits = 4) {
   std::string out = "<tr><td>" + html_escape(label) + "</td>";
@@ -216,7 +271,7 @@ std::string details_section(const std::vector<ReportRun>& runs) {
       out += config_details(prefix + "resolved config (config.json)", r.dir + "/config.json");
       continue;
     }
-    for (const char* stage : {"sft", "eval-before", "pts", "dpo", "eval-after"})
+    for (const char* stage : {"sft", "eval-before", "pts", "dpo", "grpo", "eval-after"})
       out += config_details(prefix + stage + " resolved config (" + stage + "/config.json)",
                             r.dir + "/" + stage + "/config.json");
   }
@@ -279,14 +334,16 @@ std::string pipeline_section(const std::vector<ReportRun>& runs) {
 
 std::string training_section(const std::vector<ReportRun>& runs, const std::string& stage,
                              int64_t samples) {
-  const bool dpo = stage == "dpo";
-  std::string out = dpo ? "<h2>DPO</h2>\n" : "<h2>SFT</h2>\n";
+  const bool dpo = stage == "dpo", grpo = stage == "grpo";
+  std::string out = dpo ? "<h2>DPO</h2>\n" : grpo ? "<h2>GRPO</h2>\n" : "<h2>SFT</h2>\n";
   std::vector<RunMetrics> logs;
   std::string missing;
   bool any = false;
   for (const ReportRun& r : runs) {
     const std::string dir = r.stage_dir(stage);
     if (dir.empty()) continue;
+    // GRPO is not a default stage: a pipeline that did not list it has no section for it.
+    if (grpo && r.kind == RunKind::kPipeline && !fs::exists(dir)) continue;
     any = true;
     const std::string path = dir + "/metrics.jsonl";
     if (!fs::exists(path)) {
@@ -316,6 +373,12 @@ std::string training_section(const std::vector<ReportRun>& runs, const std::stri
   if (dpo)
     out += stat_row("last rewards/accuracies", logs,
                     [](const MetricsLog& l) { return l.last("rewards/accuracies"); });
+  if (grpo) {
+    out += stat_row("last reward", logs, [](const MetricsLog& l) { return l.last("reward"); });
+    out += stat_row(
+        "completion tokens sampled", logs,
+        [](const MetricsLog& l) { return l.last("num_completion_tokens"); }, 10);
+  }
   out += stat_row("wall-clock seconds (last elapsed_s)", logs,
                   [](const MetricsLog& l) { return l.last("elapsed_s"); });
   out += stat_row("mean tokens_per_s", logs, [](const MetricsLog& l) {
@@ -336,6 +399,17 @@ std::string training_section(const std::vector<ReportRun>& runs, const std::stri
     specs.push_back({"reward accuracy", {"rewards/accuracies", "eval_rewards/accuracies"}});
     specs.push_back({"log-probs: chosen vs rejected", {"logps/chosen", "logps/rejected"}});
   }
+  if (grpo) {
+    specs.push_back({"reward (mean over each generation)", {"reward", "eval_pass@1"}});
+    specs.push_back({"completion length", {"completions/mean_length"}});
+    specs.push_back(
+        {"clip ratios", {"clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean"}});
+    bool kl = false;  // logged with beta > 0 only
+    for (const RunMetrics& m : logs)
+      kl = kl || m.log.has("kl");
+    if (kl) specs.push_back({"KL to the reference", {"kl"}});
+    specs.push_back({"entropy", {"entropy"}});
+  }
   specs.push_back({"gradient norm", {"grad_norm"}});
   specs.push_back({"learning rate", {"learning_rate|lr"}});
   specs.push_back({"loss vs wall-clock time",
@@ -350,7 +424,8 @@ std::string training_section(const std::vector<ReportRun>& runs, const std::stri
   for (const ChartSpec& spec : specs)
     out += chart(spec, logs, &notes);
   out += "</div>\n" + notes;
-  if (dpo) out += checkpoint_evals_section(runs, samples);
+  if (dpo || grpo) out += checkpoint_evals_section(runs, samples, stage);
+  if (grpo) out += grpo_completions(runs, samples);
   return out;
 }
 
@@ -449,6 +524,7 @@ std::string build_report(const ReportOptions& options) {
     body += samples_section(runs, options.samples);
     body += pts_section(runs, options.completions);
     body += training_section(runs, "dpo", options.samples);
+    body += training_section(runs, "grpo", options.samples);
   } catch (const json::exception& e) {  // a field of a summary.json with the wrong type
     throw InputError(options.run_dirs.front() + ": unexpected summary contents: " + e.what());
   }

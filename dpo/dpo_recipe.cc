@@ -6,7 +6,6 @@
 #include <iostream>
 #include <optional>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hub_cache.h"
 #include "common/jsonl.h"
@@ -126,31 +125,6 @@ struct DpoData {
   PairData train, eval;
 };
 
-// OUTPUT/best.json (train/best_step.h's summary), rewritten after every held-out eval.
-void write_best(const BestStep& evals, const std::string& output_dir, int64_t last_step,
-                bool kept) {
-  write_file_atomic(output_dir + "/best.json", evals.summary(last_step, kept).dump(2) + "\n");
-}
-
-// "dpo: step 20 held-out pass@1 0.840 [0.800, 0.880], clipped_ratio 0.000; best: step 20"; a
-// step over eval.max_clipped_ratio is said to be passed over, and why.
-void report_eval(const BestStep& evals, const StepScore& s) {
-  char buffer[200];
-  std::snprintf(buffer, sizeof buffer,
-                "dpo: step %lld held-out %s %.3f [%.3f, %.3f], clipped_ratio %.3f",
-                static_cast<long long>(s.step), evals.metric().c_str(), s.value, s.low, s.high,
-                s.clipped_ratio);
-  std::string line = buffer;
-  if (!evals.eligible(s)) {
-    std::snprintf(buffer, sizeof buffer,
-                  " > eval.max_clipped_ratio %.3g: not eligible as best (its samples hit "
-                  "max_new_tokens without a stop token)",
-                  evals.max_clipped_ratio());
-    line += buffer;
-  }
-  std::cerr << line << "; best: step " << evals.best()->step << "\n";
-}
-
 // `vocab_size`: the model's; every pair's ids are checked against it (data/token_range.h).
 DpoData load_dpo_data(const DpoConfig& cfg, const LazyChatFormat& chat, int64_t vocab_size,
                       ProcessGroup& group) {
@@ -256,30 +230,10 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
 
   // Held-out generation evals (eval.queries): the starting model is step 0, saved as a checkpoint
   // so that it can be the result; the record of evals travels in the checkpoints.
-  std::optional<HeldOutEval> held_out;
-  std::optional<BestStep> evals;
-  const int64_t held_out_every = cfg.eval.every > 0 ? cfg.eval.every : cfg.training.eval_every;
+  std::optional<HeldOutEvals> held_out;
   if (cfg.eval.enabled()) {
-    held_out.emplace(cfg.eval, chat, model.config(), options.source);
-    evals.emplace(held_out->new_record());
-    const nlohmann::json& state = run.recipe_state();
-    if (state.is_object() && state.contains("held_out_evals"))
-      evals->restore(state.at("held_out_evals"), run.output_dir() + "/checkpoints");
-    evals->truncate_after(run.step());
-    if (evals->history().empty()) {
-      nlohmann::json record = {{"step", run.step()}};
-      const StepScore s =
-          held_out->run(model, run.step(), run.output_dir(), run.main_rank(), record);
-      evals->add(s);
-      run.log_record(record);
-      if (run.main_rank()) {
-        report_eval(*evals, s);
-        write_best(*evals, run.output_dir(), run.step(), false);
-      }
-      run.set_recipe_state({{"held_out_evals", evals->to_json()}});
-      run.save_checkpoint(loader.state());
-    }
-    run.set_keep_step(evals->best()->step);
+    held_out.emplace(cfg.eval, cfg.training.eval_every, chat, model.config(), options.source, run);
+    held_out->start(model, loader.state());
   }
 
   // ---- Loop: one optimizer step = grad_accum micro-batches; each micro-batch's objective is
@@ -331,37 +285,19 @@ DpoRunResult run_dpo(const DpoConfig& cfg, const DpoRunOptions& options) {
         pivots.commit();
       }
     }
-    const bool held_out_now =
-        held_out && (run.done() || (held_out_every > 0 && run.step() % held_out_every == 0));
-    if (held_out_now) {
-      const StepScore h =
-          held_out->run(model, run.step(), run.output_dir(), run.main_rank(), record);
-      evals->add(h);
-      run.set_keep_step(evals->best()->step);  // the previous best's checkpoint may go
-      run.set_recipe_state({{"held_out_evals", evals->to_json()}});
-      if (run.main_rank()) {
-        report_eval(*evals, h);
-        write_best(*evals, run.output_dir(), run.step(), false);
-      }
-    }
+    const bool held_out_now = held_out && held_out->due();
+    if (held_out_now) held_out->evaluate(model, record);
     run.end_step(record, loader.state(), eval_now || held_out_now, /*save=*/held_out_now);
   }
   result.steps = run.step();
 
   // ---- The result: the best held-out step's weights (eval.keep_best), else the last step's.
   std::string result_of;
-  if (evals) {
-    const StepScore best = *evals->best();
-    const bool kept = cfg.eval.keep_best;
-    if (kept && best.step != run.step()) run.load_step_weights(best.step);
-    if (run.main_rank()) {
-      write_best(*evals, run.output_dir(), run.step(), kept);
-      std::cerr << "dpo: " << evals->verdict(run.step(), kept) << "\n";
-    }
-    result.best_step = kept ? best.step : run.step();
+  if (held_out) {
+    result_of = held_out->finish();
+    const StepScore best = *held_out->record().best();
+    result.best_step = cfg.eval.keep_best ? best.step : run.step();
     result.best_value = best.value;
-    if (result.best_step != run.step())
-      result_of = "the weights of step " + std::to_string(result.best_step);
   }
 
   // ---- Save: Hugging Face layout (PEFT adapter for LoRA, full model directory otherwise).

@@ -24,25 +24,39 @@ Reference::Reference(ReferenceType type, std::optional<Phi3Model> model) : type_
 PairLogps Reference::logps(Phi3Model& policy, const PairBatch& batch,
                            bool checkpoint_layers) const {
   torch::NoGradGuard no_grad;
+  if (type_ == ReferenceType::kPrecomputed) {
+    if (!batch.ref_chosen.defined()) {
+      throw InputError(
+          "reference.type precomputed: the data lines carry no ref_chosen_logps / "
+          "ref_rejected_logps (write them with align dpo --write-reference)");
+    }
+    return {batch.ref_chosen.to(policy.device()), batch.ref_rejected.to(policy.device()), {}, {}};
+  }
+  PairLogps out;
+  with_model(policy, [&](const Phi3Model& ref) {
+    // The frozen checkpoint keeps no activations; the policy keeps its own setting.
+    out = score_pairs(ref, batch, &ref == &policy && checkpoint_layers);
+  });
+  return out;
+}
+
+void Reference::with_model(Phi3Model& policy,
+                           const std::function<void(const Phi3Model&)>& score) const {
+  torch::NoGradGuard no_grad;
   switch (type_) {
     case ReferenceType::kAuto:
       break;  // rejected by the constructor
     case ReferenceType::kPrecomputed:
-      if (!batch.ref_chosen.defined()) {
-        throw InputError(
-            "reference.type precomputed: the data lines carry no ref_chosen_logps / "
-            "ref_rejected_logps (write them with align dpo --write-reference)");
-      }
-      return {batch.ref_chosen.to(policy.device()), batch.ref_rejected.to(policy.device()), {}, {}};
+      throw InputError("reference.type precomputed: there is no reference model to run");
     case ReferenceType::kCheckpoint:
-      return score_pairs(*model_, batch, false);
+      score(*model_);
+      return;
     case ReferenceType::kLoraBase: {
       const bool was_training = policy.training();
       policy.set_training(false);
       policy.set_lora_enabled(false);
-      PairLogps out;
       try {
-        out = score_pairs(policy, batch, checkpoint_layers);
+        score(policy);
       } catch (...) {
         policy.set_lora_enabled(true);
         policy.set_training(was_training);
@@ -50,7 +64,7 @@ PairLogps Reference::logps(Phi3Model& policy, const PairBatch& batch,
       }
       policy.set_lora_enabled(true);
       policy.set_training(was_training);
-      return out;
+      return;
     }
   }
   throw Error("Reference: unknown type");

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,10 @@ class Reference {
   // are disabled for the call and re-enabled after). Throws InputError for kPrecomputed when the
   // batch carries no stored values.
   PairLogps logps(Phi3Model& policy, const PairBatch& batch, bool checkpoint_layers) const;
+  // Runs `score` on the reference model without gradient: the frozen checkpoint, or `policy`
+  // with its adapters disabled and dropout off (both restored after, also when `score` throws).
+  // kPrecomputed has no model: InputError. (GRPO scores its completions per token so.)
+  void with_model(Phi3Model& policy, const std::function<void(const Phi3Model&)>& score) const;
   ReferenceType type() const { return type_; }
 
  private:

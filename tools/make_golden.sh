@@ -18,6 +18,7 @@ venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/python" tools/golden_model.py
 "$venv/bin/python" tools/golden_sft.py
 "$venv/bin/python" tools/golden_dpo.py
+"$venv/bin/python" tools/golden_grpo.py
 "$venv/bin/python" tools/golden_trl_data.py
 "$venv/bin/python" tools/golden_nf4.py
 tools/smollm2_folder.sh && "$venv/bin/python" tools/golden_smollm2.py  # needs the SmolLM2 folder

@@ -315,9 +315,10 @@ void TrainRun::finish(Phi3Model& model, const LazyChatFormat& chat, const std::s
 std::string status_of(const nlohmann::json& record) {
   std::string out;
   char buffer[64];
-  for (const char* key : {"loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
-                          "rewards/accuracies", "rewards/margins", "eval_rewards/accuracies",
-                          "eval_pass@1", "eval_completions/clipped_ratio", "tokens_per_s"}) {
+  for (const char* key :
+       {"loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy",
+        "rewards/accuracies", "rewards/margins", "reward", "eval_rewards/accuracies", "eval_pass@1",
+        "eval_completions/clipped_ratio", "tokens_per_s"}) {
     if (!record.contains(key) || !record.at(key).is_number()) continue;
     const double v = record.at(key).get<double>();
     const std::string k = key;
