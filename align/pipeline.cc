@@ -15,6 +15,7 @@
 #include "common/hub_cache.h"
 #include "common/json_parse.h"
 #include "common/jsonl.h"
+#include "data/dataset_records.h"
 #include "dpo/dpo_config.h"
 #include "dpo/dpo_recipe.h"
 #include "eval/eval_config.h"
@@ -78,43 +79,42 @@ std::vector<std::string> read_stages(const nlohmann::json& config, const std::st
   return out;
 }
 
-// The first few lines of a stage's data file exist and have the fields its stage reads, so a
-// typo in a late stage's file fails at the start. `kind`: sft, queries, dpo-sequence, dpo-token.
+// The first few records of a stage's data (a JSONL file, Parquet or a hub dataset id) exist and
+// have the fields its stage reads, so a typo in a late stage's file fails at the start. `kind`:
+// sft, queries, dpo-sequence, dpo-token.
 void check_data_file(const std::string& path, const std::string& kind, const std::string& where,
                      const Oracle* oracle) {
-  if (!fs::exists(path)) throw InputError(where + ": " + path + ": no such file");
-  if (fs::is_directory(path)) throw InputError(where + ": " + path + " is a directory");
-  std::ifstream in(path);
-  std::string line;
   int checked = 0;
-  for (int number = 1; checked < 3 && std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ++checked;
-    const std::string at = path + ":" + std::to_string(number);
-    const nlohmann::json record = parse_json(line, at);
-    if (!record.is_object()) throw InputError(at + ": expected a JSON object");
-    auto need_one_of = [&](std::initializer_list<const char*> keys, const char* expected) {
-      for (const char* k : keys)
-        if (record.contains(k)) return;
-      throw InputError(at + ": expected " + expected + " (" + where + ")");
-    };
-    if (kind == "sft") {
-      need_one_of({"messages", "completion", "text"},
-                  "\"messages\", \"prompt\" and \"completion\", or \"text\"");
-    } else if (kind == "queries") {
-      need_one_of({"messages", "prompt", "text", "token_ids"},
-                  "\"prompt\", \"messages\", \"text\" or \"token_ids\"");
-      if (oracle) oracle->check_fields(oracle_fields(record), at);
-    } else if (kind == "dpo-sequence") {
-      for (const char* k : {"prompt", "chosen", "rejected"})
-        if (!record.contains(k))
-          throw InputError(at + ": missing \"" + std::string(k) + "\" (" + where + ")");
-    } else if (kind == "dpo-token") {
-      for (const char* k : {"prompt_token_ids", "chosen_token_id", "rejected_token_id"})
-        if (!record.contains(k))
-          throw InputError(at + ": missing \"" + std::string(k) + "\" (" + where + ")");
-    }
-  }
+  RecordReadOptions first;
+  first.limit = 3;
+  for_each_record(
+      path, where,
+      [&](const nlohmann::json& record, const RecordLocation&) {
+        ++checked;
+        if (!record.is_object()) throw InputError("expected a JSON object");
+        auto need_one_of = [&](std::initializer_list<const char*> keys, const char* expected) {
+          for (const char* k : keys)
+            if (record.contains(k)) return;
+          throw InputError(std::string("expected ") + expected + " (" + where + ")");
+        };
+        if (kind == "sft") {
+          need_one_of({"messages", "completion", "text"},
+                      "\"messages\", \"prompt\" and \"completion\", or \"text\"");
+        } else if (kind == "queries") {
+          need_one_of({"messages", "prompt", "text", "token_ids"},
+                      "\"prompt\", \"messages\", \"text\" or \"token_ids\"");
+          if (oracle) oracle->check_fields(oracle_fields(record), "");
+        } else if (kind == "dpo-sequence") {
+          for (const char* k : {"prompt", "chosen", "rejected"})
+            if (!record.contains(k))
+              throw InputError("missing \"" + std::string(k) + "\" (" + where + ")");
+        } else if (kind == "dpo-token") {
+          for (const char* k : {"prompt_token_ids", "chosen_token_id", "rejected_token_id"})
+            if (!record.contains(k))
+              throw InputError("missing \"" + std::string(k) + "\" (" + where + ")");
+        }
+      },
+      first);
   if (checked == 0 && kind != "dpo-token") throw InputError(where + ": " + path + " is empty");
 }
 

@@ -142,9 +142,9 @@ HubCacheRoot hub_cache_root(const EnvLookup& env) {
   return root;
 }
 
-HubLookup find_in_hub_cache(const HubId& id, const std::string& root) {
+HubLookup find_in_hub_cache(const HubId& id, const std::string& root, HubRepoType type) {
   HubLookup out;
-  std::string folder = "models--" + id.repo;
+  std::string folder = (type == HubRepoType::kDataset ? "datasets--" : "models--") + id.repo;
   folder.replace(folder.find('/'), 1, "--");
   const fs::path repo = fs::path(root) / folder;
   std::error_code error;
@@ -172,6 +172,28 @@ HubLookup find_in_hub_cache(const HubId& id, const std::string& root) {
   return out;
 }
 
+std::string require_hub_snapshot(const std::string& text, const HubId& id, HubRepoType type,
+                                 const std::string& key, const std::string& local,
+                                 const EnvLookup& env) {
+  const HubCacheRoot root = hub_cache_root(env);
+  HubLookup found = find_in_hub_cache(id, root.path, type);
+  if (found.dir) return *found.dir;
+  const bool dataset = type == HubRepoType::kDataset;
+  std::string message = key + ": " + text + ": neither " + local + " nor a Hugging Face " +
+                        (dataset ? "dataset" : "model") +
+                        " id in the local cache (nothing is downloaded); looked at:\n  " +
+                        absolute_dir(text) + " (no such " +
+                        (dataset ? "file or directory" : "directory") + ")\n  " + root.path +
+                        " (the cache, from " + root.source + ")";
+  for (const std::string& line : found.looked)
+    message += "\n  " + line;
+  message += "\ndownload it with: hf download " + id.repo +
+             (dataset ? " --repo-type dataset" : "") +
+             (id.revision.empty() ? "" : " --revision " + id.revision) +
+             " (HF_HUB_CACHE or HF_HOME set as here)";
+  throw InputError(message);
+}
+
 ModelLocation resolve_model_dir(const std::string& path, const std::string& key,
                                 const EnvLookup& env) {
   std::error_code error;
@@ -181,20 +203,8 @@ ModelLocation resolve_model_dir(const std::string& path, const std::string& key,
     require_directory(path, key);
     return {path, std::nullopt, absolute_dir(path)};
   }
-  const HubCacheRoot root = hub_cache_root(env);
-  HubLookup found = find_in_hub_cache(*id, root.path);
-  if (found.dir) return {*found.dir, id, id->repo};
-  std::string message = key + ": " + path +
-                        ": neither a local directory nor a Hugging Face hub id in the local "
-                        "cache (nothing is downloaded); looked at:\n  " +
-                        absolute_dir(path) + " (no such directory)\n  " + root.path +
-                        " (the cache, from " + root.source + ")";
-  for (const std::string& line : found.looked)
-    message += "\n  " + line;
-  message += "\ndownload it with: huggingface-cli download " + id->repo +
-             (id->revision.empty() ? "" : " --revision " + id->revision) +
-             " (HF_HUB_CACHE or HF_HOME set as here)";
-  throw InputError(message);
+  return {require_hub_snapshot(path, *id, HubRepoType::kModel, key, "a local directory", env), id,
+          id->repo};
 }
 
 }  // namespace align

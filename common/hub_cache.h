@@ -3,7 +3,7 @@
 //
 //   root      $HF_HUB_CACHE, else $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else
 //             $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub (~ and $VAR expanded)
-//   repo      root/models--{org}--{name}
+//   repo      root/models--{org}--{name} (datasets: root/datasets--{org}--{name})
 //   commit    the revision itself when it is a 40-hex commit hash, else the text of
 //             repo/refs/{revision} (revision "main" when none is given)
 //   directory repo/snapshots/{commit}/
@@ -41,13 +41,26 @@ struct HubCacheRoot {
 };
 HubCacheRoot hub_cache_root(const EnvLookup& env);
 
+// What a hub repo holds: the cache keeps each type in its own folders ("models--org--name",
+// "datasets--org--name"), as huggingface_hub's repo_folder_name does.
+enum class HubRepoType { kModel, kDataset };
+
 // Where a hub id was looked for: the snapshot directory when found, and every path looked at,
 // each as "path (what was found)".
 struct HubLookup {
   std::optional<std::string> dir;
   std::vector<std::string> looked;
 };
-HubLookup find_in_hub_cache(const HubId& id, const std::string& root);
+HubLookup find_in_hub_cache(const HubId& id, const std::string& root,
+                            HubRepoType type = HubRepoType::kModel);
+
+// The snapshot directory of `id` in the cache. When it is not there, throws InputError
+// "<key>: <text>: neither <local> nor a Hugging Face hub id in the local cache ..." listing the
+// local path, the cache root and how it was chosen, every path looked at, and the command that
+// downloads it (hf download org/name [--repo-type dataset] [--revision rev]).
+std::string require_hub_snapshot(const std::string& text, const HubId& id, HubRepoType type,
+                                 const std::string& key, const std::string& local,
+                                 const EnvLookup& env = process_env());
 
 // What a model argument names: a local directory, or a hub id's snapshot in the cache.
 struct ModelLocation {
@@ -63,7 +76,7 @@ struct ModelLocation {
 // `path` itself when it is a directory; else, when it looks like a hub id, its snapshot in the
 // cache. Throws InputError "<key>: <path>: ..." for an empty path, a file, or a path that is
 // neither a directory nor a cached hub id: the message lists every path looked at and how to
-// download the model (huggingface-cli download org/name).
+// download the model (hf download org/name).
 ModelLocation resolve_model_dir(const std::string& path, const std::string& key,
                                 const EnvLookup& env = process_env());
 

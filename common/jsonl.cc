@@ -10,15 +10,25 @@
 namespace align {
 
 void for_each_jsonl(const std::string& path,
-                    const std::function<void(const nlohmann::json&, const JsonlLocation&)>& fn) {
+                    const std::function<void(const nlohmann::json&, const JsonlLocation&)>& fn,
+                    const JsonlReadOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError("cannot open " + path + ": " + std::strerror(errno));
   std::string line;
   JsonlLocation where{path, 0};
-  while (std::getline(in, line)) {
+  size_t records = 0;
+  while ((options.limit == 0 || records < options.limit) && std::getline(in, line)) {
     ++where.line;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const nlohmann::json record = parse_json(line, where.str());
+    nlohmann::json record;
+    try {
+      record = parse_json(line, where.str());
+    } catch (const InputError& e) {
+      if (!options.on_bad_line) throw;
+      options.on_bad_line(e.what());
+      continue;
+    }
+    ++records;
     try {
       fn(record, where);
     } catch (const InputError& e) {

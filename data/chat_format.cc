@@ -180,6 +180,19 @@ std::vector<ChatMessage> parse_chat_messages(const nlohmann::json& messages) {
 std::optional<nlohmann::ordered_json> parse_chat_tools(const nlohmann::ordered_json& record) {
   auto it = record.find("tools");
   if (it == record.end() || it->is_null()) return std::nullopt;
+  if (it->is_string()) {  // TRL json.loads a string (how datasets store varied schemas)
+    nlohmann::ordered_json tools;
+    try {
+      tools = nlohmann::ordered_json::parse(it->get<std::string>());
+    } catch (const nlohmann::json::parse_error& e) {
+      throw InputError(std::string("tools: a string that is not JSON (") + e.what() + ")");
+    }
+    if (!tools.is_array()) {
+      throw InputError("tools: expected a JSON list of tool schemas in the string, got " +
+                       describe_json(to_plain(tools)));
+    }
+    return tools;
+  }
   if (!it->is_array()) {
     throw InputError(
         "tools: expected a list of tool schemas (as apply_chat_template's tools=), got " +

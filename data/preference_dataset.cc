@@ -4,8 +4,8 @@
 #include <limits>
 
 #include "common/error.h"
-#include "common/jsonl.h"
 #include "data/chat_template.h"
+#include "data/dataset_records.h"
 #include "data/json_fields.h"
 #include "data/token_range.h"
 
@@ -228,12 +228,13 @@ PreferencePair preference_pair_from_json(const json& record, const LazyChatForma
 }
 
 PreferenceDataset load_preference_dataset(const std::string& path, const LazyChatFormat& chat,
-                                          const PreferenceDataOptions& opt) {
+                                          const PreferenceDataOptions& opt,
+                                          const std::string& key) {
   if (opt.weight == PairWeight::kPGap) {
     throw InputError("data.weight: p_gap needs token pairs (data.format token)");
   }
   PreferenceDataset out;
-  for_each_jsonl(path, [&](const json& record, const JsonlLocation&) {
+  for_each_record(path, key, [&](const json& record, const RecordLocation&) {
     bool cut = false;
     out.pairs.push_back(preference_pair_from_json(record, chat, opt, &cut));
     out.truncated += cut;

@@ -1,9 +1,10 @@
-// Sequence-level preference pairs for DPO, read from JSONL in the shapes TRL's DPOTrainer accepts.
-// One JSON object per line (unknown keys are ignored):
+// Sequence-level preference pairs for DPO in the shapes TRL's DPOTrainer accepts, read from a JSONL
+// file, Parquet or a hub dataset id (data/dataset_records.h: one JSON object per line or row;
+// docs/datasets.md). Unknown keys are ignored:
 //
 //   {"prompt": "text", "chosen": "text", "rejected": "text"}                      (standard)
 //       prompt = encode(prompt); each completion = encode(completion) + [eos] (eos not doubled).
-//   {"prompt": [messages], "chosen": [messages], "rejected": [messages], "tools"?}  (conversational)
+//   {"prompt": [messages], "chosen": [messages], "rejected": [messages], "tools"?} (conversational)
 //       the completion's ids are the model's chat template (chat_format.h) of prompt + completion
 //       minus the prompt's ids, with the prompt rendered with the generation prompt when that is a
 //       prefix (it is when the completion starts with an assistant turn): the boundary comes from
@@ -72,11 +73,13 @@ struct PreferenceDataset {
   int64_t with_reference = 0;         // pairs carrying precomputed reference log-probs
 };
 
-// Reads `path` (blank lines ignored). Throws IoError when it cannot be read and InputError
-// "file:line: field: ..." for a malformed line, a tokenizer without the tokens a shape needs, a
-// file where only some lines carry reference log-probs, or an empty file.
-PreferenceDataset load_preference_dataset(const std::string& path, const LazyChatFormat& chat,
-                                          const PreferenceDataOptions& opt);
+// Reads the dataset `source` names (for_each_record; `key` names it in errors). Throws IoError
+// when it cannot be read and InputError "file:line: field: ..." for a malformed record, a
+// tokenizer without the tokens a shape needs, a dataset where only some records carry reference
+// log-probs, or an empty one.
+PreferenceDataset load_preference_dataset(const std::string& source, const LazyChatFormat& chat,
+                                          const PreferenceDataOptions& opt,
+                                          const std::string& key = "data");
 
 // One parsed line (no file context). Sets *truncated when a completion was cut.
 PreferencePair preference_pair_from_json(const nlohmann::json& record, const LazyChatFormat& chat,

@@ -1,14 +1,10 @@
 #include "data/sft_dataset.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 
 #include "common/error.h"
-#include "common/json_parse.h"
-#include "common/jsonl.h"
 #include "data/chat_template.h"
+#include "data/dataset_records.h"
 #include "data/json_fields.h"
 #include "data/token_range.h"
 
@@ -212,45 +208,44 @@ SftExample sft_example_from_json(const json& record, const LazyChatFormat& chat,
   return std::move(draft.example);
 }
 
-SftDataset load_sft_dataset(const std::string& path, const LazyChatFormat& chat,
-                            const SftDataOptions& opt) {
+SftDataset load_sft_dataset(const std::string& source, const LazyChatFormat& chat,
+                            const SftDataOptions& opt, const std::string& key) {
   check_options(opt);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open " + path + ": " + std::strerror(errno));
   SftDataset out;
-  std::string line;
-  JsonlLocation where{path, 0};
-  auto bad_line = [&](const std::string& reason) {
-    const std::string message = where.str() + ": " + reason;
-    if (!opt.skip_bad_lines) throw InputError(message);
+  auto skip = [&](const std::string& message) {
     ++out.skipped;
     if (out.skip_messages.size() < kMaxSkipMessages) out.skip_messages.push_back(message);
   };
-  // The same line handling as for_each_jsonl, which cannot go on past a line that is not JSON.
-  while (std::getline(in, line)) {
-    ++where.line;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      const json record = parse_json(line, "");
-      bool truncated = false;
-      SftExample ex = sft_example_from_json(record, chat, opt, &truncated);
-      out.truncated += truncated ? 1 : 0;
-      out.target_tokens += std::count(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
-      out.examples.push_back(std::move(ex));
-    } catch (const TokenizerProblem& e) {
-      throw InputError(where.str() + ": " + e.what());
-    } catch (const InputError& e) {
-      bad_line(e.what());
-    } catch (const json::exception& e) {
-      bad_line(e.what());
-    }
-  }
-  if (in.bad()) throw IoError("cannot read " + path);
+  RecordReadOptions read;
+  if (opt.skip_bad_lines) read.on_bad_line = skip;
+  for_each_record(
+      source, key,
+      [&](const json& record, const RecordLocation& at) {
+        bool truncated = false;
+        SftExample ex;
+        try {
+          ex = sft_example_from_json(record, chat, opt, &truncated);
+        } catch (const TokenizerProblem&) {
+          throw;                         // the same for every record: never skipped
+        } catch (const InputError& e) {  // for_each_record adds the place when it throws
+          if (!opt.skip_bad_lines) throw;
+          skip(at.error(e.what()));
+          return;
+        } catch (const json::exception& e) {
+          if (!opt.skip_bad_lines) throw;
+          skip(at.error(e.what()));
+          return;
+        }
+        out.truncated += truncated ? 1 : 0;
+        out.target_tokens += std::count(ex.loss_mask.begin(), ex.loss_mask.end(), 1);
+        out.examples.push_back(std::move(ex));
+      },
+      read);
   if (out.examples.empty()) {
-    std::string message = path + ": no usable examples";
+    std::string message = source + ": no usable examples";
     if (out.skipped > 0) {
       message += " (" + std::to_string(out.skipped) +
-                 " malformed lines skipped; the first: " + out.skip_messages.front() + ")";
+                 " malformed records skipped; the first: " + out.skip_messages.front() + ")";
     }
     throw InputError(message);
   }

@@ -1,5 +1,6 @@
-// SFT examples read from JSONL in the shapes TRL's SFTTrainer accepts, as token ids plus a loss
-// mask. One JSON object per line, with exactly one of these shapes (other keys are ignored):
+// SFT examples in the shapes TRL's SFTTrainer accepts, as token ids plus a loss mask, read from a
+// JSONL file, Parquet or a hub dataset id (data/dataset_records.h: each line or row is one JSON
+// object; docs/datasets.md). Each record has exactly one of these shapes (other keys are ignored):
 //
 //   {"messages": [{"role", "content"}, ...], "tools": [...]}      ("tools" optional, as TRL's)
 //       the model's chat template (chat_format.h, no generation prompt); targets: the assistant
@@ -39,8 +40,9 @@ struct SftExample {
 
 struct SftDataOptions {
   bool assistant_only_loss = true;  // false: every token after the first is a target
-  bool skip_bad_lines = false;      // false: the first malformed line throws InputError
-                                    // "file:line: field: ..."; true: skipped and counted
+  bool skip_bad_lines = false;      // false: the first malformed record throws InputError
+                                    // "file:line: field: ..." ("file: row N, column c: ..." in
+                                    // Parquet); true: skipped and counted
   int64_t max_seq_len = 2048;       // longer examples are truncated (counted); must be >= 2
   int64_t vocab_size = 0;           // the model's: an example with an id past it is a bad line
                                     // (check_token_ids, data/token_range.h); 0: unchecked
@@ -50,19 +52,19 @@ struct SftDataOptions {
 constexpr size_t kMaxSkipMessages = 10;
 
 struct SftDataset {
-  std::vector<SftExample> examples;        // in file order
-  int64_t skipped = 0;                     // malformed lines skipped (skip_bad_lines)
+  std::vector<SftExample> examples;        // in dataset order
+  int64_t skipped = 0;                     // malformed records skipped (skip_bad_lines)
   int64_t truncated = 0;                   // kept examples cut to max_seq_len
   int64_t target_tokens = 0;               // sum of loss_mask over examples
   std::vector<std::string> skip_messages;  // first kMaxSkipMessages "file:line: reason"
 };
 
-// Reads `path` (blank lines ignored). Throws IoError when it cannot be read; InputError
-// "file:line: field: expected ..., got ..." for a malformed line (unless skip_bad_lines), for a
-// tokenizer that lacks a token the shape needs (eos, chat control tokens; never skipped), and when
-// no example is left.
-SftDataset load_sft_dataset(const std::string& path, const LazyChatFormat& chat,
-                            const SftDataOptions& opt);
+// Reads the dataset `source` names (for_each_record; `key` names it in errors, e.g.
+// "data.train"). Throws IoError when it cannot be read; InputError "file:line: field: expected
+// ..., got ..." for a malformed record (unless skip_bad_lines), for a tokenizer that lacks a token
+// the shape needs (eos, chat control tokens; never skipped), and when no example is left.
+SftDataset load_sft_dataset(const std::string& source, const LazyChatFormat& chat,
+                            const SftDataOptions& opt, const std::string& key = "data");
 
 // One parsed JSON record as an example (the per-line step of load_sft_dataset, without file
 // context). Sets *truncated when the sequence was cut. Throws InputError naming the field.

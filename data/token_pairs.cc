@@ -6,7 +6,7 @@
 #include <map>
 
 #include "common/error.h"
-#include "common/jsonl.h"
+#include "data/dataset_records.h"
 #include "data/json_fields.h"
 #include "data/token_range.h"
 
@@ -89,9 +89,10 @@ TokenPair token_pair_from_json(const json& record, const TokenPairOptions& opt) 
   return p;
 }
 
-TokenPairDataset load_token_pairs(const std::string& path, const TokenPairOptions& opt) {
+TokenPairDataset load_token_pairs(const std::string& path, const TokenPairOptions& opt,
+                                  const std::string& key) {
   TokenPairDataset out;
-  for_each_jsonl(path, [&](const json& record, const JsonlLocation&) {
+  for_each_record(path, key, [&](const json& record, const RecordLocation&) {
     out.pairs.push_back(token_pair_from_json(record, opt));
     out.with_reference += out.pairs.back().ref_chosen.has_value();
   });

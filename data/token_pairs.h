@@ -1,6 +1,7 @@
 // Token-level preference pairs from Pivotal Token Search (pts/ writes them; docs/pts.md)
 // and their grouping into prefix chains, so that every pair of one completion is scored in ONE
-// forward pass. One JSON object per line (unknown keys are ignored):
+// forward pass. One JSON object per record of a JSONL file, Parquet or a hub dataset id
+// (data/dataset_records.h; unknown keys are ignored):
 //
 //   {"query_id": "q7", "prompt_token_ids": [...], "chosen_token_id": 17, "rejected_token_id": 42,
 //    "p_chosen": 0.8, "p_rejected": 0.3, ...,
@@ -48,7 +49,9 @@ struct TokenPairDataset {
 // Throws IoError / InputError "file:line: field: ..." (missing or mistyped field, id outside the
 // vocabulary, chosen == rejected, prompt longer than max_seq_len, p_gap weighting without
 // p_chosen/p_rejected or with a zero gap, reference log-probs on only some lines, empty file).
-TokenPairDataset load_token_pairs(const std::string& path, const TokenPairOptions& opt);
+// `key` names `source` in errors.
+TokenPairDataset load_token_pairs(const std::string& source, const TokenPairOptions& opt,
+                                  const std::string& key = "data");
 TokenPair token_pair_from_json(const nlohmann::json& record, const TokenPairOptions& opt);
 
 struct PairChain {

@@ -60,8 +60,10 @@ struct DpoDataSection {
 
   template <typename V>
   void fields(V& v) {
-    v.required("train", train, "JSONL preference pairs");
-    v("eval", eval, "optional held-out pairs in the same format");
+    v.required("train", train,
+               "preference pairs: a JSONL file, a Parquet file or folder, or a hub dataset "
+               "ORG/NAME[@REV][:SPLIT] from the local cache (docs/datasets.md)");
+    v("eval", eval, "optional held-out pairs in the same format, read the same way");
     v("format", format, "sequence (prompt/chosen/rejected) or token (PTS pairs)");
     v("max_seq_len", max_seq_len, "tokens per sequence (longer ones are truncated)");
     v("batch_size", batch_size, "pairs (sequence) or chains (token) per micro-batch");
@@ -107,7 +109,9 @@ struct DpoEvalSection {
 
   template <typename V>
   void fields(V& v) {
-    v("queries", queries, "held-out JSONL queries (as align eval reads); empty: no such eval");
+    v("queries", queries,
+      "held-out queries as align eval reads them (JSONL, Parquet or a hub dataset id); empty: "
+      "no such eval");
     v("system_prompt", system_prompt, "a system turn before each \"prompt\"");
     v("limit", limit, "the first N queries only; 0: all");
     v("oracle", oracle, "grades the completions: {\"type\": ...} (docs/oracles.md)");

@@ -131,8 +131,8 @@ DpoData load_dpo_data(const DpoConfig& cfg, const LazyChatFormat& chat, int64_t 
   const PairDataOptions options{cfg.data.format == PairFormat::kToken, cfg.data.max_seq_len,
                                 cfg.data.weight, vocab_size};
   DpoData d;
-  d.train = load_pair_data(cfg.data.train, chat, options);
-  if (!cfg.data.eval.empty()) d.eval = load_pair_data(cfg.data.eval, chat, options);
+  d.train = load_pair_data(cfg.data.train, chat, options, "data.train");
+  if (!cfg.data.eval.empty()) d.eval = load_pair_data(cfg.data.eval, chat, options, "data.eval");
   if (group.is_main()) {
     std::cerr << "dpo: " << d.train.num_pairs() << " training pairs in " << d.train.num_units()
               << (d.train.token_pairs ? " chains" : " sequences") << " (" << d.train.truncated

@@ -26,7 +26,7 @@ HeldOutEval::HeldOutEval(const DpoEvalSection& section, const LazyChatFormat& ch
   data.limit = section.limit;
   QueryData queries =
       read_query_data(data, *oracle_, tokenizer_, chat, config, section.sampling.max_new_tokens,
-                      section.rollout.kv_budget_tokens);
+                      section.rollout.kv_budget_tokens, "eval.queries");
   queries_ = std::move(queries.queries);
   if (queries_.empty()) throw InputError(source + ": eval.queries: " + data.path + " is empty");
   stop_token_ids_ = std::move(queries.stop_token_ids);

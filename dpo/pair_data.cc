@@ -20,20 +20,20 @@ PairBatch PairData::batch(const std::vector<int64_t>& units) const {
 }
 
 PairData load_pair_data(const std::string& path, const LazyChatFormat& chat,
-                        const PairDataOptions& opt) {
+                        const PairDataOptions& opt, const std::string& key) {
   const Tokenizer& tok = chat.tokenizer();
   PairData d;
   d.token_pairs = opt.token_pairs;
   d.pad_id = tok.pad_id().value_or(tok.eos_id().value_or(0));
   if (opt.token_pairs) {
     TokenPairOptions o{opt.max_seq_len, opt.vocab_size, opt.weight};
-    TokenPairDataset ds = load_token_pairs(path, o);
+    TokenPairDataset ds = load_token_pairs(path, o, key);
     d.tokens = std::move(ds.pairs);
     d.with_reference = ds.with_reference;
     d.chains = build_pair_chains(d.tokens);
   } else {
     PreferenceDataset ds =
-        load_preference_dataset(path, chat, {opt.max_seq_len, opt.weight, opt.vocab_size});
+        load_preference_dataset(path, chat, {opt.max_seq_len, opt.weight, opt.vocab_size}, key);
     d.sequences = std::move(ds.pairs);
     d.truncated = ds.truncated;
     d.with_reference = ds.with_reference;

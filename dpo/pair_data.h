@@ -40,8 +40,10 @@ struct PairData {
   PairBatch batch(const std::vector<int64_t>& units) const;
 };
 
-PairData load_pair_data(const std::string& path, const LazyChatFormat& chat,
-                        const PairDataOptions& opt);
+// `source`: a JSONL file, Parquet or a hub dataset id (data/dataset_records.h), which `key`
+// ("data.train", "data.eval") names in errors.
+PairData load_pair_data(const std::string& source, const LazyChatFormat& chat,
+                        const PairDataOptions& opt, const std::string& key);
 
 class PairLoader {
  public:

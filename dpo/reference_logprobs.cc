@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/jsonl.h"
+#include "data/dataset_records.h"
 
 namespace align {
 
@@ -112,15 +113,15 @@ void write_reference_logps(const Phi3Model& model, const PairData& data, const s
   const PairLogps s = score_all_pairs(model, data, batch_size);
   JsonlWriter out(out_path);
   int64_t i = 0;
-  for_each_jsonl(in_path, [&](const nlohmann::json& record, const JsonlLocation& at) {
-    if (i >= data.num_pairs()) throw InputError(at.str() + ": more lines than pairs read");
+  for_each_record(in_path, "data.train", [&](const nlohmann::json& record, const RecordLocation&) {
+    if (i >= data.num_pairs()) throw InputError("more records than pairs read");
     nlohmann::json r = record;
     r["ref_chosen_logps"] = s.chosen[i].item<double>();
     r["ref_rejected_logps"] = s.rejected[i].item<double>();
     out.write(r);
     ++i;
   });
-  if (i != data.num_pairs()) throw InputError(in_path + ": fewer lines than pairs read");
+  if (i != data.num_pairs()) throw InputError(in_path + ": fewer records than pairs read");
   out.commit();
 }
 

@@ -61,8 +61,9 @@ PairLogps score_all_pairs(const Phi3Model& model, const PairData& data, int64_t 
 // carry precomputed values.
 double check_reference_logps(const Phi3Model& model, const PairData& data, int64_t max_pairs);
 
-// Copies the JSONL `in_path` (the file `data` was read from, same order) to `out_path` with
-// ref_chosen_logps / ref_rejected_logps set on every line from `model`. Written atomically.
+// Copies the records of `in_path` (the dataset `data` was read from, same order: JSONL, Parquet or
+// a hub dataset id) to the JSONL `out_path` with ref_chosen_logps / ref_rejected_logps set on
+// every record from `model`. Written atomically.
 void write_reference_logps(const Phi3Model& model, const PairData& data, const std::string& in_path,
                            const std::string& out_path, int64_t batch_size);
 

@@ -12,7 +12,7 @@ namespace align {
 QueryData read_query_data(const QueryDataSection& data, const Oracle& oracle,
                           const Tokenizer& tokenizer, const LazyChatFormat& chat,
                           const ModelConfig& config, int64_t max_new_tokens,
-                          int64_t kv_budget_tokens) {
+                          int64_t kv_budget_tokens, const std::string& key) {
   QuerySetOptions options;
   options.system_prompt = data.system_prompt;
   options.limit = data.limit;
@@ -24,7 +24,7 @@ QueryData read_query_data(const QueryDataSection& data, const Oracle& oracle,
                                   ? "max_position_embeddings " + std::to_string(positions)
                                   : "rollout.kv_budget_tokens " + std::to_string(kv_budget_tokens);
   QueryData out;
-  out.queries = read_queries(data.path, tokenizer, chat, oracle, options);
+  out.queries = read_queries(data.path, tokenizer, chat, oracle, options, key);
   out.stop_token_ids =
       default_stop_token_ids(chat.used() ? &chat.get() : nullptr, &tokenizer, config);
   return out;

@@ -34,11 +34,12 @@ struct QueryData {
 // The query set of `data` for a model with `config`, checked against the oracle's fields: every
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's
 // `kv_budget_tokens`. `chat` renders "prompt" and "messages" lines. (align dpo's held-out eval
-// reads its queries so, for the policy it holds.)
+// reads its queries so, for the policy it holds, `key` "eval.queries".) `key` names data.path
+// in errors.
 QueryData read_query_data(const QueryDataSection& data, const Oracle& oracle,
                           const Tokenizer& tokenizer, const LazyChatFormat& chat,
                           const ModelConfig& config, int64_t max_new_tokens,
-                          int64_t kv_budget_tokens);
+                          int64_t kv_budget_tokens, const std::string& key = "data.path");
 
 // `source` names the config file in messages (the oracle section's errors included). Every
 // prompt plus `max_new_tokens` must fit the model's max_position_embeddings and the engine's

@@ -41,7 +41,10 @@ struct QueryDataSection {
 
   template <typename V>
   void fields(V& v) {
-    v.required("path", path, "JSONL queries: \"id\", \"prompt\" or \"messages\", oracle fields");
+    v.required("path", path,
+               "queries (\"id\", \"prompt\" or \"messages\", oracle fields): a JSONL file, a "
+               "Parquet file or folder, or a hub dataset ORG/NAME[@REV][:SPLIT] from the local "
+               "cache (docs/datasets.md)");
     v("system_prompt", system_prompt, "a system turn before each \"prompt\"");
     v("limit", limit, "the first N queries only; 0: all");
   }

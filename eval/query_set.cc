@@ -4,7 +4,7 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
-#include "common/jsonl.h"
+#include "data/dataset_records.h"
 #include "data/token_range.h"
 
 namespace align {
@@ -65,44 +65,51 @@ std::vector<TokenId> query_prompt(const nlohmann::json& line, const Tokenizer& t
 
 std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
                                 const LazyChatFormat& chat, const Oracle& oracle,
-                                const QuerySetOptions& options) {
+                                const QuerySetOptions& options, const std::string& key) {
   std::vector<Query> queries;
   std::set<std::string> ids;
-  for_each_jsonl(path, [&](const nlohmann::json& line, const JsonlLocation& where) {
-    if (options.limit > 0 && static_cast<int64_t>(queries.size()) >= options.limit) return;
-    if (!line.is_object()) throw InputError("expected a JSON object, found " + json_excerpt(line));
-    Query q;
-    if (!line.contains("id")) {
-      q.id = "line-" + std::to_string(where.line);
-    } else if (line.at("id").is_string()) {
-      q.id = line.at("id").get<std::string>();
-    } else if (line.at("id").is_number_integer()) {
-      q.id = std::to_string(line.at("id").get<int64_t>());
-    } else {
-      throw InputError("id: expected a string or an integer, found " + json_excerpt(line.at("id")));
-    }
-    if (!ids.insert(q.id).second) throw InputError("id: \"" + q.id + "\" appears twice");
+  RecordReadOptions read;
+  read.limit = options.limit;
+  for_each_record(
+      path, key,
+      [&](const nlohmann::json& line, const RecordLocation& where) {
+        if (!line.is_object())
+          throw InputError("expected a JSON object, found " + json_excerpt(line));
+        Query q;
+        if (!line.contains("id")) {
+          q.id = where.line > 0 ? "line-" + std::to_string(where.line)
+                                : "row-" + std::to_string(where.index);
+        } else if (line.at("id").is_string()) {
+          q.id = line.at("id").get<std::string>();
+        } else if (line.at("id").is_number_integer()) {
+          q.id = std::to_string(line.at("id").get<int64_t>());
+        } else {
+          throw InputError("id: expected a string or an integer, found " +
+                           json_excerpt(line.at("id")));
+        }
+        if (!ids.insert(q.id).second) throw InputError("id: \"" + q.id + "\" appears twice");
 
-    q.prompt = query_prompt(line, tokenizer, chat, options);
-    if (options.vocab_size > 0) {
-      const char* const shapes[] = {"messages", "prompt", "text", "token_ids"};
-      const char* shape = "prompt";
-      for (const char* key : shapes)
-        if (line.contains(key)) shape = key;
-      check_token_ids(q.prompt, options.vocab_size, shape);
-    }
-    if (options.max_tokens > 0 &&
-        static_cast<int64_t>(q.prompt.size()) + options.max_new_tokens > options.max_tokens) {
-      throw InputError("the prompt has " + std::to_string(q.prompt.size()) +
-                       " tokens; with sampling.max_new_tokens = " +
-                       std::to_string(options.max_new_tokens) + " the model can take at most " +
-                       std::to_string(options.max_tokens - options.max_new_tokens) + " (" +
-                       options.max_tokens_reason + ")");
-    }
-    q.fields = oracle_fields(line);
-    oracle.check_fields(q.fields, "");  // for_each_jsonl names the file and line
-    queries.push_back(std::move(q));
-  });
+        q.prompt = query_prompt(line, tokenizer, chat, options);
+        if (options.vocab_size > 0) {
+          const char* const shapes[] = {"messages", "prompt", "text", "token_ids"};
+          const char* shape = "prompt";
+          for (const char* name : shapes)
+            if (line.contains(name)) shape = name;
+          check_token_ids(q.prompt, options.vocab_size, shape);
+        }
+        if (options.max_tokens > 0 &&
+            static_cast<int64_t>(q.prompt.size()) + options.max_new_tokens > options.max_tokens) {
+          throw InputError("the prompt has " + std::to_string(q.prompt.size()) +
+                           " tokens; with sampling.max_new_tokens = " +
+                           std::to_string(options.max_new_tokens) + " the model can take at most " +
+                           std::to_string(options.max_tokens - options.max_new_tokens) + " (" +
+                           options.max_tokens_reason + ")");
+        }
+        q.fields = oracle_fields(line);
+        oracle.check_fields(q.fields, "");  // for_each_record names the file and line or row
+        queries.push_back(std::move(q));
+      },
+      read);
   if (queries.empty()) throw InputError(path + ": no queries");
   return queries;
 }

@@ -1,5 +1,6 @@
-// The query set that align eval and align pts sample and grade: JSONL, one query per line, the
-// prompt in one of four shapes, plus the oracle's fields ("answer", "tests", "harmful", ...):
+// The query set that align eval and align pts sample and grade: one query per record of a JSONL
+// file, Parquet or a hub dataset id (data/dataset_records.h; docs/datasets.md), the prompt in
+// one of four shapes, plus the oracle's fields ("answer", "tests", "harmful", ...):
 //   {"id": "gsm8k-17", "prompt": "..."}       a user turn in the model's chat template, with
 //                                              the assistant generation prompt
 //   {"id": ..., "messages": [{"role", "content"}, ...], "tools": [...]}   the same for a
@@ -7,7 +8,8 @@
 //   {"id": ..., "text": "..."}                 the model's own prompt layout: encoded as is,
 //                                              no chat template
 //   {"id": ..., "token_ids": [...]}            ids as they are
-// "id" is a string or an integer (absent: "line-N"); ids must be unique. The chat template
+// "id" is a string or an integer (absent: "line-N" with the JSONL line number, "row-N" with the
+// 0-based position in a Parquet dataset); ids must be unique. The chat template
 // (data/chat_template.h) is read only when a line has "prompt" or "messages". The oracle sees
 // only oracle_fields(line).
 #pragma once
@@ -38,11 +40,13 @@ struct QuerySetOptions {
   std::string max_tokens_reason;
 };
 
-// Throws InputError naming the file and line (bad JSON, no prompt, duplicate id, a field the
+// Reads the dataset `source` names (`key` names it in errors, e.g. "data.path"). Throws
+// InputError naming the file and line or row (bad JSON, no prompt, duplicate id, a field the
 // oracle needs is missing, a token outside the model's vocabulary, a prompt too long).
-std::vector<Query> read_queries(const std::string& path, const Tokenizer& tokenizer,
+std::vector<Query> read_queries(const std::string& source, const Tokenizer& tokenizer,
                                 const LazyChatFormat& chat, const Oracle& oracle,
-                                const QuerySetOptions& options);
+                                const QuerySetOptions& options,
+                                const std::string& key = "data.path");
 
 // Completion text as the oracle sees it: special tokens skipped, and ids beyond the tokenizer
 // (a model's padded vocabulary rows can be sampled) dropped, as Hugging Face's decode drops them.

@@ -5,6 +5,8 @@
 #     oracle's syscall filter) and bubblewrap (it runs candidate programs in their own namespaces).
 #   - LibTorch from the PyPI torch wheel (pinned; CUDA 13.0 build) in a Python venv kept outside the
 #     clone, at $ALIGN_CACHE_DIR/venv (default ~/.cache/align/venv), so every clone reuses it.
+#   - Apache Arrow's C++ Parquet reader (libarrow, libparquet and their headers) from the PyPI
+#     pyarrow wheel (pinned), in the same venv; it reads Parquet datasets (docs/datasets.md).
 #   - llama.cpp's Jinja engine (common/jinja, MIT) and its published chat templates
 #     (models/templates), from the source distribution of the pinned PyPI package
 #     llama-cpp-python, unpacked to $ALIGN_CACHE_DIR/llama.cpp (the chat templates of
@@ -13,6 +15,7 @@
 set -euo pipefail
 
 TORCH_VERSION=2.11.0
+PYARROW_VERSION=26.0.1
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 cache_dir="${ALIGN_CACHE_DIR:-$HOME/.cache/align}"
 venv="$cache_dir/venv"
@@ -48,6 +51,12 @@ if got != want:
 print(f"setup: torch {torch.__version__} (CUDA {torch.version.cuda})", file=sys.stderr)
 PY
   touch "$stamp"
+fi
+# pyarrow's wheel ships libarrow.so.NNNN, libparquet.so.NNNN and include/ (CMakeLists.txt links
+# them); checked by its dist-info folder, so a run with it in place starts no Python.
+if ! compgen -G "$venv/lib/python3*/site-packages/pyarrow-$PYARROW_VERSION.dist-info" >/dev/null; then
+  say "installing pyarrow==$PYARROW_VERSION into $venv (Arrow's C++ Parquet reader, once)"
+  "$venv/bin/pip" install -q --disable-pip-version-check "pyarrow==$PYARROW_VERSION"
 fi
 # llama.cpp's sources as llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION ships them; only the files
 # align compiles or tests with are kept. $cache_dir/llama.cpp links to the pinned version.

@@ -25,8 +25,11 @@ struct SftDataSection {
 
   template <typename V>
   void fields(V& v) {
-    v.required("train", train, "JSONL: {\"messages\"} or {\"prompt\", \"completion\"} per line");
-    v("eval", eval, "optional held-out JSONL in the same format");
+    v.required("train", train,
+               "{\"messages\"}, {\"prompt\", \"completion\"} or {\"text\"} records: a JSONL "
+               "file, a Parquet file or folder, or a hub dataset ORG/NAME[@REV][:SPLIT] from the "
+               "local cache (docs/datasets.md)");
+    v("eval", eval, "optional held-out examples in the same shapes, read the same way");
     v("max_seq_len", max_seq_len, "tokens per row (longer examples are truncated)");
     v("packing", packing, "pack several examples into a row (attention blocked between them)");
     v("padding_free", padding_free,

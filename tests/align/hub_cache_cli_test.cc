@@ -111,7 +111,7 @@ TEST(HubCacheCli, MissingIdsListWhereTheyWereLookedFor) {
       << r.output;
   EXPECT_NE(r.output.find(f.cache + "/models--org--nope (no such directory)"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("huggingface-cli download org/nope"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("hf download org/nope"), std::string::npos) << r.output;
 
   r = f.align("HF_HOME=" + f.dir.file("home"),
               "generate --model org/tiny@v2 --prompt hi --output " + f.dir.file("o.jsonl"));
@@ -119,8 +119,7 @@ TEST(HubCacheCli, MissingIdsListWhereTheyWereLookedFor) {
   EXPECT_NE(r.output.find(f.cache + " (the cache, from HF_HOME/hub)"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find(f.repo + "/refs/v2 (no such file)"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("huggingface-cli download org/tiny --revision v2"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("hf download org/tiny --revision v2"), std::string::npos) << r.output;
 
   // With neither variable set the default under HOME is searched.
   r = f.align("HOME=" + f.dir.file("nohome"), "logprobs --model org/tiny --input x --output y");

@@ -147,7 +147,7 @@ TEST(HubCache, ResolvesModelDirectories) {
     EXPECT_NE(m.find(dir.file("hub") + " (the cache, from HF_HUB_CACHE)"), std::string::npos) << m;
     EXPECT_NE(m.find(dir.file("hub/models--org--nope") + " (no such directory)"), std::string::npos)
         << m;
-    EXPECT_NE(m.find("huggingface-cli download org/nope --revision v3"), std::string::npos) << m;
+    EXPECT_NE(m.find("hf download org/nope --revision v3"), std::string::npos) << m;
   }
   try {
     resolve_model_dir("no-slash", "--model", env);

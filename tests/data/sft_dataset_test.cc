@@ -337,7 +337,7 @@ TEST(SftDataset, NoUsableExampleIsAnError) {
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("no usable examples (1 malformed lines skipped; the first: "),
+    EXPECT_NE(what.find("no usable examples (1 malformed records skipped; the first: "),
               std::string::npos)
         << what;
     EXPECT_NE(what.find("data.jsonl:2: messages: is empty"), std::string::npos) << what;
