@@ -13,6 +13,8 @@
 #   4. sft       bench/sft_bench: LoRA r16 SFT step, Phi-4 shape, 1 x 2048 tokens, activation
 #                checkpointing: tokens/s and MFU
 #   5. dpo       bench/dpo_bench: token-pair DPO step, Phi-4 shape (8 layers), chains vs sequences
+#      grpo      bench/grpo_bench: a GRPO step (8 prompts x 8 generations x 64 new tokens, LoRA
+#                r16) on bench/grpo_compare.sh's 52M model: seconds per step, sampled tokens/s
 #   6. graphs    bench/rollout_bench --cuda-graphs: batch-1 decode with the decode step captured as
 #                CUDA graphs per batch bucket (EngineOptions::cuda_graphs) and a smaller PTS-shaped
 #                load (capture inside its time); last, so it takes only what the budget has left.
@@ -64,7 +66,7 @@ esac
 out="${OUT:-$root/runs/gpu_check}"
 mkdir -p "$out"
 jobs="$(nproc)"
-targets=(rollout_bench sft_bench dpo_bench kernels_gpu_test model_gpu_test rollout_gpu_test
+targets=(rollout_bench sft_bench dpo_bench grpo_bench kernels_gpu_test model_gpu_test rollout_gpu_test
          nccl_gpu_test)
 if [ "$mode" = cpu ]; then
   source scripts/env.sh
@@ -75,8 +77,10 @@ if [ "$mode" = cpu ]; then
   rollout_load=(--prefixes 2 --samples 4 --completion 64 --new-tokens 16)
   sft_load=(--rows 1 --seq 128 --steps 1 --lora-rank 16 --checkpointing)
   dpo_load=(--layers 2 --completions 2 --pivots 4 --prompt 16 --completion 32 --steps 1)
+  grpo_model=bench/phi3_52m/config.json
+  grpo_load=(--prompts 2 --generations 2 --new-tokens 8 --lora-rank 4 --steps 1)
   graphs=(--decode-buckets --prefixes 1 --samples 4 --completion 3 --new-tokens 16)
-  caps=(build:1800 tests:300 rollout_align:120 rollout_transformers:120 sft:120 dpo:120
+  caps=(build:1800 tests:300 rollout_align:120 rollout_transformers:120 sft:120 dpo:120 grpo:120
         rollout_graphs:120 rollout_cascade:120)
   budget=3600
 else
@@ -87,8 +91,11 @@ else
   rollout_load=(--prefixes 8 --samples 64 --completion 512 --new-tokens 256)
   sft_load=(--rows 1 --seq 2048 --steps 3 --lora-rank 16 --checkpointing)
   dpo_load=(--layers 8 --completions 4 --pivots 8 --prompt 256 --completion 512 --steps 3)
+  # GRPO on bench/grpo_compare.sh's model and load (TRL's side is not run here).
+  grpo_model=bench/phi3_52m/config.json
+  grpo_load=(--prompts 8 --generations 8 --new-tokens 64 --lora-rank 16 --steps 2)
   graphs=(--cuda-graphs --prefixes 2 --samples 64 --completion 512 --new-tokens 64)
-  caps=(build:270 tests:60 rollout_align:75 rollout_transformers:90 sft:45 dpo:30
+  caps=(build:270 tests:60 rollout_align:75 rollout_transformers:90 sft:45 dpo:30 grpo:40
         rollout_graphs:40 rollout_cascade:75)
   budget=540
   export PKG_CONFIG_PATH="$root/.device/root/usr/lib/x86_64-linux-gnu/pkgconfig:$root/.device/root/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -129,8 +136,15 @@ step() {
 if [ "$mode" = cpu ]; then
   build_cmd=(scripts/build.sh "${targets[@]}")
 else
+  # Parquet with the machine's pyarrow when it has one, else off (nothing here reads Parquet).
+  if pyarrow_dir=$(python3 -c 'import os, pyarrow; print(os.path.dirname(pyarrow.__file__))' 2>/dev/null) &&
+     [ -f "$pyarrow_dir/include/arrow/util/config.h" ]; then
+    parquet="-DALIGN_PYARROW_DIR=$pyarrow_dir"
+  else
+    parquet=-DALIGN_PARQUET=OFF
+  fi
   build_cmd=(bash -c "[ -f '$build/build.ninja' ] || cmake -S . -B '$build' -G Ninja \
-    -DCMAKE_BUILD_TYPE=Release -DALIGN_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -Wno-dev
+    -DCMAKE_BUILD_TYPE=Release -DALIGN_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -Wno-dev $parquet
     cmake --build '$build' -j $jobs --target ${targets[*]}")
 fi
 step build "${build_cmd[@]}"
@@ -146,6 +160,7 @@ if [ "${status[build]}" = ok ]; then
   fi
   step sft "$bin/sft_bench" --preset "$preset" "${dev[@]}" "${sft_load[@]}"
   step dpo "$bin/dpo_bench" --preset "$preset" "${dev[@]}" "${dpo_load[@]}"
+  step grpo "$bin/grpo_bench" --config "$grpo_model" --out "$out/grpo" "${dev[@]}" "${grpo_load[@]}"
   step rollout_graphs "$bin/rollout_bench" --preset "$preset" "${dev[@]}" "${graphs[@]}"
   step rollout_cascade "$bin/rollout_bench" --preset "$preset" "${dev[@]}" "${rollout_load[@]}" \
     --cascade-decode
@@ -173,6 +188,8 @@ sft_tps=$(field sft '^lora' 4)  # 'lora r16' is two fields
 sft_tflops=$(field sft '^lora' 5)
 sft_mfu=$(field sft '^lora' 6)
 dpo_speedup=$(field dpo '^speed-up' 3)
+grpo_step=$(field grpo '^align grpo' 3)
+grpo_rate=$(field grpo '^align grpo' 7)
 {
   echo "# GPU check ($mode): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
@@ -180,7 +197,7 @@ dpo_speedup=$(field dpo '^speed-up' 3)
   echo
   echo "| step | status | seconds |"
   echo "|---|---|---|"
-  for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs rollout_cascade; do
+  for name in build tests rollout_align rollout_transformers sft dpo grpo rollout_graphs rollout_cascade; do
     echo "| $name | ${status[$name]:-not run} | ${seconds[$name]:--} |"
   done
   echo
@@ -190,6 +207,7 @@ dpo_speedup=$(field dpo '^speed-up' 3)
   echo "| PTS-shaped load tokens/s (${rollout_load[*]}) | ${pts_a:--} | ${pts_t:--} | $(ratio "$pts_a" "$pts_t") |"
   echo "| LoRA SFT (${sft_load[*]}) | ${sft_tps:--} tokens/s, ${sft_tflops:--} TFLOP/s, MFU ${sft_mfu:--} | | |"
   echo "| token-pair DPO, chains vs sequences (pairs/s) | ${dpo_speedup:--} | | |"
+  echo "| GRPO step on $grpo_model (${grpo_load[*]}) | ${grpo_step:--} s/step, ${grpo_rate:--} sampled tokens/s | | |"
   echo "| PTS-shaped load tokens/s, cascade decode vs eager (align) | ${pts_c:--} | ${pts_a:--} | $(ratio "$pts_c" "$pts_a") |"
   echo "| batch-1 decode tokens/s, ${graphs[0]#--} (graphs captured: ${captured:--}) | ${decode_g:--} (${decode_g_roof:-n/a} of the roofline) | ${decode_t:--} | $(ratio "$decode_g" "$decode_t") |"
   echo
@@ -197,9 +215,9 @@ dpo_speedup=$(field dpo '^speed-up' 3)
 } | tee "$out/summary.md"
 
 # Exit status: 0 only when every step ran and every figure of the table was found.
-for name in build tests rollout_align rollout_transformers sft dpo rollout_graphs rollout_cascade; do
+for name in build tests rollout_align rollout_transformers sft dpo grpo rollout_graphs rollout_cascade; do
   [ "${status[$name]:-}" = ok ] || exit 1
 done
-for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup" "$decode_g" "$pts_c"; do
+for figure in "$decode_a" "$decode_t" "$pts_a" "$pts_t" "$sft_tps" "$dpo_speedup" "$grpo_step" "$decode_g" "$pts_c"; do
   [ -n "$figure" ] || { echo "gpu_check: a figure is missing from the logs in $out" >&2; exit 1; }
 done
