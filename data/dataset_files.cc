@@ -130,7 +130,10 @@ bool match_parts(const std::vector<std::string>& p, size_t pi, const std::vector
                  size_t si) {
   if (pi == p.size()) return si == s.size();
   if (p[pi] == "**") {
-    for (size_t k = si; k <= s.size(); ++k)
+    // A trailing "**" stands for the files below a folder: at least one part (fsspec's glob, as
+    // datasets resolves "**/valid[-._ 0-9]*/**": a file valid.parquet is not in it).
+    const size_t least = pi + 1 == p.size() ? 1 : 0;
+    for (size_t k = si + least; k <= s.size(); ++k)
       if (match_parts(p, pi + 1, s, k)) return true;
     return false;
   }
@@ -142,6 +145,7 @@ std::vector<std::string> matching(const std::string& pattern,
   std::vector<std::string> out;
   for (const std::string& f : files)
     if (glob_match(pattern, f)) out.push_back(f);
+  std::sort(out.begin(), out.end());  // fsspec's glob returns paths sorted
   return out;
 }
 
@@ -276,7 +280,7 @@ DatasetFiles resolve_dataset_files(const std::string& source, const std::string&
   if (fs::exists(source, error))
     throw InputError(key + ": " + source + ": neither a file nor a folder");
   const std::optional<HubId> id = parse_hub_id(base);
-  if (!id) throw InputError(key + ": " + source + ": no such file or folder");
+  if (!id) throw IoError(key + ": " + source + ": no such file or folder");
   const std::string snapshot =
       require_hub_snapshot(base, *id, HubRepoType::kDataset, key, "a local file or folder", env);
   return folder_split(snapshot, split, key + ": " + source + " (" + snapshot + ")");

@@ -104,8 +104,10 @@ TEST(HubCacheCli, MissingIdsListWhereTheyWereLookedFor) {
   HubFixture f;
   testing::CliResult r = f.align("HF_HUB_CACHE=" + f.cache, "tokenize --model org/nope --text hi");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("--model: org/nope: neither a local directory nor a Hugging Face hub id"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("--model: org/nope: neither a local directory nor a Hugging Face model id in "
+                    "the local cache"),
+      std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find(f.cache + " (the cache, from HF_HUB_CACHE)"), std::string::npos)
       << r.output;
