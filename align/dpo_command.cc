@@ -49,16 +49,18 @@ void add_dpo_command(CLI::App& app) {
         [](const DpoConfig& c) { return to_json(c); });
     if (!read) return;
     const DpoConfig config = *read;
+    // --write-reference writes one JSONL and trains nothing: no run in output.dir to record.
+    if (!opt->write_reference.empty()) {
+      return write_dpo_reference(config, opt->write_reference,
+                                 join_launched_job(config.model.device, "model.device"));
+    }
     auto train = [&] {
       DpoRunOptions run;
       run.resume = opt->resume;
       run.source = opt->flags.config;
-      run.write_reference = opt->write_reference;
       run.group = join_launched_job(config.model.device, "model.device");
       run_dpo(config, run);
     };
-    // --write-reference writes one JSONL and trains nothing: no run in output.dir to record.
-    if (!opt->write_reference.empty()) return train();
     record_run(config.output.dir, resolved_device_name(config.model.device, "model.device"), train);
   });
 }

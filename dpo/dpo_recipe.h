@@ -39,9 +39,6 @@ namespace align {
 
 struct DpoRunOptions {
   bool resume = false;
-  // Instead of training: score data.train with the reference model and write it with
-  // ref_chosen_logps / ref_rejected_logps to this path (for reference.type precomputed).
-  std::string write_reference;
   // The data-parallel job (null: single process), as for SftRunOptions::group: each rank runs
   // its share of every step's micro-batches, gradients are summed, only rank 0 writes.
   std::shared_ptr<ProcessGroup> group;
@@ -61,5 +58,13 @@ struct DpoRunResult {
 };
 
 DpoRunResult run_dpo(const DpoConfig& config, const DpoRunOptions& options);
+
+// `align dpo --write-reference OUT`, instead of training: scores data.train with the reference
+// model (reference.path, else model.path; loaded as the policy's base is) and writes its records
+// with ref_chosen_logps / ref_rejected_logps to the JSONL `out_path` (for reference.type
+// precomputed). Writes nothing into output.dir. One process only: a `group` of more than one rank
+// is an InputError (null: a single process).
+void write_dpo_reference(const DpoConfig& config, const std::string& out_path,
+                         std::shared_ptr<ProcessGroup> group = nullptr);
 
 }  // namespace align
