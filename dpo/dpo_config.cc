@@ -5,6 +5,22 @@
 
 namespace align {
 
+void check_eval_section(const DpoEvalSection& eval, const std::string& source,
+                        const std::string& oracle_hint) {
+  auto check = [&](bool ok, const char* field, const std::string& what) {
+    check_config(ok, source, field, what);
+  };
+  check(eval.every >= 0, "eval.every", "must be >= 0");
+  check(eval.limit >= 0, "eval.limit", "must be >= 0");
+  check(eval.confidence > 0 && eval.confidence < 1, "eval.confidence", "must be in (0, 1)");
+  check(eval.max_clipped_ratio >= 0 && eval.max_clipped_ratio <= 1, "eval.max_clipped_ratio",
+        "must be in [0, 1] (a fraction of the samples; 1: no limit)");
+  check(eval.oracle.is_object() && !eval.oracle.empty(), "eval.oracle",
+        "eval.queries needs an oracle: " + oracle_hint);
+  check(eval.sampling.num_samples > 0, "eval.sampling.num_samples", "must be positive");
+  check_sampling_sections(eval.sampling, eval.rollout, source, "eval.");
+}
+
 DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
                            const std::string& key_prefix) {
   DpoConfig c;
@@ -35,17 +51,7 @@ DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
     throw InputError(source + ": " + e.what());
   }
   check(c.dpo.nll_weight >= 0, "dpo.nll_weight", "must be >= 0");
-  if (c.eval.enabled()) {
-    check(c.eval.every >= 0, "eval.every", "must be >= 0");
-    check(c.eval.limit >= 0, "eval.limit", "must be >= 0");
-    check(c.eval.confidence > 0 && c.eval.confidence < 1, "eval.confidence", "must be in (0, 1)");
-    check(c.eval.max_clipped_ratio >= 0 && c.eval.max_clipped_ratio <= 1, "eval.max_clipped_ratio",
-          "must be in [0, 1] (a fraction of the samples; 1: no limit)");
-    check(c.eval.oracle.is_object() && !c.eval.oracle.empty(), "eval.oracle",
-          "eval.queries needs an oracle: {\"type\": ...} (docs/oracles.md)");
-    check(c.eval.sampling.num_samples > 0, "eval.sampling.num_samples", "must be positive");
-    check_sampling_sections(c.eval.sampling, c.eval.rollout, source, "eval.");
-  }
+  if (c.eval.enabled()) check_eval_section(c.eval, source, "{\"type\": ...} (docs/oracles.md)");
   check_train_sections(c, source);
   return c;
 }

@@ -151,6 +151,12 @@ struct DpoConfig : TrainSections {
   }
 };
 
+// Checks an enabled eval section (every, limit, confidence, max_clipped_ratio, the oracle, the
+// sampling); `oracle_hint` ends the message of a missing oracle. Throws InputError naming
+// `source` and the eval.* key.
+void check_eval_section(const DpoEvalSection& eval, const std::string& source,
+                        const std::string& oracle_hint);
+
 // Reads, validates and resolves reference.type auto. Throws InputError "source: key.path: ...".
 // `key_prefix`: where this config sits in a larger one (the pipeline's "dpo"), for messages.
 DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "model/logprobs.h"
 
 namespace align {
 namespace {
@@ -150,16 +151,8 @@ PairBatch make_chain_batch(const std::vector<TokenPair>& pairs,
 PairLogps score_pairs(const Phi3Model& model, const PairBatch& b, bool checkpoint_layers,
                       int64_t chunk_tokens) {
   const torch::Device device = model.device();
-  ForwardInput in;
-  in.tokens = b.tokens.to(device);
-  in.valid = b.valid;
-  in.logits = LogitsAt::kNone;
-  in.return_hidden = true;
-  in.checkpoint_layers = checkpoint_layers;
-  const torch::Tensor hidden = model.forward(in).hidden;  // [R, T, C]
-  const torch::Tensor h =
-      hidden.reshape({-1, hidden.size(-1)}).index_select(0, b.positions.to(device));  // [U, C]
-  const torch::Tensor targets = b.entry_targets.to(device);                           // [M]
+  const torch::Tensor h = hidden_at(model, b.tokens, b.valid, b.positions, checkpoint_layers);
+  const torch::Tensor targets = b.entry_targets.to(device);  // [M]
   const int64_t U = h.size(0);
   std::vector<torch::Tensor> values, means;  // per chunk [m] fp32
   for (int64_t u = 0; u < U; u += chunk_tokens) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "model/logprobs.h"
 
 namespace align {
 
@@ -56,15 +57,7 @@ CompletionScores score_completions(const Phi3Model& model, const CompletionBatch
                                    int64_t chunk_tokens) {
   if (!(temperature > 0)) throw InputError("score_completions: temperature must be positive");
   const torch::Device device = model.device();
-  ForwardInput in;
-  in.tokens = b.tokens.to(device);
-  in.valid = b.valid;
-  in.logits = LogitsAt::kNone;
-  in.return_hidden = true;
-  in.checkpoint_layers = checkpoint_layers;
-  const torch::Tensor hidden = model.forward(in).hidden;  // [B, T, C]
-  const torch::Tensor h =
-      hidden.reshape({-1, hidden.size(-1)}).index_select(0, b.positions.to(device));  // [U, C]
+  const torch::Tensor h = hidden_at(model, b.tokens, b.valid, b.positions, checkpoint_layers);
   const torch::Tensor targets = b.targets.to(device);
   const int64_t U = h.size(0);
   std::vector<torch::Tensor> values, entropies;  // per chunk [n] fp32

@@ -62,15 +62,7 @@ GrpoConfig parse_grpo_config(const nlohmann::json& j, const std::string& source,
 
   if (c.eval.enabled()) {
     if (c.eval.oracle.empty()) c.eval.oracle = c.oracle;
-    check(c.eval.every >= 0, "eval.every", "must be >= 0");
-    check(c.eval.limit >= 0, "eval.limit", "must be >= 0");
-    check(c.eval.confidence > 0 && c.eval.confidence < 1, "eval.confidence", "must be in (0, 1)");
-    check(c.eval.max_clipped_ratio >= 0 && c.eval.max_clipped_ratio <= 1, "eval.max_clipped_ratio",
-          "must be in [0, 1] (a fraction of the samples; 1: no limit)");
-    check(c.eval.oracle.is_object() && !c.eval.oracle.empty(), "eval.oracle",
-          "eval.queries needs an oracle: eval.oracle or the oracle section (docs/oracles.md)");
-    check(c.eval.sampling.num_samples > 0, "eval.sampling.num_samples", "must be positive");
-    check_sampling_sections(c.eval.sampling, c.eval.rollout, source, "eval.");
+    check_eval_section(c.eval, source, "eval.oracle or the oracle section (docs/oracles.md)");
   }
   check_train_sections(c, source);
   return c;

@@ -6,6 +6,20 @@
 
 namespace align {
 
+torch::Tensor hidden_at(const Phi3Model& model, const torch::Tensor& tokens,
+                        const std::vector<int64_t>& valid, const torch::Tensor& flat_positions,
+                        bool checkpoint_layers) {
+  const torch::Device device = model.device();
+  ForwardInput in;
+  in.tokens = tokens.to(device);
+  in.valid = valid;
+  in.logits = LogitsAt::kNone;
+  in.return_hidden = true;
+  in.checkpoint_layers = checkpoint_layers;
+  const torch::Tensor hidden = model.forward(in).hidden;  // [B, T, C]
+  return hidden.reshape({-1, hidden.size(-1)}).index_select(0, flat_positions.to(device));
+}
+
 torch::Tensor logprobs_from_hidden(const Phi3Model& model, const torch::Tensor& hidden,
                                    const torch::Tensor& targets, int64_t chunk_tokens) {
   if (chunk_tokens <= 0) {

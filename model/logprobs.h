@@ -6,6 +6,8 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
 #include "model/phi3_model.h"
 
 namespace align {
@@ -20,6 +22,13 @@ struct LogprobOptions {
 // token of every segment (nothing of its own sequence precedes it), is 0.
 torch::Tensor token_logprobs(const Phi3Model& model, const torch::Tensor& tokens,
                              const LogprobOptions& options = {});
+
+// The final hidden states [U, C] (model dtype, on the model's device) at the flat positions
+// b * T + t of right-padded rows tokens [B, T] (`valid` real tokens per row): one forward, no
+// logits, so callers form [chunk, V] logits themselves (DPO pairs, GRPO completions).
+torch::Tensor hidden_at(const Phi3Model& model, const torch::Tensor& tokens,
+                        const std::vector<int64_t>& valid, const torch::Tensor& flat_positions,
+                        bool checkpoint_layers);
 
 // hidden [N, C] (after the final norm), targets [N] int64 -> [N] fp32: log p(target | hidden).
 torch::Tensor logprobs_from_hidden(const Phi3Model& model, const torch::Tensor& hidden,
