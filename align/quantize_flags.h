@@ -1,6 +1,6 @@
 // --quantize and --double-quant: how the commands that load a model from flags (align generate,
 // align logprobs) store its frozen projections; the flag spelling of model.quantize and
-// model.double_quant in the eval and pts configs (docs/qlora.md).
+// model.double_quant in every run config (docs/qlora.md).
 #pragma once
 
 #include <CLI/CLI.hpp>

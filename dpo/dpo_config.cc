@@ -24,7 +24,7 @@ void check_eval_section(const DpoEvalSection& eval, const std::string& source,
 DpoConfig parse_dpo_config(const nlohmann::json& j, const std::string& source,
                            const std::string& key_prefix) {
   DpoConfig c;
-  const nlohmann::json spelled = with_peft_spellings(j);
+  const nlohmann::json spelled = with_peft_spellings(j, source, key_prefix);
   ConfigReader root(spelled, source, key_prefix);
   read_fields(root, c);
 

@@ -192,7 +192,7 @@ Reference load_reference(const DpoConfig& cfg, TrainRun& run, const std::string&
   std::optional<Phi3Model> ref_model;
   const ReferenceType ref_type = cfg.reference.type;
   if (ref_type == ReferenceType::kCheckpoint) {
-    ref_model = Phi3Model::load(ref_dir, run.dtype(), run.device(), base_quantization(cfg.lora));
+    ref_model = Phi3Model::load(ref_dir, run.dtype(), run.device(), base_quantization(cfg.model));
   } else if (ref_type == ReferenceType::kPrecomputed) {
     for (const PairData* d : std::vector<const PairData*>{&data.train, &data.eval}) {
       if (d->num_units() > 0 && !d->has_reference()) {
@@ -203,7 +203,7 @@ Reference load_reference(const DpoConfig& cfg, TrainRun& run, const std::string&
     }
     if (!cfg.reference.path.empty() && cfg.reference.check_pairs > 0) {
       const Phi3Model check =
-          Phi3Model::load(ref_dir, run.dtype(), run.device(), base_quantization(cfg.lora));
+          Phi3Model::load(ref_dir, run.dtype(), run.device(), base_quantization(cfg.model));
       result.reference_check = check_reference_logps(check, data.train, cfg.reference.check_pairs);
       std::cerr << "dpo: stored reference log-probs vs " << cfg.reference.path << ": max abs diff "
                 << result.reference_check << "\n";
@@ -377,9 +377,9 @@ void write_dpo_reference(const DpoConfig& cfg, const std::string& out_path,
   const std::string ref_name = own_reference ? cfg.reference.path : cfg.model.path;
   const std::string ref_dir =
       own_reference ? resolve_model_dir(cfg.reference.path, "reference.path").dir : model_dir;
-  // Loaded as the policy's base is (lora.quantize: NF4 under QLoRA).
+  // Loaded as the policy's base is (model.quantize: NF4 under QLoRA).
   const Phi3Model ref = Phi3Model::load(ref_dir, resolve_dtype(cfg.model.dtype, device), device,
-                                        base_quantization(cfg.lora));
+                                        base_quantization(cfg.model));
   write_reference_logps(ref, data.train, cfg.data.train, out_path, cfg.data.batch_size);
   std::cerr << "dpo: wrote reference log-probs from " << ref_name << " to " << out_path << "\n";
 }

@@ -12,25 +12,22 @@
 
 #include "kernels/sampling_op.h"
 #include "model/device_options.h"
-#include "model/nf4.h"
+#include "model/quantize_fields.h"
 #include "rollout/engine.h"
 
 namespace align {
 
 // The model section of a sampling config: the model, and whether its frozen projections load in
-// NF4 (docs/qlora.md: PTS and eval on a quantised base, as bitsandbytes' load_in_4bit does).
-struct QueryModelSection : ModelSection {
-  QuantizeChoice quantize = QuantizeChoice::kNone;
-  bool double_quant = true;
-
+// NF4 (docs/qlora.md: PTS and eval on a quantised base, as bitsandbytes' load_in_4bit does; the
+// same model.quantize and model.double_quant keys as the trainers').
+struct QueryModelSection : ModelSection, QuantizeFields {
   template <typename V>
   void fields(V& v) {
     ModelSection::fields(v);
-    v("quantize", quantize,
-      "nf4: load the four projections of every layer in 4-bit NormalFloat (bitsandbytes' "
-      "scheme, as lora.quantize); embeddings, norms and lm_head in the model dtype");
-    v("double_quant", double_quant,
-      "with nf4: also quantise the absmax of each block to 8 bits (bnb_4bit_use_double_quant)");
+    QuantizeFields::fields(
+        v,
+        "nf4: load the four projections of every layer in 4-bit NormalFloat (bitsandbytes' "
+        "scheme, as load_in_4bit does); embeddings, norms and lm_head in the model dtype");
   }
 };
 

@@ -8,7 +8,7 @@ namespace align {
 GrpoConfig parse_grpo_config(const nlohmann::json& j, const std::string& source,
                              const std::string& key_prefix) {
   GrpoConfig c;
-  const nlohmann::json spelled = with_peft_spellings(j);
+  const nlohmann::json spelled = with_peft_spellings(j, source, key_prefix);
   ConfigReader root(spelled, source, key_prefix);
   read_fields(root, c);
 

@@ -152,7 +152,7 @@ GrpoRunResult run_grpo(const GrpoConfig& cfg, const GrpoRunOptions& options) {
     std::optional<Phi3Model> frozen;
     if (cfg.reference.type == ReferenceType::kCheckpoint) {
       frozen = Phi3Model::load(resolve_model_dir(cfg.reference.path, "reference.path").dir,
-                               run.dtype(), run.device(), base_quantization(cfg.lora));
+                               run.dtype(), run.device(), base_quantization(cfg.model));
     }
     reference.emplace(cfg.reference.type, std::move(frozen));
   }

@@ -31,9 +31,9 @@ struct Nf4Options {
   bool double_quant = true;  // bnb_4bit_use_double_quant: 8-bit absmax in blocks of 256
 };
 
-// How a frozen base stores its projections, as configs and flags spell it: lora.quantize (align
-// sft, align dpo: QLoRA), model.quantize (align eval, align pts), --quantize (align generate,
-// align logprobs); each beside a double_quant switch.
+// How a frozen base stores its projections, as configs and flags spell it: model.quantize in every
+// run config (model/quantize_fields.h: QLoRA in align sft, dpo, grpo; sampling in align eval,
+// pts), --quantize (align generate, align logprobs); each beside a double_quant switch.
 enum class QuantizeChoice { kNone, kNf4 };
 
 template <>

@@ -7,7 +7,7 @@ namespace align {
 SftConfig parse_sft_config(const nlohmann::json& j, const std::string& source,
                            const std::string& key_prefix) {
   SftConfig c;
-  const nlohmann::json spelled = with_peft_spellings(j);
+  const nlohmann::json spelled = with_peft_spellings(j, source, key_prefix);
   ConfigReader root(spelled, source, key_prefix);
   read_fields(root, c);
   check_config(c.data.max_seq_len > 1, source, "data.max_seq_len", "must be at least 2");

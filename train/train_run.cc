@@ -72,7 +72,8 @@ TrainRun::TrainRun(std::string name, const TrainSections& sections, nlohmann::js
 }
 
 Phi3Model TrainRun::load_policy() {
-  Phi3Model model = Phi3Model::load(model_.dir, dtype_, device_, base_quantization(sections_.lora));
+  Phi3Model model =
+      Phi3Model::load(model_.dir, dtype_, device_, base_quantization(sections_.model));
   model.make_weights_owned();
   const LoraSection& l = sections_.lora;
   if (l.enabled) {

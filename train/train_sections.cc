@@ -1,11 +1,23 @@
 #include "train/train_sections.h"
 
 #include "common/config_reader.h"
+#include "common/error.h"
 #include "model/lora.h"
 
 namespace align {
 
-nlohmann::json with_peft_spellings(const nlohmann::json& config) {
+nlohmann::json with_peft_spellings(const nlohmann::json& config, const std::string& source,
+                                   const std::string& key_prefix) {
+  // Keys that moved to the model section (one path for every command): refused naming where they
+  // are now, not left to the unknown-key error's guess.
+  if (config.is_object() && config.contains("lora") && config["lora"].is_object()) {
+    for (const char* key : {"quantize", "double_quant"}) {
+      if (!config["lora"].contains(key)) continue;
+      const std::string at = key_prefix.empty() ? "" : key_prefix + ".";
+      throw InputError(source + ": " + at + "lora." + key + ": moved to " + at + "model." + key +
+                       " (one key for every command)");
+    }
+  }
   nlohmann::json out = config;
   if (out.is_object() && out.contains("lora") && out["lora"].is_object() &&
       out["lora"].contains("target_modules") && out["lora"]["target_modules"].is_string()) {
@@ -46,7 +58,7 @@ void check_train_sections(TrainSections& s, const std::string& source) {
   check(s.output.keep_last > 0, "output.keep_last", "must be positive");
   check(s.output.max_shard_size > 0, "output.max_shard_size", "must be positive");
   check(!s.output.merge_lora || s.lora.enabled, "output.merge_lora", "needs lora.enabled");
-  check(s.lora.quantize == QuantizeChoice::kNone || s.lora.enabled, "lora.quantize",
+  check(s.model.quantize == QuantizeChoice::kNone || s.lora.enabled, "model.quantize",
         "nf4 needs lora.enabled (the quantised base is frozen: QLoRA trains adapters on it)");
   for (const std::string& sink : s.output.report_to) {
     check(sink == "jsonl" || sink == "tensorboard", "output.report_to",
@@ -54,8 +66,8 @@ void check_train_sections(TrainSections& s, const std::string& source) {
   }
 }
 
-std::optional<Nf4Options> base_quantization(const LoraSection& lora) {
-  return quantize_options(lora.quantize, lora.double_quant);
+std::optional<Nf4Options> base_quantization(const TrainModelSection& model) {
+  return quantize_options(model.quantize, model.double_quant);
 }
 
 }  // namespace align

@@ -12,17 +12,23 @@
 #include <vector>
 
 #include "model/device_options.h"
-#include "model/nf4.h"
+#include "model/quantize_fields.h"
 #include "train/lr_schedule.h"
 
 namespace align {
 
-struct TrainModelSection : ModelSection {
+// The model to train, how its base loads (model.quantize: QLoRA) and how backward recomputes.
+struct TrainModelSection : ModelSection, QuantizeFields {
   bool activation_checkpointing = false;
 
   template <typename V>
   void fields(V& v) {
     ModelSection::fields(v);
+    QuantizeFields::fields(
+        v,
+        "nf4: QLoRA (needs lora.enabled), the frozen projections stored in 4-bit NormalFloat "
+        "(bitsandbytes' scheme, quantised at load), embeddings, norms and lm_head in the model "
+        "dtype");
     v("activation_checkpointing", activation_checkpointing,
       "recompute each layer in backward instead of keeping its activations");
   }
@@ -88,8 +94,6 @@ struct LoraSection {
   double alpha = 32;
   double dropout = 0.05;
   std::vector<std::string> target_modules = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
-  QuantizeChoice quantize = QuantizeChoice::kNone;
-  bool double_quant = true;
 
   template <typename V>
   void fields(V& v) {
@@ -99,11 +103,6 @@ struct LoraSection {
     v("dropout", dropout, "dropout on the adapter input");
     v("target_modules", target_modules,
       "projections that get adapters, or \"all-linear\" (PEFT's: all four)");
-    v("quantize", quantize,
-      "nf4: QLoRA, the frozen projections stored in 4-bit NormalFloat (bitsandbytes' scheme, "
-      "quantised at load), embeddings, norms and lm_head in the model dtype");
-    v("double_quant", double_quant,
-      "with nf4: also quantise the absmax of each block to 8 bits (bnb_4bit_use_double_quant)");
   }
 };
 
@@ -147,14 +146,18 @@ struct TrainSections {
 };
 
 // `config` with lora.target_modules given as a string (PEFT's target_modules="all-linear") read as
-// the one-element list; the rest as is. The trainers' parsers read their JSON through it.
-nlohmann::json with_peft_spellings(const nlohmann::json& config);
+// the one-element list; the rest as is. The trainers' parsers read their JSON through it. Throws
+// InputError "source: lora.quantize: moved to model.quantize (one key for every command)" for a
+// key that moved (lora.quantize, lora.double_quant), its path under `key_prefix` (the pipeline's
+// "sft") when given.
+nlohmann::json with_peft_spellings(const nlohmann::json& config, const std::string& source,
+                                   const std::string& key_prefix = "");
 
 // Range checks; throws InputError "source: key.path: what". Also resolves lora.target_modules
 // "all-linear" into the module names.
 void check_train_sections(TrainSections& s, const std::string& source);
 
-// How the base model loads under lora.quantize: NF4 options for "nf4", nullopt for "none".
-std::optional<Nf4Options> base_quantization(const LoraSection& lora);
+// How the base model loads under model.quantize: NF4 options for "nf4", nullopt for "none".
+std::optional<Nf4Options> base_quantization(const TrainModelSection& model);
 
 }  // namespace align

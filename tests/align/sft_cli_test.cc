@@ -143,7 +143,7 @@ TEST(SftCli, LoraRunWritesAPeftAdapterAndMergedModel) {
   EXPECT_TRUE(fs::exists(f.dir.file("lora/merged/config.json")));
 }
 
-// QLoRA (lora.quantize nf4): the same run on an NF4 base writes a standard PEFT adapter and a
+// QLoRA (model.quantize nf4): the same run on an NF4 base writes a standard PEFT adapter and a
 // dense merged model in the model dtype (deq(W) + scale B A); its losses stay within 2% of the
 // LoRA run's on the same batches (tests/model/nf4_test.cc bounds one batch exactly). nf4 without
 // LoRA is a config error.
@@ -151,10 +151,10 @@ TEST(SftCli, QloraRunWritesAStandardAdapterAndADenseMergedModel) {
   SftFixture f;
   std::string log;
   auto extra = [](const std::string& quantize) {
-    return nlohmann::json{
-        {"lora", {{"enabled", true}, {"rank", 4}, {"alpha", 8}, {"quantize", quantize}}},
-        {"output", {{"merge_lora", true}}},
-        {"schedule", {{"max_steps", 4}}}};
+    return nlohmann::json{{"model", {{"quantize", quantize}}},
+                          {"lora", {{"enabled", true}, {"rank", 4}, {"alpha", 8}}},
+                          {"output", {{"merge_lora", true}}},
+                          {"schedule", {{"max_steps", 4}}}};
   };
   ASSERT_EQ(run("sft --config " + f.config("qlora", extra("nf4")), &log), 0) << log;
   ASSERT_EQ(run("sft --config " + f.config("lora", extra("none")), &log), 0) << log;
@@ -187,12 +187,29 @@ TEST(SftCli, QloraRunWritesAStandardAdapterAndADenseMergedModel) {
   EXPECT_EQ(run("logprobs --model " + f.dir.file("qlora/merged") + " --input " +
                 f.dir.file("in.jsonl") + " --output " + f.dir.file("out.jsonl")),
             0);
-  nlohmann::json bad = {{"lora", {{"enabled", false}, {"quantize", "nf4"}}}};
+  nlohmann::json bad = {{"model", {{"quantize", "nf4"}}}, {"lora", {{"enabled", false}}}};
   EXPECT_NE(run("sft --config " + f.config("bad", bad), &log), 0);
-  EXPECT_NE(log.find("lora.quantize"), std::string::npos) << log;
-  bad = {{"lora", {{"enabled", true}, {"quantize", "int8"}}}};
+  EXPECT_NE(log.find("model.quantize: nf4 needs lora.enabled"), std::string::npos) << log;
+  bad = {{"model", {{"quantize", "int8"}}}, {"lora", {{"enabled", true}}}};
   EXPECT_NE(run("sft --config " + f.config("bad2", bad), &log), 0);
-  EXPECT_NE(log.find("lora.quantize"), std::string::npos) << log;
+  EXPECT_NE(log.find("model.quantize: expected none or nf4, found 'int8'"), std::string::npos)
+      << log;
+}
+
+// model.quantize is the one key path of every command; the trainers' old lora.quantize and
+// lora.double_quant are refused before anything loads, naming where they moved.
+TEST(SftCli, LoraQuantizeIsRefusedNamingModelQuantize) {
+  SftFixture f;
+  std::string log;
+  const std::string cfg = f.config("moved", {{"lora", {{"enabled", true}, {"quantize", "nf4"}}}});
+  EXPECT_NE(run("sft --config " + cfg, &log), 0);
+  EXPECT_NE(log.find(cfg + ": lora.quantize: moved to model.quantize (one key for every command)"),
+            std::string::npos)
+      << log;
+  EXPECT_FALSE(fs::exists(f.dir.file("moved")));
+  const std::string cfg2 = f.config("moved2", {{"lora", {{"double_quant", false}}}});
+  EXPECT_NE(run("sft --config " + cfg2, &log), 0);
+  EXPECT_NE(log.find("lora.double_quant: moved to model.double_quant"), std::string::npos) << log;
 }
 
 // PEFT's target_modules="all-linear" (as a string or in the list) means the four projections, in
