@@ -16,15 +16,16 @@
 #include <thread>
 
 #include "common/atomic_file.h"
-#include "model/checkpoint.h"
 #include "tests/align/cli_runner.h"
 #include "tests/align/toy_task.h"
+#include "tests/model/checkpoint_diff.h"
 #include "tests/parallel/rank_launcher.h"
 #include "tests/test_util.h"
 
 namespace align {
 namespace {
 
+using testing::max_weight_diff;
 using testing::read_jsonl;
 using testing::run;
 namespace fs = std::filesystem;
@@ -175,18 +176,6 @@ TEST(GrpoCli, KilledRunsResumeToTheSameAdapterByteForByte) {
   }
 }
 
-double max_weight_diff(const std::string& a, const std::string& b) {
-  const Checkpoint x = Checkpoint::open(a), y = Checkpoint::open(b);
-  EXPECT_EQ(x.names(), y.names());
-  double diff = 0;
-  for (const std::string& name : x.names()) {
-    const torch::Tensor u = x.get(name, torch::kFloat64, torch::kCPU);
-    const torch::Tensor v = y.get(name, torch::kFloat64, torch::kCPU);
-    diff = std::max(diff, (u - v).abs().max().item<double>());
-  }
-  return diff;
-}
-
 TEST(GrpoCli, TwoRanksEndWithTheSingleProcessWeights) {
   GrpoFixture f;
   std::string log;
@@ -253,13 +242,14 @@ TEST(GrpoCli, HeldOutEvalKeepsTheBestStep) {
   // "left", so held-out pass@1 falls and the best step is the start.
   const std::string held =
       f.task.queries("held", {testing::toy_names()[0], testing::toy_names()[1]}, 2);
-  const nlohmann::json extra = {{"schedule", {{"max_steps", 12}}},
-                                {"eval",
-                                 {{"queries", held},
-                                  {"every", 6},
-                                  {"oracle", {{"type", "regex"}, {"pattern", "right"}}},
-                                  {"sampling", {{"max_new_tokens", 12}, {"num_samples", 8}}}}},
-                                {"output", {{"save_every", 0}, {"keep_last", 1}, {"merge_lora", true}}}};
+  const nlohmann::json extra = {
+      {"schedule", {{"max_steps", 12}}},
+      {"eval",
+       {{"queries", held},
+        {"every", 6},
+        {"oracle", {{"type", "regex"}, {"pattern", "right"}}},
+        {"sampling", {{"max_new_tokens", 12}, {"num_samples", 8}}}}},
+      {"output", {{"save_every", 0}, {"keep_last", 1}, {"merge_lora", true}}}};
   std::string log;
   ASSERT_EQ(run("grpo --config " + f.config("held", extra), &log), 0) << log;
   const nlohmann::json best = nlohmann::json::parse(read_file(f.out("held/best.json")));

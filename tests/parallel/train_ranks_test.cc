@@ -12,6 +12,7 @@
 #include "model/checkpoint.h"
 #include "tests/align/cli_runner.h"
 #include "tests/align/toy_task.h"
+#include "tests/model/checkpoint_diff.h"
 #include "tests/parallel/rank_launcher.h"
 #include "tests/test_util.h"
 
@@ -19,21 +20,9 @@ namespace align {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::max_weight_diff;
 using testing::read_jsonl;
 using testing::run;
-
-// Largest absolute difference between the tensors of two checkpoints (same names required).
-double max_weight_diff(const std::string& a, const std::string& b) {
-  const Checkpoint x = Checkpoint::open(a), y = Checkpoint::open(b);
-  EXPECT_EQ(x.names(), y.names());
-  double diff = 0;
-  for (const std::string& name : x.names()) {
-    const torch::Tensor u = x.get(name, torch::kFloat64, torch::kCPU);
-    const torch::Tensor v = y.get(name, torch::kFloat64, torch::kCPU);
-    diff = std::max(diff, (u - v).abs().max().item<double>());
-  }
-  return diff;
-}
 
 // The logged values of metrics.jsonl that do not depend on timing.
 std::vector<nlohmann::json> metrics(const std::string& out) {
